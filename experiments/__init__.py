@@ -1,0 +1,1 @@
+"""The experiment harness, the results store, the executors, the CLI and the configs."""

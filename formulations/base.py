@@ -1,0 +1,154 @@
+"""The :class:`Formulation` base class and the ``FORMULATIONS`` registry.
+
+A formulation proves a lower bound on OPT(instance, k). :meth:`Formulation.run` is the
+framework's gate around every bound:
+
+* the bound is never reported below the combinatorial bound ``max(W/k, max_v w(v))``
+  (always valid, see :func:`combinatorial_bound`), because a solver that stops before its
+  root LP reports 0;
+* a partition found on the way is feasibility-checked and re-scored by the reference cost;
+* a bound above a known feasible value (beyond :data:`pipecert.BOUND_RTOL`) is a bug: the run
+  becomes ``status=error`` with ``error="invalid bound ..."`` and no bound, never a result;
+* a bound within tolerance above the best known value is clamped to it.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+import traceback
+from typing import ClassVar
+
+from pipecert.instance import Instance, validate_k
+from pipecert.partition import check_feasible, evaluate
+from pipecert.registry import Method, Registry
+from pipecert.results import (
+    BoundResult,
+    Budget,
+    RunOutcome,
+    SolveContext,
+    Status,
+    bound_exceeds,
+)
+
+__all__ = ["Formulation", "FORMULATIONS", "combinatorial_bound"]
+
+
+def combinatorial_bound(instance: Instance, k: int) -> float:
+    """``LB_comb = max(W / k, max_v w(v))`` (spec §4.1).
+
+    Valid because the k stage costs sum to at least W (each node's work is paid by its
+    stage) and the stage holding v costs at least w(v).
+    """
+    return max(instance.total_work / k, float(instance.work.max()))
+
+
+class Formulation(Method, abc.ABC):
+    """Base class of every lower-bound method.
+
+    Subclasses set ``name`` (and ``citation``), take their parameters as keyword-only
+    constructor arguments stored as attributes, and implement :meth:`lower_bound`. The
+    module docstring of a formulation states its model, what it relaxes, why its value is a
+    valid lower bound, and its size in n, m, k.
+
+    Attributes
+    ----------
+    exact : bool
+        True if, solved to optimality, the method returns OPT (the brute-force tests then
+        check equality whenever it reports ``Status.OPTIMAL``).
+    dominates : tuple of str
+        Registry names whose bound this one is claimed to be at least as strong as on every
+        instance (the claim is tested).
+    """
+
+    exact: ClassVar[bool] = False
+    dominates: ClassVar[tuple[str, ...]] = ()
+
+    @abc.abstractmethod
+    def lower_bound(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        context: SolveContext | None = None,
+    ) -> BoundResult:
+        """Prove a lower bound on OPT(instance, k) within ``budget``.
+
+        Returns
+        -------
+        BoundResult
+            ``bound`` must be valid (<= OPT) or None. Return the best bound proven so far
+            when the budget runs out.
+        """
+
+    def run(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget | None = None,
+        context: SolveContext | None = None,
+        *,
+        raise_errors: bool = False,
+        floor: bool = True,
+    ) -> RunOutcome:
+        """Run :meth:`lower_bound` and validate its output (see the module docstring).
+
+        ``floor=False`` reports the method's own bound without the combinatorial floor.
+        """
+        k = validate_k(k)
+        budget = budget if budget is not None else Budget()
+        mid = self.method_id()
+        ok, reason = self.supports(instance, k)
+        if not ok:
+            return RunOutcome(mid, "bound", Status.UNSUPPORTED, 0.0, error=reason)
+        t0 = time.perf_counter()
+        try:
+            res = self.lower_bound(instance, k, budget, context)
+        except Exception as exc:
+            if raise_errors:
+                raise
+            return RunOutcome(
+                mid, "bound", Status.ERROR, time.perf_counter() - t0,
+                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}",
+            )
+        elapsed = time.perf_counter() - t0
+        stats = dict(res.stats)
+        incumbent = None
+        part = res.partition
+        if part is not None:
+            problems = check_feasible(instance, part, k=k)
+            if problems:
+                msg = f"{mid} returned an infeasible partition: {problems[0]}"
+                if raise_errors:
+                    raise AssertionError(msg)
+                part = None
+                stats["dropped_partition"] = msg
+            else:
+                incumbent = evaluate(instance, part)
+        bound = res.bound
+        status = res.status
+        if bound is not None and floor:
+            bound = max(bound, combinatorial_bound(instance, k))
+        elif bound is None and floor and status is not Status.INFEASIBLE:
+            bound = combinatorial_bound(instance, k)
+            stats["fallback"] = "combinatorial"
+        if bound is not None:
+            known = [x for x in (incumbent, context.upper_bound if context else None)
+                     if x is not None]
+            if known:
+                best = min(known)
+                if bound_exceeds(bound, best):
+                    msg = (f"invalid bound: {mid} reported {bound!r} above the feasible value "
+                           f"{best!r} on {instance.name} (k={k})")
+                    if raise_errors:
+                        from pipecert.errors import InvalidBoundError
+
+                        raise InvalidBoundError(msg)
+                    return RunOutcome(mid, "bound", Status.ERROR, elapsed, incumbent=incumbent,
+                                      partition=part, stats=stats, log=res.log, error=msg)
+                bound = min(bound, best)
+        return RunOutcome(mid, "bound", status, elapsed, bound=bound, incumbent=incumbent,
+                          partition=part, stats=stats, log=res.log)
+
+
+FORMULATIONS: Registry[Formulation] = Registry("formulation", Formulation)

@@ -1,0 +1,116 @@
+"""The :class:`Heuristic` base class and the ``HEURISTICS`` registry.
+
+A heuristic produces a feasible partition (an upper bound on OPT). It never reports the
+partition's value: :meth:`Heuristic.run` re-scores it with the reference cost function and
+checks its feasibility.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+import traceback
+
+import numpy as np
+
+from pipecert.instance import Instance, validate_k
+from pipecert.partition import check_feasible, evaluate
+from pipecert.registry import Method, Registry
+from pipecert.results import Budget, HeuristicResult, RunOutcome, SolveContext, Status
+
+__all__ = ["Heuristic", "HEURISTICS"]
+
+
+class Heuristic(Method, abc.ABC):
+    """Base class of every upper-bound method.
+
+    Subclasses set ``name`` (and ``citation``), take their parameters as keyword-only
+    constructor arguments stored as attributes of the same name, and implement
+    :meth:`solve`. The harness calls :meth:`run`, which calls :meth:`solve` once per
+    ``(instance, k)``, then grades the result.
+
+    Attributes
+    ----------
+    deterministic : bool
+        True if the result does not depend on the random generator.
+    """
+
+    deterministic: bool = False
+
+    @abc.abstractmethod
+    def solve(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        rng: np.random.Generator,
+        context: SolveContext | None = None,
+    ) -> HeuristicResult:
+        """Find a partition of ``instance`` into at most ``k`` stages.
+
+        Parameters
+        ----------
+        instance : Instance
+        k : int
+            Number of stages, >= 1.
+        budget : Budget
+            Stop by ``budget.deadline`` (poll ``budget.expired()``).
+        rng : numpy.random.Generator
+            The only source of randomness.
+        context : SolveContext, optional
+            Known upper bound / partition (e.g. to seed a search or prune a DP).
+
+        Returns
+        -------
+        HeuristicResult
+            The partition (not its value) and stats.
+        """
+
+    def run(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget | None = None,
+        rng: np.random.Generator | int | None = None,
+        context: SolveContext | None = None,
+        *,
+        raise_errors: bool = False,
+    ) -> RunOutcome:
+        """Run :meth:`solve` and grade it: re-score and feasibility-check the partition."""
+        k = validate_k(k)
+        budget = budget if budget is not None else Budget()
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+        t0 = time.perf_counter()
+        ok, reason = self.supports(instance, k)
+        if not ok:
+            return RunOutcome(self.method_id(), "heuristic", Status.UNSUPPORTED, 0.0,
+                              error=reason)
+        try:
+            res = self.solve(instance, k, budget, gen, context)
+        except Exception as exc:
+            if raise_errors:
+                raise
+            return RunOutcome(
+                self.method_id(), "heuristic", Status.ERROR, time.perf_counter() - t0,
+                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}",
+            )
+        elapsed = time.perf_counter() - t0
+        part = res.partition
+        if part is None:
+            return RunOutcome(self.method_id(), "heuristic", res.status, elapsed,
+                              stats=dict(res.stats), log=res.history)
+        problems = check_feasible(instance, part, k=k)
+        if problems:
+            msg = f"{self.method_id()} returned an infeasible partition: {problems[0]}"
+            if raise_errors:
+                raise AssertionError(msg)
+            return RunOutcome(self.method_id(), "heuristic", Status.ERROR, elapsed,
+                              stats=dict(res.stats), error=msg)
+        value = evaluate(instance, part)
+        return RunOutcome(
+            self.method_id(), "heuristic", res.status, elapsed, incumbent=value,
+            partition=part, stats=dict(res.stats), log=res.history,
+        )
+
+
+HEURISTICS: Registry[Heuristic] = Registry("heuristic", Heuristic)

@@ -1,0 +1,587 @@
+"""The problem instance: an immutable DAG with work, communication and memory costs.
+
+An :class:`Instance` holds everything the cost model of spec §2 needs:
+
+* node ids (strings, unique), optional human labels and op types;
+* work ``w(v) >= 0`` and communication cost ``c(v) >= 0`` (the cost of sending ``v``'s output
+  once, paid once by the sending stage and once by every other stage that consumes it);
+* optional memory per node;
+* *data* edges (they carry ``v``'s output and create communication charges) and
+  *precedence-only* edges (they order stages but carry no data, like REGAL control edges);
+* optional co-location groups, a suggested ``k`` and free-form metadata.
+
+Validation happens once, at construction, and every problem raises :class:`InstanceError`
+with one clear line. The array form (CSR adjacency, numpy cost vectors, a topological order)
+is computed once so methods run fast.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pipecert.errors import InputError, InstanceError
+
+__all__ = ["Instance", "validate_k"]
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+
+
+def validate_k(k: object, *, source: str | None = None) -> int:
+    """Return ``k`` as an int, or raise :class:`InputError` if it is not an integer >= 1.
+
+    Examples
+    --------
+    >>> validate_k(4)
+    4
+    """
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise InputError(f"k must be an integer >= 1, got {k!r}", source=source)
+    if k < 1:
+        raise InputError(f"k must be >= 1, got {k}", source=source)
+    return int(k)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.setflags(write=False)
+    return a
+
+
+def _csr(n: int, src: IntArray, dst: IntArray) -> tuple[IntArray, IntArray]:
+    """CSR adjacency (ptr, idx) of the edges src -> dst, neighbours sorted by index."""
+    order = np.lexsort((dst, src))
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=ptr[1:])
+    return _readonly(ptr), _readonly(dst[order].astype(np.int64, copy=True))
+
+
+def _dedupe_edges(n: int, src: IntArray, dst: IntArray) -> tuple[IntArray, IntArray]:
+    if src.size == 0:
+        return src.astype(np.int64), dst.astype(np.int64)
+    key = np.unique(src.astype(np.int64) * n + dst.astype(np.int64))
+    return key // n, key % n
+
+
+class Instance:
+    """An immutable MTPP instance (spec §2.2).
+
+    Parameters
+    ----------
+    nodes : sequence of str
+        Unique node ids. Their order is the instance's *input order*.
+    work, comm : array_like of float
+        ``w(v)`` and ``c(v)`` per node, finite and non-negative.
+    edges : iterable of (str, str)
+        Data edges ``(u, v)``: ``v`` consumes ``u``'s output. Duplicates are merged.
+    precedence_edges : iterable of (str, str), optional
+        Precedence-only edges: ``stage(u) <= stage(v)`` but no communication.
+    memory : array_like of float, optional
+        Memory per node (bytes or any unit), finite and non-negative.
+    name : str
+        Instance id used in results and messages.
+    labels, op_types : sequence of str, optional
+        Human-readable name and operator type per node (kept, never interpreted).
+    groups : array_like of int, optional
+        Co-location group per node (``-1`` = none); nodes sharing a group should share a
+        stage (dnn-partitioning ``colorClass``). Not part of the core objective.
+    suggested_k : int, optional
+        The number of stages the source suggests (dnn-partitioning ``maxFPGAs``).
+    memory_limit : float, optional
+        Memory per stage the source suggests (dnn-partitioning ``maxSizePerFPGA``).
+    metadata : mapping, optional
+        Free-form JSON-serialisable data (units, provenance, cost model).
+    source : str, optional
+        Where the instance came from (a file path); prefixed to every error message.
+
+    Raises
+    ------
+    InstanceError
+        On an empty graph, duplicate ids, a non-finite or negative cost, an edge to an
+        unknown node, a self-loop or a cycle (the message names the nodes on it).
+
+    Examples
+    --------
+    >>> inst = Instance(["a", "b"], work=[1.0, 2.0], comm=[3.0, 0.0], edges=[("a", "b")])
+    >>> inst.n_nodes, inst.n_edges
+    (2, 1)
+    """
+
+    def __init__(
+        self,
+        nodes: Sequence[str],
+        work: ArrayLike,
+        comm: ArrayLike,
+        edges: Iterable[tuple[str, str]] = (),
+        precedence_edges: Iterable[tuple[str, str]] = (),
+        *,
+        memory: ArrayLike | None = None,
+        name: str = "instance",
+        labels: Sequence[str] | None = None,
+        op_types: Sequence[str] | None = None,
+        groups: ArrayLike | None = None,
+        suggested_k: int | None = None,
+        memory_limit: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
+    ) -> None:
+        ids = tuple(str(v) for v in nodes)
+        index: dict[str, int] = {}
+        for i, v in enumerate(ids):
+            if v in index:
+                raise InstanceError(f"duplicate node id {v!r}", source=source)
+            index[v] = i
+
+        def to_idx(pairs: Iterable[tuple[str, str]], what: str) -> tuple[IntArray, IntArray]:
+            s: list[int] = []
+            d: list[int] = []
+            for pair in pairs:
+                u, v = str(pair[0]), str(pair[1])
+                iu = index.get(u)
+                iv = index.get(v)
+                if iu is None or iv is None:
+                    bad = u if iu is None else v
+                    raise InstanceError(
+                        f"{what} ({u!r} -> {v!r}) refers to unknown node {bad!r}", source=source
+                    )
+                s.append(iu)
+                d.append(iv)
+            return np.asarray(s, dtype=np.int64), np.asarray(d, dtype=np.int64)
+
+        src, dst = to_idx(edges, "edge")
+        psrc, pdst = to_idx(precedence_edges, "precedence edge")
+        self._init_arrays(
+            ids,
+            work,
+            comm,
+            src,
+            dst,
+            psrc,
+            pdst,
+            memory=memory,
+            name=name,
+            labels=labels,
+            op_types=op_types,
+            groups=groups,
+            suggested_k=suggested_k,
+            memory_limit=memory_limit,
+            metadata=metadata,
+            source=source,
+            index=index,
+        )
+
+    @classmethod
+    def from_arrays(
+        cls,
+        nodes: Sequence[str],
+        work: ArrayLike,
+        comm: ArrayLike,
+        src: ArrayLike,
+        dst: ArrayLike,
+        prec_src: ArrayLike | None = None,
+        prec_dst: ArrayLike | None = None,
+        **kwargs: Any,
+    ) -> Instance:
+        """Build an instance from integer edge arrays (indices into ``nodes``), fast.
+
+        Accepts the same keyword arguments as the constructor and runs the same validation.
+        """
+        self = cls.__new__(cls)
+        ids = tuple(str(v) for v in nodes)
+        source = kwargs.get("source")
+        index: dict[str, int] = {}
+        for i, v in enumerate(ids):
+            if v in index:
+                raise InstanceError(f"duplicate node id {v!r}", source=source)
+            index[v] = i
+        n = len(ids)
+        arrays = []
+        for name_, arr in (("edge", src), ("edge", dst), ("precedence edge", prec_src),
+                           ("precedence edge", prec_dst)):
+            a = np.asarray([] if arr is None else arr, dtype=np.int64).ravel()
+            if a.size and (a.min() < 0 or a.max() >= n):
+                bad = int(a[(a < 0) | (a >= n)][0])
+                raise InstanceError(f"{name_} refers to unknown node index {bad}", source=source)
+            arrays.append(a)
+        s, d, ps, pd = arrays
+        if s.size != d.size or ps.size != pd.size:
+            raise InstanceError("edge source and target arrays differ in length", source=source)
+        self._init_arrays(ids, work, comm, s, d, ps, pd, index=index, **kwargs)
+        return self
+
+    # ------------------------------------------------------------------ construction
+    def _init_arrays(
+        self,
+        ids: tuple[str, ...],
+        work: ArrayLike,
+        comm: ArrayLike,
+        src: IntArray,
+        dst: IntArray,
+        psrc: IntArray,
+        pdst: IntArray,
+        *,
+        memory: ArrayLike | None = None,
+        name: str = "instance",
+        labels: Sequence[str] | None = None,
+        op_types: Sequence[str] | None = None,
+        groups: ArrayLike | None = None,
+        suggested_k: int | None = None,
+        memory_limit: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        index: dict[str, int] | None = None,
+    ) -> None:
+        n = len(ids)
+        if n == 0:
+            raise InstanceError("the graph has no nodes", source=source)
+        self._ids = ids
+        self.source = source
+        self.name = str(name)
+        self.work = self._cost_vector(work, "work", n, ids, source)
+        self.comm = self._cost_vector(comm, "comm", n, ids, source)
+        self.memory = (
+            None if memory is None else self._cost_vector(memory, "memory", n, ids, source)
+        )
+        for s, d, what in ((src, dst, "edge"), (psrc, pdst, "precedence edge")):
+            loops = np.flatnonzero(s == d)
+            if loops.size:
+                v = ids[int(s[loops[0]])]
+                raise InstanceError(f"self-loop {what} on node {v!r}", source=source)
+        src, dst = _dedupe_edges(n, src, dst)
+        psrc, pdst = _dedupe_edges(n, psrc, pdst)
+        if psrc.size and src.size:
+            # a precedence edge that is also a data edge adds nothing
+            keep = ~np.isin(psrc * n + pdst, src * n + dst)
+            psrc, pdst = psrc[keep], pdst[keep]
+        self.src = _readonly(src)
+        self.dst = _readonly(dst)
+        self.prec_src = _readonly(psrc)
+        self.prec_dst = _readonly(pdst)
+        self.labels = None if labels is None else tuple(str(x) for x in labels)
+        self.op_types = None if op_types is None else tuple(str(x) for x in op_types)
+        for what, seq in (("labels", self.labels), ("op_types", self.op_types)):
+            if seq is not None and len(seq) != n:
+                raise InstanceError(f"{what} has {len(seq)} entries for {n} nodes", source=source)
+        if groups is None:
+            self.groups = None
+        else:
+            g = np.asarray(groups, dtype=np.int64).ravel()
+            if g.size != n:
+                raise InstanceError(f"groups has {g.size} entries for {n} nodes", source=source)
+            self.groups = _readonly(g.copy())
+        if suggested_k is not None:
+            suggested_k = validate_k(suggested_k, source=source)
+        self.suggested_k = suggested_k
+        if memory_limit is not None:
+            ml = float(memory_limit)
+            if not math.isfinite(ml) or ml < 0:
+                raise InstanceError(f"memory limit {memory_limit!r} is not finite and >= 0",
+                                    source=source)
+            memory_limit = ml
+        self.memory_limit = memory_limit
+        self.metadata = MappingProxyType(dict(metadata or {}))
+        if index is not None:
+            self.__dict__["index"] = index
+        self._topo = self._toposort_or_raise()
+
+    @staticmethod
+    def _cost_vector(
+        values: ArrayLike, what: str, n: int, ids: tuple[str, ...], source: str | None
+    ) -> FloatArray:
+        try:
+            a = np.array(values, dtype=np.float64).ravel()
+        except (TypeError, ValueError) as exc:
+            raise InstanceError(f"{what} costs are not numbers ({exc})", source=source) from None
+        if a.size != n:
+            raise InstanceError(f"{what} has {a.size} values for {n} nodes", source=source)
+        bad = ~np.isfinite(a)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            kind = "NaN" if math.isnan(a[i]) else "infinite"
+            raise InstanceError(f"node {ids[i]!r} has {kind} {what} {a[i]}", source=source)
+        neg = a < 0
+        if neg.any():
+            i = int(np.flatnonzero(neg)[0])
+            raise InstanceError(f"node {ids[i]!r} has negative {what} {a[i]}", source=source)
+        return _readonly(a)
+
+    def _toposort_or_raise(self) -> IntArray:
+        """Lexicographically smallest topological order (by node index) of all edges.
+
+        It equals the input order whenever the input order is topological. Raises
+        :class:`InstanceError` naming the nodes of a cycle if there is one.
+        """
+        n = self.n_nodes
+        # fast path: input order is topological
+        if self.all_src.size == 0 or bool(np.all(self.all_src < self.all_dst)):
+            return _readonly(np.arange(n, dtype=np.int64))
+        ptr, succ = self.order_succ_csr
+        indeg = np.bincount(succ, minlength=n).tolist()
+        ptr_l = ptr.tolist()
+        succ_l = succ.tolist()
+        heap = [v for v in range(n) if indeg[v] == 0]
+        heapq.heapify(heap)
+        order: list[int] = []
+        push, pop = heapq.heappush, heapq.heappop
+        while heap:
+            u = pop(heap)
+            order.append(u)
+            for j in range(ptr_l[u], ptr_l[u + 1]):
+                v = succ_l[j]
+                indeg[v] -= 1
+                if indeg[v] == 0:
+                    push(heap, v)
+        if len(order) < n:
+            cyc = self._find_cycle(set(range(n)) - set(order), ptr_l, succ_l)
+            names = " -> ".join(repr(self._ids[v]) for v in cyc + cyc[:1])
+            raise InstanceError(f"the graph has a cycle: {names}", source=self.source)
+        return _readonly(np.asarray(order, dtype=np.int64))
+
+    @staticmethod
+    def _find_cycle(rest: set[int], ptr: list[int], succ: list[int]) -> list[int]:
+        """Return the nodes of one cycle among ``rest`` (nodes Kahn could not order)."""
+        # every node left by Kahn has a predecessor in ``rest``; walking successors inside
+        # ``rest`` that themselves still have an unresolved cycle finds one.
+        start = min(rest)
+        color: dict[int, int] = {}
+        stack: list[tuple[int, int]] = [(start, ptr[start])]
+        path: list[int] = [start]
+        color[start] = 1
+        while stack:
+            u, j = stack[-1]
+            if j < ptr[u + 1]:
+                stack[-1] = (u, j + 1)
+                v = succ[j]
+                if v not in rest:
+                    continue
+                c = color.get(v, 0)
+                if c == 1:
+                    return path[path.index(v):]
+                if c == 0:
+                    color[v] = 1
+                    path.append(v)
+                    stack.append((v, ptr[v]))
+            else:
+                color[u] = 2
+                path.pop()
+                stack.pop()
+                if not stack:
+                    left = [v for v in rest if color.get(v, 0) == 0]
+                    if left:
+                        s = min(left)
+                        color[s] = 1
+                        path = [s]
+                        stack = [(s, ptr[s])]
+        return sorted(rest)[:2]  # pragma: no cover - Kahn guarantees a cycle exists
+
+    # ------------------------------------------------------------------ basic views
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """Node ids in input order."""
+        return self._ids
+
+    @cached_property
+    def index(self) -> dict[str, int]:
+        """Map from node id to node index."""
+        return {v: i for i, v in enumerate(self._ids)}
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes ``n``."""
+        return len(self._ids)
+
+    @property
+    def n_edges(self) -> int:
+        """Number of data edges ``m`` (after merging duplicates)."""
+        return int(self.src.size)
+
+    @property
+    def n_precedence_edges(self) -> int:
+        """Number of precedence-only edges."""
+        return int(self.prec_src.size)
+
+    @property
+    def topo_order(self) -> IntArray:
+        """A topological order of all edges (data and precedence), cached."""
+        return self._topo
+
+    @cached_property
+    def total_work(self) -> float:
+        """``W = sum_v w(v)``."""
+        return float(self.work.sum())
+
+    @cached_property
+    def total_comm(self) -> float:
+        """``sum_v c(v)`` over nodes with at least one data successor."""
+        has_succ = np.zeros(self.n_nodes, dtype=bool)
+        has_succ[self.src] = True
+        return float(self.comm[has_succ].sum())
+
+    @property
+    def comm_work_ratio(self) -> float:
+        """Total communication over total work (inf if the work is 0)."""
+        return self.total_comm / self.total_work if self.total_work > 0 else math.inf
+
+    # ------------------------------------------------------------------ adjacency
+    @cached_property
+    def succ_csr(self) -> tuple[IntArray, IntArray]:
+        """Data-edge successors as CSR ``(ptr, idx)``: ``idx[ptr[u]:ptr[u+1]]``."""
+        return _csr(self.n_nodes, self.src, self.dst)
+
+    @cached_property
+    def pred_csr(self) -> tuple[IntArray, IntArray]:
+        """Data-edge predecessors as CSR ``(ptr, idx)``."""
+        return _csr(self.n_nodes, self.dst, self.src)
+
+    @cached_property
+    def all_src(self) -> IntArray:
+        """Sources of all ordering edges (data then precedence)."""
+        return _readonly(np.concatenate([self.src, self.prec_src]))
+
+    @cached_property
+    def all_dst(self) -> IntArray:
+        """Targets of all ordering edges (data then precedence)."""
+        return _readonly(np.concatenate([self.dst, self.prec_dst]))
+
+    @cached_property
+    def order_succ_csr(self) -> tuple[IntArray, IntArray]:
+        """Successors over all ordering edges (data and precedence) as CSR."""
+        return _csr(self.n_nodes, self.all_src, self.all_dst)
+
+    @cached_property
+    def order_pred_csr(self) -> tuple[IntArray, IntArray]:
+        """Predecessors over all ordering edges (data and precedence) as CSR."""
+        return _csr(self.n_nodes, self.all_dst, self.all_src)
+
+    def successors(self, v: int) -> IntArray:
+        """Data successors of node index ``v``."""
+        ptr, idx = self.succ_csr
+        return idx[ptr[v] : ptr[v + 1]]
+
+    def predecessors(self, v: int) -> IntArray:
+        """Data predecessors of node index ``v``."""
+        ptr, idx = self.pred_csr
+        return idx[ptr[v] : ptr[v + 1]]
+
+    @cached_property
+    def out_degree(self) -> IntArray:
+        """Number of data successors per node."""
+        return _readonly(np.bincount(self.src, minlength=self.n_nodes).astype(np.int64))
+
+    # ------------------------------------------------------------------ helpers
+    def node_index(self, v: str | int) -> int:
+        """Index of node id ``v`` (an int is taken as an index and range-checked)."""
+        if isinstance(v, int | np.integer) and not isinstance(v, bool):
+            if 0 <= int(v) < self.n_nodes:
+                return int(v)
+            raise InputError(f"node index {v} out of range [0, {self.n_nodes})",
+                             source=self.source)
+        i = self.index.get(str(v))
+        if i is None:
+            raise InputError(f"unknown node {v!r}", source=self.source)
+        return i
+
+    def replace(self, **changes: Any) -> Instance:
+        """A copy with some constructor arguments changed (validated again)."""
+        kw: dict[str, Any] = dict(
+            memory=self.memory,
+            name=self.name,
+            labels=self.labels,
+            op_types=self.op_types,
+            groups=self.groups,
+            suggested_k=self.suggested_k,
+            memory_limit=self.memory_limit,
+            metadata=dict(self.metadata),
+            source=self.source,
+        )
+        base: dict[str, Any] = dict(
+            nodes=self._ids, work=self.work, comm=self.comm, src=self.src, dst=self.dst,
+            prec_src=self.prec_src, prec_dst=self.prec_dst,
+        )
+        for key, value in changes.items():
+            if key in base:
+                base[key] = value
+            elif key in kw:
+                kw[key] = value
+            else:
+                raise TypeError(f"Instance.replace() got an unexpected argument {key!r}")
+        return Instance.from_arrays(**base, **kw)
+
+    def longest_path(self, weights: ArrayLike | None = None) -> float:
+        """Weight of the heaviest path over ordering edges (default weights: work)."""
+        wts = self.work if weights is None else np.asarray(weights, dtype=np.float64)
+        ptr, pred = self.order_pred_csr
+        dist = np.zeros(self.n_nodes)
+        ptr_l = ptr.tolist()
+        pred_l = pred.tolist()
+        w_l = wts.tolist()
+        d = dist.tolist()
+        for v in self._topo.tolist():
+            best = 0.0
+            for j in range(ptr_l[v], ptr_l[v + 1]):
+                x = d[pred_l[j]]
+                if x > best:
+                    best = x
+            d[v] = best + w_l[v]
+        return max(d) if d else 0.0
+
+    def depth_levels(self) -> IntArray:
+        """Longest-path level of every node in edges (sources are level 0)."""
+        ptr, pred = self.order_pred_csr
+        lev = [0] * self.n_nodes
+        ptr_l = ptr.tolist()
+        pred_l = pred.tolist()
+        for v in self._topo.tolist():
+            best = -1
+            for j in range(ptr_l[v], ptr_l[v + 1]):
+                x = lev[pred_l[j]]
+                if x > best:
+                    best = x
+            lev[v] = best + 1
+        return np.asarray(lev, dtype=np.int64)
+
+    def width_estimate(self) -> int:
+        """Largest number of nodes on one longest-path level (a lower bound on the width)."""
+        return int(np.bincount(self.depth_levels()).max())
+
+    def __repr__(self) -> str:
+        return (
+            f"Instance(name={self.name!r}, n_nodes={self.n_nodes}, n_edges={self.n_edges}, "
+            f"n_precedence_edges={self.n_precedence_edges})"
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Instance):
+            return NotImplemented
+        return self is other or (
+            self._ids == other._ids
+            and np.array_equal(self.work, other.work)
+            and np.array_equal(self.comm, other.comm)
+            and np.array_equal(self.src, other.src)
+            and np.array_equal(self.dst, other.dst)
+            and np.array_equal(self.prec_src, other.prec_src)
+            and np.array_equal(self.prec_dst, other.prec_dst)
+            and _opt_equal(self.memory, other.memory)
+            and _opt_equal(self.groups, other.groups)
+            and self.labels == other.labels
+            and self.op_types == other.op_types
+            and self.suggested_k == other.suggested_k
+            and self.memory_limit == other.memory_limit
+            and self.name == other.name
+            and dict(self.metadata) == dict(other.metadata)
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _opt_equal(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return bool(np.array_equal(a, b))

@@ -1,0 +1,193 @@
+"""Shared result types: statuses, budgets, bound and heuristic results, tolerances."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from pipecert.partition import Partition
+
+__all__ = [
+    "Status",
+    "Budget",
+    "BoundResult",
+    "HeuristicResult",
+    "SolveContext",
+    "BOUND_RTOL",
+    "BOUND_ATOL",
+    "DUAL_BOUND_MARGIN",
+    "safe_dual_bound",
+    "bound_exceeds",
+    "RunOutcome",
+]
+
+#: Relative tolerance when comparing a bound with a partition value.
+BOUND_RTOL = 1e-6
+#: Absolute tolerance when comparing a bound with a partition value.
+BOUND_ATOL = 1e-9
+#: Relative safety margin taken off every floating-point solver dual bound. MIP solvers
+#: (HiGHS, SCIP, CP-SAT) prove bounds up to feasibility/optimality tolerances of about 1e-9 to
+#: 1e-6 relative on scaled data; shaving 1e-6 relative plus 1e-9 absolute keeps a reported
+#: bound valid on every test case we run (see tests/test_validity.py).
+DUAL_BOUND_MARGIN = 1e-6
+
+
+def safe_dual_bound(value: float | None, *, scale: float = 1.0) -> float | None:
+    """A solver's dual bound minus the documented safety margin, or None if unusable.
+
+    ``scale`` multiplies the value first (models are solved on scaled data).
+    """
+    if value is None or not math.isfinite(value):
+        return None
+    v = float(value) * scale
+    return max(0.0, v - abs(v) * DUAL_BOUND_MARGIN - BOUND_ATOL)
+
+
+def bound_exceeds(bound: float, value: float) -> bool:
+    """True if ``bound`` is above ``value`` beyond the comparison tolerances."""
+    return bound > value + BOUND_ATOL + BOUND_RTOL * abs(value)
+
+
+class Status(StrEnum):
+    """Outcome of one method run (lowercase strings in results files)."""
+
+    OPTIMAL = "optimal"  #: proven optimal (bound == incumbent, or exact method finished)
+    FEASIBLE = "feasible"  #: a partition was found, optimality not proven
+    BOUND = "bound"  #: a valid lower bound was proven, the relaxation not closed
+    TIME_LIMIT = "time_limit"  #: stopped by the budget (bound/partition may still exist)
+    NO_SOLUTION = "no_solution"  #: finished without a bound or a partition
+    INFEASIBLE = "infeasible"  #: the model has no solution (e.g. memory limit too tight)
+    UNSUPPORTED = "unsupported"  #: the method does not apply to this instance or k
+    ERROR = "error"  #: the method raised, crashed or returned an invalid result
+
+    def is_success(self) -> bool:
+        """True for statuses that may carry a usable result."""
+        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.BOUND, Status.TIME_LIMIT)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A time budget, started at construction.
+
+    Parameters
+    ----------
+    time_limit_s : float
+        Wall-clock seconds allowed (``math.inf`` for none).
+    threads : int
+        Threads a solver may use.
+    node_limit : int or None
+        Optional branch-and-bound node limit.
+    """
+
+    time_limit_s: float = math.inf
+    threads: int = 1
+    node_limit: int | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def deadline(self) -> float:
+        """``time.monotonic()`` value at which the budget ends."""
+        return self.started + self.time_limit_s
+
+    def remaining(self) -> float:
+        """Seconds left (never negative; inf without a limit)."""
+        return max(0.0, self.deadline - time.monotonic())
+
+    def elapsed(self) -> float:
+        """Seconds since the budget started."""
+        return time.monotonic() - self.started
+
+    def expired(self) -> bool:
+        """True once the time limit has passed."""
+        return time.monotonic() >= self.deadline
+
+    def fraction(self, share: float, *, minimum: float = 0.0) -> Budget:
+        """A new budget of ``share`` of the remaining time (at least ``minimum`` seconds)."""
+        rem = self.remaining()
+        t = rem if math.isinf(rem) else max(minimum, min(rem, rem * share))
+        return Budget(time_limit_s=t, threads=self.threads, node_limit=self.node_limit)
+
+
+@dataclass(frozen=True, slots=True)
+class SolveContext:
+    """What the caller already knows about ``(instance, k)``; methods may use it.
+
+    Parameters
+    ----------
+    upper_bound : float or None
+        Value of the best known feasible partition (re-scored by :func:`evaluate`).
+    partition : Partition or None
+        That partition (a warm start, an order hint for guess-the-bottleneck).
+    lower_bound : float or None
+        Best lower bound already proven (a method may stop once it cannot improve on it).
+    cache : dict
+        Per-instance scratch space shared between calls on the same instance (for example
+        node bounds computed once and reused for every k). Keys are method-defined.
+    """
+
+    upper_bound: float | None = None
+    partition: Partition | None = None
+    lower_bound: float | None = None
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class BoundResult:
+    """What a formulation returns.
+
+    ``bound`` is a *valid* lower bound on OPT(instance, k), or None when none was proven.
+    ``partition`` is an incumbent found on the way (it is re-scored by the caller).
+    ``stats`` holds model sizes and solver facts (``n_vars``, ``n_cons``, ``nodes``,
+    ``solver``, ``solver_version``, ``build_time_s``, ``solve_time_s`` ...).
+    ``log`` is an anytime log of ``(time_s, bound, incumbent)`` tuples.
+    """
+
+    bound: float | None
+    status: Status
+    partition: Partition | None = None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    log: tuple[tuple[float, float | None, float | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HeuristicResult:
+    """What a heuristic returns: a partition (never its value) and stats.
+
+    ``history`` is an anytime log of ``(time_s, evaluations, best_value)`` tuples, where
+    ``best_value`` is the method's own internal value (the caller re-scores the partition).
+    """
+
+    partition: Partition | None
+    status: Status
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    history: tuple[tuple[float, int, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunOutcome:
+    """A graded method run: what the framework (not the method) says about it.
+
+    ``incumbent`` is the reference-cost value of the returned partition (None without one);
+    ``bound`` the validated lower bound (None without one); ``role`` is ``"bound"`` or
+    ``"heuristic"``.
+    """
+
+    method: str
+    role: str
+    status: Status
+    time_s: float
+    bound: float | None = None
+    incumbent: float | None = None
+    partition: Partition | None = None
+    stats: Mapping[str, Any] = field(default_factory=dict)
+    log: tuple[tuple[Any, ...], ...] = ()
+    error: str | None = None
+
+    @property
+    def value(self) -> float | None:
+        """The bound for a bound run, the incumbent for a heuristic run."""
+        return self.bound if self.role == "bound" else self.incumbent
