@@ -1,0 +1,143 @@
+"""The plug-in base class of graph file formats and the ``FORMATS`` registry.
+
+A format is one file in ``instances/formats/`` defining a :class:`Format` subclass
+registered with ``@FORMATS.register``; ``instances/formats/__init__.py`` imports every
+module of the folder, so adding a format is adding a file.
+
+Detection (:func:`instances.read_instance`) asks every format's :meth:`Format.sniff` about
+the first bytes of the file (decompressed when the file is gzipped), in decreasing
+``sniff_priority``; when none claims it, the file extension decides.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, ClassVar
+
+from pipecert.errors import FormatError, InputError
+from pipecert.instance import Instance
+from pipecert.registry import Registry
+
+__all__ = [
+    "Format",
+    "FORMATS",
+    "HEAD_BYTES",
+    "GZIP_MAGIC",
+    "open_text",
+    "read_head",
+    "instance_name",
+]
+
+#: number of leading bytes handed to :meth:`Format.sniff`
+HEAD_BYTES = 4096
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+class Format(ABC):
+    """A graph file format: content sniffing, a reader and (optionally) a writer.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``--format`` on the command line).
+    extensions : tuple of str
+        File name endings (with the dot, lowercase, e.g. ``".graph.txt"``), longest first
+        wins when guessing from the name.
+    options : tuple of str
+        Keyword options :meth:`read` accepts (e.g. ``"bandwidth"``).
+    sniff_priority : int
+        Formats with a higher priority are asked first.
+    writable : bool
+        Whether :meth:`write` is implemented.
+    """
+
+    name: ClassVar[str] = ""
+    extensions: ClassVar[tuple[str, ...]] = ()
+    options: ClassVar[tuple[str, ...]] = ()
+    sniff_priority: ClassVar[int] = 0
+    writable: ClassVar[bool] = False
+    description: ClassVar[str] = ""
+
+    @abstractmethod
+    def sniff(self, path: Path, head: bytes) -> bool:
+        """Whether ``head`` (the first ~4 KB of the file, decompressed) is in this format."""
+
+    @abstractmethod
+    def read(self, path: Path, **options: Any) -> Instance:
+        """Read the file into an :class:`Instance`.
+
+        Raises
+        ------
+        FormatError
+            Naming the file and the line or node of the problem.
+        """
+
+    def write(self, instance: Instance, path: Path) -> None:
+        """Write ``instance`` to ``path``; read-only formats raise :class:`InputError`."""
+        raise InputError(f"format {self.name!r} is read-only", source=str(path))
+
+    def matches_extension(self, path: Path) -> bool:
+        """Whether the file name ends with one of :attr:`extensions` (``.gz`` ignored)."""
+        low = path.name.lower()
+        if low.endswith(".gz"):
+            low = low[:-3]
+        return any(low.endswith(ext) for ext in self.extensions)
+
+
+FORMATS: Registry[Format] = Registry("format", Format)
+
+
+def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
+    """The first ``n`` bytes of ``path``, decompressed if the file is gzipped."""
+    with open(path, "rb") as fh:
+        raw = fh.read(n)
+        if raw[:2] != GZIP_MAGIC:
+            return raw
+        fh.seek(0)
+        try:
+            with gzip.GzipFile(fileobj=fh) as gz:
+                return gz.read(n)
+        except (OSError, EOFError) as exc:
+            raise FormatError(f"corrupt gzip data ({exc})", source=str(path)) from None
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open ``path`` for reading text (UTF-8), transparently decompressing gzip."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == GZIP_MAGIC:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
+    return open(path, encoding="utf-8")
+
+
+def read_text(path: Path) -> str:
+    """The whole file as text (gzip and encoding errors become :class:`FormatError`)."""
+    try:
+        with open_text(path) as fh:
+            return fh.read()
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not a UTF-8 text file ({exc.reason})", source=str(path)) from None
+    except (EOFError, gzip.BadGzipFile) as exc:
+        raise FormatError(f"corrupt gzip data ({exc})", source=str(path)) from None
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line without newline)`` pairs, 1-based."""
+    yield from enumerate(read_text(path).splitlines(), start=1)
+
+
+_STRIP = (".json.gz", ".json", ".graph.txt", ".txt", ".pbtxt", ".gz", ".onnx")
+
+
+def instance_name(path: Path) -> str:
+    """A default instance name from a file name: the name without its format extensions."""
+    name = path.name
+    low = name.lower()
+    for ext in _STRIP:
+        if low.endswith(ext) and len(name) > len(ext):
+            return name[: -len(ext)]
+    return path.stem or name
