@@ -1,0 +1,194 @@
+"""PipeDream profiler graphs (``graph.txt``, msr-fiddle/pipedream).
+
+One line per node, then edge lines starting with a TAB::
+
+    node4 -- Conv2d(64, 64, ...) -- forward_compute_time=1.2, backward_compute_time=2.1, \
+activation_size=1024.0, parameter_size=36864.0
+    <TAB>node3 -- node4
+
+(the node line is one line; it is wrapped here).
+
+The mapping:
+
+* id: the node name (``nodeX``); label: the op description; op type: the description up to
+  its first ``(`` (``Conv2d``, ``ReLU``, ``Input``, ...);
+* work ``w(v) = forward_compute_time`` (ms);
+* comm ``c(v) = activation_size / bandwidth`` with ``bandwidth`` in bytes per ms, default
+  ``2**31``: the comm costs then equal those of the matching dnn-partitioning layer graph,
+  which was made from the same profiles;
+* memory = ``activation_size + parameter_size`` (bytes; the dnn-partitioning ``size``).
+
+A field written as a list ``[a; b; c]`` (a node with a tuple output, e.g. an LSTM's
+output and states in GNMT) counts as the sum of its entries.
+
+Input nodes: a node whose description starts with ``Input`` (``Input``, ``Input0``, ...)
+carries data-loading time (636 ms on alexnet), which upstream tools set to 0 before
+partitioning. By default (``keep_input_work=False``) the reader does the same and records
+the original values in ``metadata["input_work_zeroed"]``; ``keep_input_work=True`` keeps them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from instances.formats.base import FORMATS, Format, instance_name, read_text
+from pipecert.errors import FormatError, InputError
+from pipecert.instance import Instance
+
+__all__ = ["PipeDreamGraph", "DEFAULT_BANDWIDTH"]
+
+#: bytes per millisecond; makes comm equal the dnn-partitioning layer graphs' edge costs
+DEFAULT_BANDWIDTH = float(2**31)
+
+_NODE_RE = re.compile(r"^(\S+) -- (.*) -- (\w+=.*)$")
+_EDGE_RE = re.compile(r"^\s+(\S+) -- (\S+)\s*$")
+_SNIFF_RE = re.compile(rb"^\S+ -- .* -- forward_compute_time=", re.MULTILINE)
+
+
+def _value(raw: str) -> float:
+    """A field value: a number, or ``[a; b; ...]`` (a tuple output) summed."""
+    raw = raw.strip()
+    if raw.startswith("[") and raw.endswith("]"):
+        parts = [x for x in raw[1:-1].split(";") if x.strip()]
+        return float(sum(float(x) for x in parts))
+    return float(raw)
+
+
+def _op_type(desc: str) -> str:
+    head = desc.split("(", 1)[0].strip()
+    return head or desc.strip()
+
+
+@FORMATS.register
+class PipeDreamGraph(Format):
+    """PipeDream profile graph.txt (w = forward time, c = activation_size / bandwidth)."""
+
+    name = "pipedream"
+    extensions = (".graph.txt", ".txt")
+    options = ("bandwidth", "keep_input_work")
+    sniff_priority = 40
+    description = "PipeDream profiler graph.txt"
+
+    def sniff(self, path: Path, head: bytes) -> bool:
+        return _SNIFF_RE.search(head) is not None
+
+    def read(
+        self,
+        path: Path,
+        *,
+        bandwidth: float = DEFAULT_BANDWIDTH,
+        keep_input_work: bool = False,
+        **options: Any,
+    ) -> Instance:
+        source = str(path)
+        if options:
+            raise InputError(f"unknown option(s) {', '.join(options)}", source=source)
+        try:
+            bw = float(bandwidth)
+        except (TypeError, ValueError):
+            raise InputError(f"bandwidth must be a number, got {bandwidth!r}",
+                             source=source) from None
+        if not (math.isfinite(bw) and bw > 0):
+            raise InputError(f"bandwidth must be finite and > 0, got {bandwidth!r}",
+                             source=source)
+        ids: list[str] = []
+        index: dict[str, int] = {}
+        labels: list[str] = []
+        fwd: list[float] = []
+        act: list[float] = []
+        param: list[float] = []
+        src: list[int] = []
+        dst: list[int] = []
+        edge_lines: list[tuple[int, str, str]] = []
+        for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+            if not line.strip():
+                continue
+            if line[0] in " \t":
+                m = _EDGE_RE.match(line)
+                if not m:
+                    raise FormatError(f"malformed edge line {line.strip()!r} (expected "
+                                      "'<TAB>nodeA -- nodeB')", source=source, line=lineno)
+                edge_lines.append((lineno, m.group(1), m.group(2)))
+                continue
+            m = _NODE_RE.match(line)
+            if not m:
+                raise FormatError(
+                    f"malformed node line {line[:60]!r} (expected 'nodeX -- <op> -- "
+                    "forward_compute_time=..., activation_size=...')",
+                    source=source, line=lineno,
+                )
+            nid, desc, fields = m.group(1), m.group(2), m.group(3)
+            if nid in index:
+                raise FormatError(f"duplicate node id {nid!r}", source=source, line=lineno)
+            vals: dict[str, float] = {}
+            for item in fields.split(","):
+                key, sep, raw = item.strip().partition("=")
+                if not sep:
+                    raise FormatError(f"node {nid!r}: malformed field {item.strip()!r}",
+                                      source=source, line=lineno)
+                try:
+                    vals[key] = _value(raw)
+                except ValueError:
+                    raise FormatError(f"node {nid!r}: {key} = {raw!r} is not a number",
+                                      source=source, line=lineno) from None
+            for key in ("forward_compute_time", "activation_size"):
+                if key not in vals:
+                    raise FormatError(f"node {nid!r}: missing {key}", source=source,
+                                      line=lineno)
+            for key, x in vals.items():
+                if not math.isfinite(x) or x < 0:
+                    raise FormatError(f"node {nid!r}: {key} = {x} is not finite and >= 0",
+                                      source=source, line=lineno)
+            index[nid] = len(ids)
+            ids.append(nid)
+            labels.append(desc)
+            fwd.append(vals["forward_compute_time"])
+            act.append(vals["activation_size"])
+            param.append(vals.get("parameter_size", 0.0))
+        if not ids:
+            raise FormatError("no node lines found", source=source)
+        for lineno, a, b in edge_lines:
+            for x in (a, b):
+                if x not in index:
+                    raise FormatError(f"edge {a} -> {b} refers to unknown node {x!r}",
+                                      source=source, line=lineno)
+            if a == b:
+                raise FormatError(f"self-loop edge on node {a!r}", source=source, line=lineno)
+            src.append(index[a])
+            dst.append(index[b])
+        work = np.asarray(fwd)
+        op_types = [_op_type(x) for x in labels]
+        metadata: dict[str, Any] = {
+            "format": "pipedream",
+            "work": "forward_compute_time (ms)",
+            "comm": "activation_size / bandwidth",
+            "bandwidth": bw,
+            "memory": "activation_size + parameter_size (bytes)",
+        }
+        is_input = np.array([x.startswith("Input") for x in labels], dtype=bool)
+        if not keep_input_work:
+            mask = is_input & (work > 0)
+            if mask.any():
+                metadata["input_work_zeroed"] = {ids[i]: float(work[i])
+                                                 for i in np.flatnonzero(mask)}
+                work = work.copy()
+                work[mask] = 0.0
+        metadata["input_work"] = "kept" if keep_input_work else "zeroed"
+        return Instance.from_arrays(
+            ids,
+            work,
+            np.asarray(act) / bw,
+            src,
+            dst,
+            memory=np.asarray(act) + np.asarray(param),
+            name=instance_name(path),
+            labels=labels,
+            op_types=op_types,
+            metadata=metadata,
+            source=source,
+        )
