@@ -1,0 +1,127 @@
+"""Helpers shared by the CLI sub-commands: reading graphs and printing tables.
+
+``add_instance_options(parser)`` adds the reader options every graph-reading command
+accepts (``--format``, ``--bandwidth``, ``--keep-input-work``, ``--comm-outputs``);
+``load_instance(spec, args)`` reads a graph with them. ``spec`` may be a file or a bundled
+instance id (``default/compute-0300``); anything :func:`instances.resolve` accepts that
+names exactly one instance works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pipecert.errors import InputError
+from pipecert.instance import Instance
+
+__all__ = [
+    "add_instance_options",
+    "instance_options",
+    "load_instance",
+    "format_table",
+    "fmt",
+]
+
+
+def add_instance_options(parser: argparse.ArgumentParser, *, format_flag: str = "--format"
+                         ) -> None:
+    """Add the graph-reader options to ``parser``.
+
+    ``format_flag`` renames the input-format option (``pipecert convert`` uses ``--from``
+    because its ``--format`` is the output format). The value lands in ``args.in_format``.
+    """
+    from instances import format_names
+
+    g = parser.add_argument_group("graph reading")
+    g.add_argument(format_flag, dest="in_format", metavar="FMT", choices=format_names(),
+                   default=None,
+                   help="input graph format (default: detect by content, then extension; "
+                        f"one of {', '.join(format_names())})")
+    g.add_argument("--bandwidth", type=float, default=None, metavar="BYTES_PER_MS",
+                   help="PipeDream: comm = activation_size / bandwidth (default 2^31, which "
+                        "matches the dnn-partitioning layer graphs)")
+    g.add_argument("--keep-input-work", action="store_true", default=False,
+                   help="PipeDream / dnn-partitioning: keep the data-loading work of input "
+                        "nodes (zeroed by default)")
+    g.add_argument("--comm-outputs", choices=["consumed", "all"], default=None,
+                   help="REGAL: comm = sizes of consumed output ports (default) or of all")
+
+
+def instance_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Reader keyword options from parsed arguments (missing or unset ones omitted)."""
+    opts: dict[str, Any] = {}
+    fmt_ = getattr(args, "in_format", None)
+    if fmt_:
+        opts["format"] = fmt_
+    bw = getattr(args, "bandwidth", None)
+    if bw is not None:
+        opts["bandwidth"] = bw
+    if getattr(args, "keep_input_work", False):
+        opts["keep_input_work"] = True
+    co = getattr(args, "comm_outputs", None)
+    if co is not None:
+        opts["comm_outputs"] = co
+    return opts
+
+
+def load_instance(spec: str, args: argparse.Namespace | None = None) -> Instance:
+    """Read one graph: a file (with the reader options in ``args``) or a bundled id.
+
+    Raises
+    ------
+    InputError
+        If ``spec`` names no instance or several, or the graph is invalid.
+    OSError
+        If the file cannot be read.
+    """
+    from instances import read_instance, resolve
+
+    opts = instance_options(args) if args is not None else {}
+    p = Path(spec)
+    if p.is_file():
+        return read_instance(p if str(p) == spec else spec, **opts)
+    if p.is_dir():
+        raise InputError("is a directory; give one graph file", source=spec)
+    refs = resolve(spec, **opts)
+    if len(refs) != 1:
+        raise InputError(f"names {len(refs)} instances; give one", source=spec)
+    return refs[0].load()
+
+
+def fmt(x: Any, digits: int = 6) -> str:
+    """A compact number: integers as such, floats with ``digits`` significant digits."""
+    if isinstance(x, bool) or x is None:
+        return "-" if x is None else str(x)
+    if isinstance(x, int):
+        return str(x)
+    if isinstance(x, float):
+        if math.isinf(x):
+            return "inf"
+        if x == int(x) and abs(x) < 1e15:
+            return str(int(x))
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def format_table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
+                 *, align: str | None = None) -> str:
+    """A plain-text table; ``align`` is one char per column, ``l`` or ``r`` (default: r,
+    first column l)."""
+    cells = [[fmt(c) for c in r] for r in rows]
+    widths = [len(h) for h in headers]
+    for r in cells:
+        for j, c in enumerate(r):
+            widths[j] = max(widths[j], len(c))
+    al = align or ("l" + "r" * (len(headers) - 1))
+
+    def line(vals: Sequence[str]) -> str:
+        return "  ".join(v.ljust(w) if a == "l" else v.rjust(w)
+                         for v, w, a in zip(vals, widths, al)).rstrip()
+
+    out = [line(list(headers)), line(["-" * w for w in widths])]
+    out += [line(r) for r in cells]
+    return "\n".join(out)
