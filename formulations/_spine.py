@@ -1,0 +1,330 @@
+"""Kernels of the path-segmentation bound (spine-bound.md §3): chains, run estimates, the DP.
+
+A *chain* is a sequence of nodes ``v_0, ..., v_{L-1}`` in which every ``v_p`` reaches
+``v_{p+1}`` over ordering edges (data and precedence); a path is a chain, and so is every
+subsequence of one. Two integer indices per node describe all the run sets at once:
+
+* ``a[x]`` = the first position ``j`` with ``x ∈ anc(v_j)`` (``L`` if none); since ``v_j``
+  reaches ``v_{j+1}``, ``x ∈ anc(v_j)`` iff ``a[x] <= j``;
+* ``d[x]`` = the last position ``i`` with ``x ∈ desc(v_i)`` (``-1`` if none);
+  ``x ∈ desc(v_i)`` iff ``d[x] >= i``.
+
+For the run of positions ``i..j``: ``H(i, j) = {x : d[x] >= i, a[x] <= j}`` and
+``X(i, j) = {x : a[x] <= i - 1 or d[x] >= j + 1}``. (``d[x] <= a[x]`` whenever both are
+defined, otherwise the DAG would have a cycle, so ``H`` and ``X`` are disjoint.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+from numpy.typing import NDArray
+
+from pipecert.instance import Instance
+
+__all__ = [
+    "heaviest_path",
+    "chain_indices",
+    "run_sets",
+    "run_estimates",
+    "min_runs_dp",
+    "segment_value",
+]
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+
+@njit(cache=True)
+def _heaviest_path(topo, pptr, pidx, sptr, sidx, weight):  # type: ignore[no-untyped-def]
+    n = topo.size
+    to = np.zeros(n)
+    frm = np.zeros(n)
+    bp = np.full(n, -1, np.int64)
+    bs = np.full(n, -1, np.int64)
+    for t in range(n):
+        v = topo[t]
+        best = 0.0
+        for q in range(pptr[v], pptr[v + 1]):
+            u = pidx[q]
+            if bp[v] < 0 or to[u] > best:
+                best = to[u]
+                bp[v] = u
+        to[v] = best + weight[v]
+    for t in range(n - 1, -1, -1):
+        v = topo[t]
+        best = 0.0
+        for q in range(sptr[v], sptr[v + 1]):
+            u = sidx[q]
+            if bs[v] < 0 or frm[u] > best:
+                best = frm[u]
+                bs[v] = u
+        frm[v] = best + weight[v]
+    tot = to + frm - weight
+    v = int(np.argmax(tot))
+    back = []
+    u = v
+    while u >= 0:
+        back.append(u)
+        u = bp[u]
+    out = np.empty(len(back), np.int64)
+    for q in range(len(back)):
+        out[q] = back[len(back) - 1 - q]
+    fwd = []
+    u = bs[v]
+    while u >= 0:
+        fwd.append(u)
+        u = bs[u]
+    res = np.empty(out.size + len(fwd), np.int64)
+    res[: out.size] = out
+    for q in range(len(fwd)):
+        res[out.size + q] = fwd[q]
+    return res
+
+
+def heaviest_path(instance: Instance, weight: F64) -> I64:
+    """A source-to-sink path over ordering edges of maximum total ``weight`` (>= 0)."""
+    pptr, pidx = instance.order_pred_csr
+    sptr, sidx = instance.order_succ_csr
+    return _heaviest_path(instance.topo_order, pptr, pidx, sptr, sidx,
+                          np.asarray(weight, dtype=np.float64))
+
+
+@njit(cache=True)
+def _chain_indices(topo, pptr, pidx, sptr, sidx, chain):  # type: ignore[no-untyped-def]
+    n = topo.size
+    L = chain.size
+    pos = np.full(n, -1, np.int64)
+    for p in range(L):
+        pos[chain[p]] = p
+    a = np.full(n, L, np.int64)
+    d = np.full(n, -1, np.int64)
+    for t in range(n - 1, -1, -1):
+        v = topo[t]
+        best = L if pos[v] < 0 else pos[v]
+        for q in range(sptr[v], sptr[v + 1]):
+            if a[sidx[q]] < best:
+                best = a[sidx[q]]
+        a[v] = best
+    for t in range(n):
+        v = topo[t]
+        best = pos[v]
+        for q in range(pptr[v], pptr[v + 1]):
+            if d[pidx[q]] > best:
+                best = d[pidx[q]]
+        d[v] = best
+    return a, d
+
+
+def chain_indices(instance: Instance, chain: I64) -> tuple[I64, I64]:
+    """``(a, d)`` of the module docstring for ``chain`` (over ordering edges)."""
+    pptr, pidx = instance.order_pred_csr
+    sptr, sidx = instance.order_succ_csr
+    return _chain_indices(instance.topo_order, pptr, pidx, sptr, sidx,
+                          np.asarray(chain, dtype=np.int64))
+
+
+def run_sets(a: I64, d: I64, i: int, j: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """Masks of ``H(i, j)`` and ``X(i, j)`` (positions ``i..j`` inclusive, 0-based)."""
+    hold = (d >= i) & (a <= j)
+    excl = (a <= i - 1) | (d >= j + 1)
+    return hold, excl
+
+
+@njit(cache=True)
+def _run_estimates(a, d, w, c, sptr, sidx, node_low, L):  # type: ignore[no-untyped-def]
+    n = a.size
+    wm = np.zeros((L + 1, L + 1))  # wm[d, a] += w: then suffix over d, prefix over a
+    mx = np.zeros((L + 1, L + 1))
+    diff = np.zeros((L + 2, L + 2))  # 2D difference array of forced communication
+    for x in range(n):
+        if d[x] >= 0 and a[x] < L:
+            wm[d[x], a[x]] += w[x]
+            if node_low[x] > mx[d[x], a[x]]:
+                mx[d[x], a[x]] = node_low[x]
+    ds = np.empty(0, np.int64)
+    for u in range(n):
+        if c[u] <= 0.0 or sptr[u + 1] == sptr[u]:
+            continue
+        cu = c[u]
+        # Out: u in H (i <= d[u], j >= a[u]) and a consumer in desc(v_{j+1}): j <= max d - 1
+        if d[u] >= 0 and a[u] < L:
+            dmax = -1
+            for q in range(sptr[u], sptr[u + 1]):
+                if d[sidx[q]] > dmax:
+                    dmax = d[sidx[q]]
+            j0 = a[u]
+            j1 = min(dmax - 1, L - 1)
+            if j1 >= j0:
+                # rows i in [0, d[u]], cols j in [j0, j1]
+                diff[0, j0] += cu
+                diff[0, j1 + 1] -= cu
+                diff[d[u] + 1, j0] -= cu
+                diff[d[u] + 1, j1 + 1] += cu
+        # In: u in anc(v_{i-1}) (i >= a[u] + 1) and a consumer v in H (d[v] >= i, a[v] <= j)
+        if a[u] < L:
+            cnt = 0
+            for q in range(sptr[u], sptr[u + 1]):
+                v = sidx[q]
+                if d[v] >= 0 and a[v] < L:
+                    cnt += 1
+            if cnt == 0:
+                continue
+            ds = np.empty(cnt, np.int64)
+            as_ = np.empty(cnt, np.int64)
+            cnt = 0
+            for q in range(sptr[u], sptr[u + 1]):
+                v = sidx[q]
+                if d[v] >= 0 and a[v] < L:
+                    ds[cnt] = d[v]
+                    as_[cnt] = a[v]
+                    cnt += 1
+            order = np.argsort(-ds)
+            amin = L
+            ilo_all = a[u] + 1
+            q = 0
+            while q < cnt:
+                dcur = ds[order[q]]
+                while q < cnt and ds[order[q]] == dcur:
+                    if as_[order[q]] < amin:
+                        amin = as_[order[q]]
+                    q += 1
+                dnext = ds[order[q]] if q < cnt else -1
+                i0 = max(dnext + 1, ilo_all)
+                i1 = dcur
+                if i1 >= i0 and amin < L:
+                    diff[i0, amin] += cu
+                    diff[i0, L] -= cu
+                    diff[i1 + 1, amin] -= cu
+                    diff[i1 + 1, L] += cu
+    g = np.full((L, L), np.inf)
+    # forced comm = 2D prefix sums of diff
+    for i in range(L):
+        for j in range(L):
+            v = diff[i, j]
+            if i > 0:
+                v += diff[i - 1, j]
+            if j > 0:
+                v += diff[i, j - 1]
+            if i > 0 and j > 0:
+                v -= diff[i - 1, j - 1]
+            diff[i, j] = v
+    # W(i, j) = sum_{dd >= i, aa <= j} wm[dd, aa]; same with max for node lows
+    for dd in range(L - 1, -1, -1):
+        for aa in range(L):
+            v = wm[dd, aa]
+            m = mx[dd, aa]
+            if aa > 0:
+                v += wm[dd, aa - 1]
+                m = max(m, mx[dd, aa - 1])
+            if dd < L - 1:
+                v += wm[dd + 1, aa]
+                m = max(m, mx[dd + 1, aa])
+            if aa > 0 and dd < L - 1:
+                v -= wm[dd + 1, aa - 1]
+            wm[dd, aa] = v
+            mx[dd, aa] = m
+    for i in range(L):
+        for j in range(i, L):
+            est = wm[i, j] + diff[i, j]
+            if est < 0.0:
+                est = 0.0
+            g[i, j] = max(est, mx[i, j])
+    return g
+
+
+def run_estimates(instance: Instance, a: I64, d: I64, node_low: F64, length: int) -> F64:
+    """``g~(i, j) <= F(H(i, j), X(i, j))`` for all runs ``i <= j`` (upper triangle), O(L^2 + m).
+
+    ``g~ = max(w(H) + forced In + forced Out, max_{x in H} node_low[x])``: a producer in
+    ``X`` with a consumer in ``H`` is in ``In(S)`` of every feasible ``S``, a producer in ``H``
+    with a consumer in ``X`` is in ``Out(S)``; each producer is counted once per side, and
+    ``F(H, X) >= F({x}, ∅) >= node_low[x]`` for ``x ∈ H``.
+    """
+    sptr, sidx = instance.succ_csr
+    return _run_estimates(a, d, instance.work, instance.comm, sptr, sidx,
+                          np.asarray(node_low, dtype=np.float64), int(length))
+
+
+@njit(cache=True)
+def _min_runs(g, T):  # type: ignore[no-untyped-def]
+    """Fewest runs covering positions 0..L-1 with every run value <= T; parents for recovery."""
+    L = g.shape[0]
+    big = L + 10
+    cnt = np.full(L + 1, big, np.int64)
+    par = np.full(L + 1, -1, np.int64)
+    cnt[0] = 0
+    for i in range(L):  # push from prefix i (final once reached); rows of g are contiguous
+        ci = cnt[i] + 1
+        if ci >= big:
+            continue
+        row = g[i]
+        for j in range(i, L):
+            if row[j] <= T and ci < cnt[j + 1]:
+                cnt[j + 1] = ci
+                par[j + 1] = i
+    return cnt[L], par
+
+
+def min_runs_dp(g: F64, T: float) -> tuple[int, list[tuple[int, int]]]:
+    """Fewest runs with value <= ``T`` and one such split (list of ``(i, j)``, inclusive).
+
+    Returns the largest int64 and an empty split when no split exists.
+    """
+    count, par = _min_runs(g, T)
+    L = g.shape[0]
+    if count > L:  # no split with every run <= T
+        return np.iinfo(np.int64).max, []
+    runs = []
+    j = L
+    while j > 0:
+        i = int(par[j])
+        runs.append((i, j - 1))
+        j = i
+    return int(count), runs[::-1]
+
+
+def segment_value(
+    g: F64, k: int, lower: float = 0.0, hint: list[tuple[int, int]] | None = None
+) -> tuple[float, list[tuple[int, int]]]:
+    """``min over splits of 0..L-1 into <= k runs of max g(run)`` (spec §3.1 recurrence).
+
+    ``g`` holds the run values on and above the diagonal and ``+inf`` below it. The answer is
+    an entry of ``g``: the smallest entry ``T`` whose fewest-runs split (:func:`min_runs_dp`)
+    needs at most ``k`` runs. The search only looks at entries in ``[lower, m]``, where
+    ``lower`` must be known to be <= the answer and ``m`` is the largest value on a feasible
+    split (``hint``, a previous split, or the single run ``0..L-1``).
+
+    Returns
+    -------
+    (float, list of (int, int))
+        The value and an optimal split (inclusive position ranges).
+    """
+    L = g.shape[0]
+    if L == 0:
+        return 0.0, []
+    m = float(g[0, L - 1])
+    if hint is not None and 0 < len(hint) <= k:
+        m = min(m, max(float(g[i, j]) for i, j in hint))
+    if k >= L:
+        m = min(m, float(np.diag(g).max()))
+    if lower > m:  # pragma: no cover - contract violation by the caller
+        raise ValueError("segment_value: lower is above a feasible split's value")
+    sel = g[(g >= lower) & (g <= m)]
+    cand = np.unique(sel)
+    # invariant: cand[hi] feasible (m is), every entry below cand[lo] infeasible or absent
+    lo, hi = 0, cand.size - 1
+    best_runs: list[tuple[int, int]] = []
+    while lo < hi:
+        mid = (lo + hi) // 2
+        cnt, runs = min_runs_dp(g, float(cand[mid]))
+        if cnt <= k:
+            hi = mid
+            best_runs = runs
+        else:
+            lo = mid + 1
+    if not best_runs:
+        cnt, best_runs = min_runs_dp(g, float(cand[hi]))
+        if cnt > k:  # pragma: no cover - cannot happen: m is feasible
+            raise RuntimeError("segment_value: no feasible split")
+    return float(cand[hi]), best_runs

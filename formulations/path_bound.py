@@ -1,0 +1,282 @@
+"""Path-segmentation bound: min-max split of a path into runs of anchored blocks (spine §3).
+
+Model
+-----
+Take a chain ``P = (v_0, ..., v_{L-1})`` of nodes, each reaching the next over ordering edges
+(a source-to-sink path, or a subsequence of one). For the run of positions ``i..j`` let
+
+* ``H(i, j) = desc(v_i) ∩ anc(v_j)`` (the nodes between ``v_i`` and ``v_j``),
+* ``X(i, j) = anc(v_{i-1}) ∪ desc(v_{j+1})`` (empty parts when ``i = 0`` / ``j = L-1``),
+* ``g(i, j) = F(H(i, j), X(i, j))``, the anchored cheapest block (one min cut, see
+  :mod:`formulations._maxflow`),
+
+and ``LB_path(P, k) = min over splits of 0..L-1 into at most k contiguous runs of
+max_run g(run)``, the min-max segmentation recurrence of spec §3.1 on the ``L`` positions.
+The reported bound is ``max(LB_node, max_P LB_path(P, k), values proven for larger k)``.
+
+What it relaxes
+---------------
+Only the blocks that meet ``P`` are modelled, each by its own cheapest anchored block: the
+other nodes may be in or out of it freely, and the blocks are not required to partition V.
+
+Validity
+--------
+Let ``(S_1, ..., S_k)`` be an optimal partition. Every ordering edge goes forward, so the block
+index is non-decreasing along ``P`` and the blocks that meet ``P`` cut it into at most ``k``
+contiguous runs. For a run ``i..j`` held by ``S``: every node ``x`` between ``v_i`` and
+``v_j`` satisfies ``block(v_i) <= block(x) <= block(v_j)``, so ``x ∈ S`` (``H(i,j) ⊆ S``);
+``v_{i-1}`` is in an earlier block, and so is each of its ancestors, symmetrically for the
+descendants of ``v_{j+1}`` (``S ∩ X(i,j) = ∅``). Hence ``f(S) >= g(i, j)`` and
+``OPT >= max_run g(run) >= LB_path(P, k)``. The DP runs on *lower estimates* of ``g`` (below),
+and replacing any entry by a smaller number can only lower the min-max value, so every
+intermediate value is valid; every max flow is itself rounded down
+(:mod:`formulations._maxflow`). ``OPT(k)`` never increases with ``k`` (empty blocks are
+allowed), so a bound proven for ``k' > k`` also holds for ``k``.
+
+Computation
+-----------
+* Chains: the heaviest source-to-sink paths under several node weights (``work``,
+  ``work_comm`` = w + c, ``count`` = 1, ``node`` = the node bounds, ``comm``), deduplicated;
+  a path longer than ``max_len`` is thinned to ``max_len`` evenly spaced positions (a
+  subsequence of a path is a chain, so the argument above still holds).
+* Estimates ``g~(i, j) <= g(i, j)`` for all ``O(L^2)`` runs at once, O(L^2 + n + m)
+  (:func:`formulations._spine.run_estimates`): ``w(H)`` plus the communication every feasible
+  block must pay, or the largest node bound inside ``H``.
+* Lazy refinement: solve the DP on the current entries; compute the runs of its optimal split
+  that are still estimates exactly by max flow; repeat until the split uses exact entries only
+  (then the value equals the DP on exact ``g``) or the budget ends. Entries stay cached per
+  graph (``context.cache`` and a module cache), so the runs of every ``k`` share the work.
+
+Size
+----
+Per chain: ``L^2`` floats and an ``O(L^2)`` DP per step; a few dozen max flows on the network
+of :mod:`formulations._maxflow` in practice (``stats["max_flows"]``).
+
+References
+----------
+pipecert, ``docs/spine-bound.md`` §3-4 (not in Archer et al., ICML 2024); the segmentation
+recurrence is Algorithm 1 of Archer et al. (spec §3.1).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from formulations._maxflow import network_for
+from formulations._spine import (
+    chain_indices,
+    heaviest_path,
+    run_estimates,
+    run_sets,
+    segment_value,
+)
+from formulations.base import FORMULATIONS, Formulation
+from formulations.node_bound import instance_fingerprint, node_bounds
+from pipecert.instance import Instance
+from pipecert.results import BoundResult, Budget, SolveContext, Status, bound_exceeds
+
+__all__ = ["PathBound", "ChainState", "chain_states"]
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = ("work", "work_comm", "count", "node", "comm")
+
+
+@dataclass
+class ChainState:
+    """The cached run table of one chain.
+
+    ``g[i, j]`` is a valid lower bound on ``F(H(i, j), X(i, j))`` for ``i <= j`` (``+inf``
+    below the diagonal) and ``exact[i, j]`` says it is the max-flow value.
+    """
+
+    name: str
+    chain: NDArray[np.int64]
+    a: NDArray[np.int64]
+    d: NDArray[np.int64]
+    g: NDArray[np.float64]
+    exact: NDArray[np.bool_]
+    values: dict[int, float] = field(default_factory=dict)
+    converged: dict[int, bool] = field(default_factory=dict)
+    splits: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    max_flows: int = 0
+
+
+_MODULE_CACHE: dict[str, list[ChainState]] = {}
+
+
+def _thin(path: NDArray[np.int64], max_len: int) -> NDArray[np.int64]:
+    if path.size <= max_len:
+        return path
+    keep = np.unique(np.round(np.linspace(0, path.size - 1, max_len)).astype(np.int64))
+    return path[keep]
+
+
+def _weights(instance: Instance, which: str, node_low: NDArray[np.float64]) -> NDArray[np.float64]:
+    if which == "work":
+        return instance.work
+    if which == "comm":
+        return instance.comm
+    if which == "work_comm":
+        return instance.work + instance.comm
+    if which == "count":
+        return np.ones(instance.n_nodes)
+    if which == "node":
+        return node_low
+    raise ValueError(f"unknown path weight {which!r}; known: {', '.join(WEIGHTS)}")
+
+
+def chain_states(
+    instance: Instance,
+    weights: tuple[str, ...],
+    max_len: int,
+    node_low: NDArray[np.float64],
+    context: SolveContext | None = None,
+) -> list[ChainState]:
+    """The chains of ``instance`` with their run tables (cached per graph and parameters)."""
+    key = f"{instance_fingerprint(instance)}|{','.join(weights)}|{max_len}"
+    if context is not None:
+        hit = context.cache.get("path_bound")
+        if hit is not None and hit[0] == key:
+            return hit[1]  # type: ignore[no-any-return]
+    states = _MODULE_CACHE.get(key)
+    if states is None:
+        states = []
+        seen: set[bytes] = set()
+        for wname in weights:
+            path = _thin(heaviest_path(instance, _weights(instance, wname, node_low)), max_len)
+            sig = path.tobytes()
+            if sig in seen:
+                continue
+            seen.add(sig)
+            a, d = chain_indices(instance, path)
+            g = run_estimates(instance, a, d, node_low, path.size)
+            states.append(ChainState(wname, path, a, d, g, np.zeros(g.shape, dtype=bool)))
+        while len(_MODULE_CACHE) >= 4:
+            _MODULE_CACHE.pop(next(iter(_MODULE_CACHE)))
+        _MODULE_CACHE[key] = states
+    if context is not None:
+        context.cache["path_bound"] = (key, states)
+    return states
+
+
+def clear_cache() -> None:
+    """Forget every cached run table (for benchmarks)."""
+    _MODULE_CACHE.clear()
+
+
+def refine_chain(
+    instance: Instance,
+    state: ChainState,
+    k: int,
+    budget: Budget,
+    *,
+    stop_at: float | None = None,
+    engine: str = "ortools",
+) -> float:
+    """Lazy refinement of one chain for ``k``; returns a valid ``LB_path(chain, k)``."""
+    net = network_for(instance, engine)
+    lower = max([v for kk, v in state.values.items() if kk >= k] + [0.0])
+    hint = state.splits.get(k)
+    if state.converged.get(k):
+        return state.values[k]
+    value = lower
+    while True:
+        value, runs = segment_value(state.g, k, lower, hint)
+        lower, hint = value, runs
+        state.values[k] = max(state.values.get(k, 0.0), value)
+        state.splits[k] = runs
+        todo = [(i, j) for i, j in runs if not state.exact[i, j]]
+        if not todo:
+            state.converged[k] = True
+            break
+        if stop_at is not None and value >= stop_at:
+            break
+        if budget.expired():
+            break
+        # refine the largest estimates first: they decide the bottleneck
+        todo.sort(key=lambda r: -state.g[r])
+        for i, j in todo:
+            hold, excl = run_sets(state.a, state.d, i, j)
+            res = net.solve(hold, excl)
+            state.max_flows += 1
+            state.g[i, j] = max(state.g[i, j], res.value)
+            state.exact[i, j] = True
+            if budget.expired():
+                break
+    return state.values[k]
+
+
+@FORMULATIONS.register
+class PathBound(Formulation):
+    """Min-max split of heavy paths into <= k runs of anchored cheapest blocks (min cuts)."""
+
+    name = "path_bound"
+    citation = "pipecert docs/spine-bound.md §3 (beyond Archer et al., ICML 2024)"
+
+    def __init__(
+        self,
+        *,
+        paths: str = "work,work_comm,count,node,comm",
+        max_len: int = 1000,
+        node_share: float = 0.5,
+        engine: str = "ortools",
+    ) -> None:
+        self.paths = paths
+        self.max_len = max_len
+        self.node_share = node_share
+        self.engine = engine
+
+    def lower_bound(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        context: SolveContext | None = None,
+    ) -> BoundResult:
+        """``max(LB_node, max over chains of LB_path(chain, k))`` within ``budget``."""
+        t0 = time.perf_counter()
+        weights = tuple(w.strip() for w in self.paths.split(",") if w.strip())
+        for wname in weights:
+            if wname not in WEIGHTS:
+                raise ValueError(f"unknown path weight {wname!r}; known: {', '.join(WEIGHTS)}")
+        nodes = node_bounds(instance, budget.fraction(self.node_share), context,
+                            engine=self.engine)
+        best = nodes.value
+        t_node = time.perf_counter() - t0
+        states = chain_states(instance, weights, int(self.max_len), nodes.lower, context)
+        ub = context.upper_bound if context is not None else None
+        stop_at = None if ub is None else ub * (1 - 1e-9)
+        per_chain: dict[str, float] = {}
+        converged = True
+        flows0 = sum(s.max_flows for s in states)
+        for idx, st in enumerate(states):
+            left = len(states) - idx
+            rem = budget.remaining()
+            share = Budget(time_limit_s=rem / left if math.isfinite(rem) else math.inf)
+            v = refine_chain(instance, st, k, share, stop_at=stop_at, engine=self.engine)
+            per_chain[st.name] = v
+            converged &= bool(st.converged.get(k))
+            best = max(best, v)
+            if stop_at is not None and best >= stop_at:
+                break
+        status = Status.BOUND if converged and nodes.complete else Status.TIME_LIMIT
+        if ub is not None and not bound_exceeds(ub, best):
+            status = Status.OPTIMAL
+        stats = {
+            "node_bound": nodes.value,
+            "node_bound_complete": nodes.complete,
+            "node_bound_time_s": t_node,
+            "path_values": per_chain,
+            "path_lengths": {s.name: int(s.chain.size) for s in states},
+            "max_flows": sum(s.max_flows for s in states) - flows0,
+            "converged": converged,
+            "engine": self.engine,
+        }
+        return BoundResult(best, status, stats=stats)
