@@ -1,0 +1,656 @@
+"""The grid runner: instances x k x methods, each run isolated, every result stored.
+
+Plan
+----
+:func:`build_cells` turns a resolved config (:mod:`experiments.config`) into cells, one per
+(instance, k, method, base seed). Within an instance, heuristics run first and bounds after
+them, so every bound run receives (through :class:`pipecert.SolveContext`) the best
+partition found for its k or a smaller k (a partition into k' <= k stages is feasible for k)
+as a warm start, cut-off and validity check. With ``run.share_bounds`` the bounds of an
+instance run from the largest k down and each receives the best bound proven for a larger k
+(OPT is non-increasing in k, so such a bound is valid for k too, spine-bound.md §4).
+
+A cell's context is computed only from the cells it depends on (all heuristic cells of its
+instance, and with ``share_bounds`` the bound cells of larger k), never from whatever else
+happened to finish first, so the stored rows do not depend on the executor or the number of
+workers (apart from times). The context given is stored with the row
+(``context_upper_bound``, ``context_lower_bound``); values carried across k for reporting
+live in the store's ``derived`` table, never in ``runs``.
+
+Executors
+---------
+* ``local`` (default): ``run.jobs`` worker processes (:class:`experiments.worker.
+  WorkerProcess`); the parent multiplexes them with :func:`select.select`, kills a worker
+  whose run overruns its time limit plus grace, records the error and starts a new worker.
+* ``dask``: the same cells as Dask tasks on a ``distributed`` cluster (``run.scheduler``);
+  each task drives a worker process on its Dask worker with the same external time limit.
+  Results come back to the client, which alone writes the store.
+* ``inline``: in this process, no isolation (for ``--raise`` debugging).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import select
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from experiments.progress import ProgressBar
+from experiments.provenance import provenance
+from experiments.store import SCHEMA_VERSION, ResultsStore, run_key
+from experiments.worker import WorkerProcess, died_result, timeout_result
+from pipecert.errors import InputError
+from pipecert.instance import Instance
+from pipecert.registry import parse_method_spec
+from pipecert.results import bound_exceeds
+from pipecert.seeding import derive_seed
+
+__all__ = [
+    "Cell",
+    "InstanceEntry",
+    "GridResult",
+    "build_cells",
+    "load_entries",
+    "run_grid",
+    "cell_context",
+]
+
+log = logging.getLogger(__name__)
+
+_STAT_COLUMNS = ("build_time_s", "solve_time_s", "solver", "solver_version", "n_vars",
+                 "n_cons", "nodes", "iterations")
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    """One run of the grid."""
+
+    instance: str
+    k: int
+    role: str  # "heuristic" or "bound"
+    spec: str
+    method: str
+    method_id: str
+    params: dict[str, Any]
+    base_seed: int
+    seed: int
+    time_limit_s: float
+    kill_after_s: float
+    threads: int
+
+    @property
+    def run_key(self) -> str:
+        """The store key (instance, k, method_id, seed)."""
+        return run_key(self.instance, self.k, self.method_id, self.seed)
+
+    def label(self) -> str:
+        """Short description for progress and messages."""
+        return f"{self.instance} k={self.k} {self.method_id}"
+
+
+@dataclass
+class InstanceEntry:
+    """An instance of the grid: its id (as stored), the graph and where it came from."""
+
+    id: str
+    instance: Instance
+    source: str = ""
+    spec: str = ""
+    _blob: bytes | None = field(default=None, repr=False)
+
+    @property
+    def blob(self) -> bytes:
+        """The serialised instance sent to workers."""
+        if self._blob is None:
+            from experiments._serialize import instance_to_bytes
+
+            self._blob = instance_to_bytes(self.instance)
+        return self._blob
+
+
+@dataclass
+class GridResult:
+    """What :func:`run_grid` did."""
+
+    n_cells: int
+    n_skipped: int
+    n_run: int = 0
+    n_errors: int = 0
+    n_invalid: int = 0
+    elapsed_s: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def _dataset_of(ref_id: str, spec: str) -> str:
+    if spec.startswith("suite:"):
+        return spec.split(":", 1)[1]
+    if "/" in ref_id and not Path(ref_id).exists():
+        return ref_id.split("/", 1)[0]
+    return "files"
+
+
+def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
+    """Resolve ``grid.instances`` with :func:`instances.resolve` and load each graph once.
+
+    Instances are filtered by ``grid.min_nodes``/``grid.max_nodes``; duplicates (the same id
+    from two specs) are kept once.
+    """
+    import instances as inst_pkg
+
+    grid = cfg["grid"]
+    out: list[InstanceEntry] = []
+    seen: set[str] = set()
+    for spec in grid["instances"]:
+        refs = inst_pkg.resolve(spec)
+        if not refs:
+            raise InputError(f"instance spec {spec!r} matches no instance")
+        for ref in refs:
+            if ref.id in seen:
+                continue
+            seen.add(ref.id)
+            inst = ref.load()
+            if grid["max_nodes"] and inst.n_nodes > grid["max_nodes"]:
+                continue
+            if inst.n_nodes < grid["min_nodes"]:
+                continue
+            out.append(InstanceEntry(str(ref.id), inst, _dataset_of(str(ref.id), spec), spec))
+    if not out:
+        raise InputError("no instance left after the node-count filters")
+    return out
+
+
+def _time_limit(cfg: Mapping[str, Any], role: str, name: str, method_id: str) -> float:
+    b = cfg["budget"]
+    per = b["per_method"]
+    if method_id in per:
+        return float(per[method_id])
+    if name in per:
+        return float(per[name])
+    if role == "heuristic" and b["heuristic_time_limit_s"]:
+        return float(b["heuristic_time_limit_s"])
+    return float(b["time_limit_s"])
+
+
+def _method_ids(specs: Sequence[str], role: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """(spec, name, method_id, params) per spec, validated against the registry."""
+    if role == "heuristic":
+        from heuristics import HEURISTICS as reg
+    else:
+        from formulations import FORMULATIONS as reg
+    out = []
+    for spec in specs:
+        m = reg.make(spec)  # InputError on an unknown name or bad parameters
+        name, _ = parse_method_spec(spec)
+        out.append((spec, name, m.method_id(), m.params()))
+    return out
+
+
+def build_cells(cfg: Mapping[str, Any], entries: Sequence[InstanceEntry]) -> list[Cell]:
+    """Every cell of the grid, in the order they should start (see the module docstring)."""
+    grid, b = cfg["grid"], cfg["budget"]
+    heur = _method_ids(grid["heuristics"], "heuristic")
+    bnds = _method_ids(grid["bounds"], "bound")
+    ks = sorted(set(grid["k"]))
+    bound_ks = sorted(ks, reverse=bool(cfg["run"]["share_bounds"]))
+    cells: list[Cell] = []
+    for e in entries:
+        for role, methods, korder in (("heuristic", heur, ks), ("bound", bnds, bound_ks)):
+            for k in korder:
+                for spec, name, mid, params in methods:
+                    for base in grid["seeds"]:
+                        tl = _time_limit(cfg, role, name, mid)
+                        kill = tl + float(b["grace_s"]) + 0.1 * tl
+                        cells.append(Cell(
+                            e.id, k, role, spec, name, mid, _plain(params), int(base),
+                            derive_seed(int(base), e.id, k, mid), tl, kill, int(b["threads"])))
+    keys = [c.run_key for c in cells]
+    if len(set(keys)) != len(keys):
+        raise InputError("the grid lists the same run twice (duplicate method, k or seed)")
+    return cells
+
+
+def _plain(params: Mapping[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, v in params.items():
+        out[key] = v if isinstance(v, bool | int | float | str | type(None)) else str(v)
+    return out
+
+
+def _dependencies(cells: Sequence[Cell], share_bounds: bool) -> dict[str, list[str]]:
+    """run_key -> run_keys it waits for."""
+    heur_by_inst: dict[str, list[str]] = defaultdict(list)
+    bound_by_ik: dict[tuple[str, int], list[str]] = defaultdict(list)
+    ks_by_inst: dict[str, set[int]] = defaultdict(set)
+    for c in cells:
+        if c.role == "heuristic":
+            heur_by_inst[c.instance].append(c.run_key)
+        else:
+            bound_by_ik[(c.instance, c.k)].append(c.run_key)
+            ks_by_inst[c.instance].add(c.k)
+    deps: dict[str, list[str]] = {}
+    for c in cells:
+        if c.role == "heuristic":
+            deps[c.run_key] = []
+            continue
+        d = list(heur_by_inst[c.instance])
+        if share_bounds:
+            larger = sorted(k for k in ks_by_inst[c.instance] if k > c.k)
+            if larger:
+                d += bound_by_ik[(c.instance, larger[0])]
+        deps[c.run_key] = d
+    return deps
+
+
+def _closure(key: str, deps: Mapping[str, list[str]]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(deps.get(key, ()))
+    while stack:
+        x = stack.pop()
+        if x not in seen:
+            seen.add(x)
+            stack.extend(deps.get(x, ()))
+    return seen
+
+
+def cell_context(cell: Cell, dep_rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """The SolveContext fields passed to ``cell``, from the rows of its dependencies.
+
+    ``upper_bound``/``partition``: the best partition of a heuristic run at k' <= k;
+    ``lower_bound``: the best bound proven at k' > k (bounds only; None otherwise).
+    """
+    ub: tuple[float, list[int]] | None = None
+    lb: float | None = None
+    for r in dep_rows:
+        if r["instance"] != cell.instance:
+            continue
+        inc, part = r.get("incumbent"), r.get("partition")
+        if inc is not None and part is not None and int(r["k"]) <= cell.k:
+            if ub is None or inc < ub[0]:
+                ub = (float(inc), list(part))
+        bnd = r.get("bound")
+        if (bnd is not None and r.get("status") != "error" and r["role"] == "bound"
+                and int(r["k"]) > cell.k):
+            lb = float(bnd) if lb is None else max(lb, float(bnd))
+    if cell.role == "heuristic":
+        return {}
+    return {"upper_bound": None if ub is None else ub[0],
+            "partition": None if ub is None else ub[1], "lower_bound": lb}
+
+
+def _task(cell: Cell, context: Mapping[str, Any], raise_errors: bool = False) -> dict[str, Any]:
+    return {"role": cell.role, "spec": cell.spec, "k": cell.k, "seed": cell.seed,
+            "time_limit_s": cell.time_limit_s, "threads": cell.threads,
+            "context": dict(context), "raise_errors": raise_errors}
+
+
+def make_row(cell: Cell, entry: InstanceEntry, result: Mapping[str, Any],
+             context: Mapping[str, Any], experiment: str) -> dict[str, Any]:
+    """The ``runs`` row of a finished cell (style.md §2.4)."""
+    stats = dict(result.get("stats") or {})
+    bound, inc = result.get("bound"), result.get("incumbent")
+    gap = None
+    if bound is not None and inc is not None and inc > 0:
+        gap = (inc - bound) / max(abs(inc), 1e-9)
+    row: dict[str, Any] = {
+        "run_key": cell.run_key, "schema_version": SCHEMA_VERSION, "experiment": experiment,
+        "instance": cell.instance, "instance_source": entry.source,
+        "n_nodes": entry.instance.n_nodes, "n_edges": entry.instance.n_edges, "k": cell.k,
+        "role": cell.role, "method": cell.method, "method_id": cell.method_id,
+        "params": cell.params, "seed": cell.seed, "status": result.get("status"),
+        "bound": bound, "incumbent": inc,
+        "feasible": None if result.get("partition") is None else True,
+        "gap": gap,
+        "context_upper_bound": context.get("upper_bound"),
+        "context_lower_bound": context.get("lower_bound"),
+        "wall_time_s": result.get("wall_time_s"),
+        "time_limit_s": cell.time_limit_s, "threads": cell.threads,
+        "partition": result.get("partition"), "stats": stats, "log": result.get("log"),
+        "error": result.get("error"), "started_at": result.get("started_at"),
+    }
+    for c in _STAT_COLUMNS:
+        v = stats.get(c)
+        if v is not None:
+            row[c] = v if c in ("solver", "solver_version") else (
+                float(v) if c.endswith("_s") else _int_or_none(v))
+    if row.get("solve_time_s") is None:
+        row["solve_time_s"] = result.get("time_s")
+    row.update(provenance())
+    return row
+
+
+def _int_or_none(v: Any) -> int | None:
+    try:
+        return int(v)
+    except (TypeError, ValueError):
+        return None
+
+
+class _Grid:
+    """Bookkeeping shared by the executors: pending cells, dependencies, rows, the store."""
+
+    def __init__(self, cfg: Mapping[str, Any], store: ResultsStore,
+                 entries: Sequence[InstanceEntry], cells: Sequence[Cell], resume: bool
+                 ) -> None:
+        self.cfg = cfg
+        self.store = store
+        self.entries = {e.id: e for e in entries}
+        self.experiment = cfg["experiment"]["name"]
+        self.deps = _dependencies(cells, bool(cfg["run"]["share_bounds"]))
+        self.closure = {c.run_key: _closure(c.run_key, self.deps) for c in cells
+                        if c.role == "bound"}
+        done_keys = store.run_keys() if resume else set()
+        self.rows: dict[str, dict[str, Any]] = {}
+        if resume:
+            for r in store.runs():
+                if r["run_key"] in done_keys:
+                    self.rows[r["run_key"]] = r
+        self.done: set[str] = {c.run_key for c in cells if c.run_key in done_keys}
+        self.pending: list[Cell] = [c for c in cells if c.run_key not in self.done]
+        self.result = GridResult(len(cells), len(cells) - len(self.pending))
+        self.progress: ProgressBar | None = None
+        # incumbents known per instance for the write-time validity check
+        self._inc: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        for r in self.rows.values():
+            if r.get("incumbent") is not None:
+                self._inc[r["instance"]].append((int(r["k"]), float(r["incumbent"])))
+
+    def next_ready(self) -> Cell | None:
+        """The first pending cell whose dependencies are all done (removed from pending)."""
+        for i, c in enumerate(self.pending):
+            if all(d in self.done for d in self.deps[c.run_key]):
+                return self.pending.pop(i)
+        return None
+
+    def next_ready_peek(self) -> Cell | None:
+        """The first ready pending cell, left in place."""
+        for c in self.pending:
+            if all(d in self.done for d in self.deps[c.run_key]):
+                return c
+        return None
+
+    def context(self, cell: Cell) -> dict[str, Any]:
+        """The context of ``cell`` from the rows of its dependency closure."""
+        if cell.role != "bound":
+            return {}
+        rows = [self.rows[k] for k in self.closure[cell.run_key] if k in self.rows]
+        return cell_context(cell, rows)
+
+    def finish(self, cell: Cell, result: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+        """Grade, store (one transaction) and account for one finished cell."""
+        row = make_row(cell, self.entries[cell.instance], result, context, self.experiment)
+        if row["bound"] is not None:
+            known = [v for kk, v in self._inc[cell.instance] if kk <= cell.k]
+            if row["incumbent"] is not None:
+                known.append(row["incumbent"])
+            if known and bound_exceeds(row["bound"], min(known)):
+                msg = (f"invalid bound: {cell.method_id} reported {row['bound']!r} above the "
+                       f"feasible value {min(known)!r} on {cell.instance} (k={cell.k})")
+                log.error(msg)
+                row["stats"] = {**row["stats"], "rejected_bound": row["bound"]}
+                row.update(status="error", bound=None, gap=None, error=msg)
+                self.result.n_invalid += 1
+        if row["incumbent"] is not None:
+            self._inc[cell.instance].append((cell.k, float(row["incumbent"])))
+        self.store.add_run(row)
+        self.rows[cell.run_key] = row
+        self.done.add(cell.run_key)
+        self.result.n_run += 1
+        is_err = row["status"] == "error"
+        if is_err:
+            self.result.n_errors += 1
+            first = (row.get("error") or "").strip().splitlines()
+            self.result.errors.append(f"{cell.label()}: {first[0] if first else 'error'}")
+        if self.progress is not None:
+            self.progress.update(cell.method_id, float(row.get("wall_time_s") or 0.0),
+                                 error=is_err)
+
+
+# ---------------------------------------------------------------------------- executors
+def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
+               threads: int, log_dir: Path | None) -> None:
+    n = max(1, min(jobs, len(g.pending)))
+    workers = [WorkerProcess(memory_limit_mb=memory_mb, plugins=plugins, threads=threads,
+                             log_path=None if log_dir is None else log_dir / f"worker-{i}.log")
+               for i in range(n)]
+    running: dict[int, tuple[Cell, dict[str, Any], dict[str, Any]]] = {}
+    try:
+        for w in workers:
+            w.start()
+        while g.pending or running:
+            # dispatch
+            for i, w in enumerate(workers):
+                if i in running or not w.ready:
+                    continue
+                cell = g.next_ready()
+                if cell is None:
+                    break
+                ctx = g.context(cell)
+                msg = {"task": _task(cell, ctx), "instance_key": cell.instance}
+                running[i] = (cell, ctx, msg)
+                w.deadline = time.monotonic() + cell.kill_after_s
+                if g.progress is not None:
+                    g.progress.current = cell.label()
+                try:
+                    w.send(msg)
+                except Exception as exc:  # WorkerDied
+                    _restart(w)
+                    g.finish(cell, died_result(str(exc), 0.0), ctx)
+                    del running[i]
+            if not g.pending and not running:
+                break
+            if g.pending and not running and all(w.ready for w in workers) and \
+                    g.next_ready_peek() is None:
+                raise RuntimeError("grid deadlock: pending cells with unmet dependencies")
+            now = time.monotonic()
+            timeout = 0.5
+            for i in running:
+                timeout = min(timeout, max(0.0, workers[i].deadline - now))
+            fds = {w.fileno(): i for i, w in enumerate(workers) if w.alive()}
+            readable, _, _ = select.select(list(fds), [], [], timeout)
+            for fd in readable:
+                i = fds[fd]
+                w = workers[i]
+                try:
+                    ans = w.recv()
+                except Exception as exc:  # WorkerDied
+                    desc = str(exc)
+                    _restart(w)
+                    if i in running:
+                        cell, ctx, _ = running.pop(i)
+                        t = time.monotonic() - (w.deadline - cell.kill_after_s)
+                        g.finish(cell, died_result(desc, t), ctx)
+                    continue
+                op = ans.get("op")
+                if op == "ready":
+                    w.ready = True
+                elif op == "need_instance" and i in running:
+                    cell, ctx, msg = running[i]
+                    try:
+                        w.send({**msg, "instance_blob": g.entries[cell.instance].blob})
+                    except Exception as exc:  # WorkerDied
+                        _restart(w)
+                        running.pop(i)
+                        g.finish(cell, died_result(str(exc), 0.0), ctx)
+                elif op == "result" and i in running:
+                    cell, ctx, _ = running.pop(i)
+                    g.finish(cell, ans["result"], ctx)
+            now = time.monotonic()
+            for i in list(running):
+                w = workers[i]
+                if now >= w.deadline:
+                    cell, ctx, _ = running.pop(i)
+                    _restart(w)
+                    g.finish(cell, timeout_result(cell.kill_after_s, cell.kill_after_s), ctx)
+            if g.progress is not None:
+                g.progress.draw()
+    finally:
+        for w in workers:
+            w.close()
+
+
+def _restart(w: WorkerProcess) -> None:
+    w.kill()
+    w.start()
+
+
+def _run_inline(g: _Grid, raise_errors: bool) -> None:
+    from experiments.worker import execute_task
+
+    caches: dict[str, dict[str, Any]] = defaultdict(dict)
+    while g.pending:
+        cell = g.next_ready()
+        if cell is None:  # pragma: no cover - deps always come first in build order
+            raise RuntimeError("grid deadlock")
+        ctx = g.context(cell)
+        if g.progress is not None:
+            g.progress.current = cell.label()
+        res = execute_task(_task(cell, ctx, raise_errors), g.entries[cell.instance].instance,
+                           caches[cell.instance])
+        g.finish(cell, res, ctx)
+
+
+# Dask -------------------------------------------------------------------------------------
+_DASK_LOCAL: Any = None
+
+
+def dask_run_cell(task: dict[str, Any], instance_key: str, blob: bytes, kill_after_s: float,
+                  worker_opts: dict[str, Any]) -> dict[str, Any]:
+    """Dask task: run one cell in a worker process of this Dask worker (one per thread)."""
+    import threading
+
+    global _DASK_LOCAL
+    if _DASK_LOCAL is None:
+        _DASK_LOCAL = threading.local()
+    procs = getattr(_DASK_LOCAL, "procs", None)
+    if procs is None:
+        procs = _DASK_LOCAL.procs = {}
+    key = repr(sorted(worker_opts.items()))
+    w = procs.get(key)
+    if w is None:
+        w = procs[key] = WorkerProcess(**worker_opts)
+    return w.call(task, instance_key, blob, kill_after_s)
+
+
+def _run_dask(g: _Grid, address: str | Any, memory_mb: float | None, plugins: list[str],
+              threads: int) -> None:
+    try:
+        from distributed import Client, as_completed
+    except ImportError:  # pragma: no cover - dask is a dev/dask extra
+        raise InputError("the Dask executor needs dask[distributed] "
+                         "(pip install 'pipecert[dask]')") from None
+    own = isinstance(address, str)
+    client = Client(address) if own else address
+    try:
+        blobs: dict[str, Any] = {}
+        opts = {"memory_limit_mb": memory_mb, "plugins": plugins, "threads": threads}
+        meta: dict[Any, tuple[Cell, dict[str, Any]]] = {}
+        ac = as_completed()
+
+        def submit_ready() -> None:
+            while True:
+                cell = g.next_ready()
+                if cell is None:
+                    return
+                if cell.instance not in blobs:
+                    blobs[cell.instance] = client.scatter(g.entries[cell.instance].blob,
+                                                          hash=False)
+                ctx = g.context(cell)
+                fut = client.submit(dask_run_cell, _task(cell, ctx), cell.instance,
+                                    blobs[cell.instance], cell.kill_after_s, opts, pure=False)
+                meta[fut] = (cell, ctx)
+                ac.add(fut)
+
+        submit_ready()
+        for fut in ac:
+            cell, ctx = meta.pop(fut)
+            try:
+                res = fut.result()
+            except Exception as exc:  # the Dask worker itself failed
+                res = died_result(f"dask task failed: {type(exc).__name__}: {exc}", 0.0)
+            g.finish(cell, res, ctx)
+            submit_ready()
+        if g.pending:  # pragma: no cover
+            raise RuntimeError("grid deadlock: pending cells with unmet dependencies")
+    finally:
+        if own:
+            client.close()
+
+
+def run_grid(
+    cfg: Mapping[str, Any],
+    store: ResultsStore,
+    entries: Sequence[InstanceEntry],
+    *,
+    resume: bool = False,
+    executor: str = "local",
+    progress: bool | ProgressBar = False,
+    raise_errors: bool = False,
+    dask_client: Any = None,
+    log_dir: Path | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
+) -> GridResult:
+    """Run every cell of the grid not yet in ``store`` (with ``resume``) and store each row.
+
+    Parameters
+    ----------
+    cfg : dict
+        A resolved config (:func:`experiments.config.load_config`).
+    store : ResultsStore
+    entries : list of InstanceEntry
+    resume : bool
+        Skip cells whose run key is already stored; otherwise every cell runs again and
+        replaces its row.
+    executor : {"local", "dask", "inline"}
+    progress : bool or ProgressBar
+        Show a progress bar on stderr.
+    dask_client : distributed.Client, optional
+        Use this client instead of connecting to ``run.scheduler``.
+    on_plan : callable, optional
+        Called with (cells to run, cells skipped) before anything runs.
+    """
+    t0 = time.monotonic()
+    cells = build_cells(cfg, entries)
+    for e in entries:
+        if not store.has_instance(e.id):
+            store.add_instance(e.id, e.instance, source=e.source, spec=e.spec)
+    g = _Grid(cfg, store, entries, cells, resume)
+    pb: ProgressBar | None = None
+    if isinstance(progress, ProgressBar):
+        pb = progress
+    elif progress:
+        workers = cfg["run"]["jobs"] if executor == "local" else 1
+        pb = ProgressBar(len(g.pending), workers=workers)
+    if pb is not None:
+        for c in g.pending:
+            pb.plan(c.method_id, c.time_limit_s)
+        g.progress = pb
+    if on_plan is not None:
+        on_plan(len(g.pending), g.result.n_skipped)
+    b = cfg["budget"]
+    mem = float(b["memory_limit_mb"]) or None
+    plugins = list(cfg["run"]["plugins"])
+    try:
+        if not g.pending:
+            pass
+        elif executor == "inline":
+            _run_inline(g, raise_errors)
+        elif executor == "dask":
+            _run_dask(g, dask_client if dask_client is not None else cfg["run"]["scheduler"],
+                      mem, plugins, int(b["threads"]))
+        elif executor == "local":
+            _run_local(g, int(cfg["run"]["jobs"]), mem, plugins, int(b["threads"]), log_dir)
+        else:
+            raise InputError(f"unknown executor {executor!r}")
+    finally:
+        if pb is not None:
+            pb.close()
+    store.update_derived()
+    g.result.elapsed_s = time.monotonic() - t0
+    if not math.isfinite(g.result.elapsed_s):  # pragma: no cover
+        g.result.elapsed_s = 0.0
+    return g.result
