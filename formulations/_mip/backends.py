@@ -1,0 +1,562 @@
+"""Backends that solve one :class:`~formulations._mip.model.MipModel`.
+
+``solve_model(model, solver, ...)`` dispatches on the solver name:
+
+``highs`` (default)
+    highspy directly from the arrays (one ``passModel`` of a column-wise matrix). Options:
+    time limit, relative gap, threads, random seed, node limit; the dual bound is
+    ``getInfo().mip_dual_bound``; an improving-solution callback records the incumbent log;
+    an interrupt callback enforces the wall-clock deadline (HiGHS overruns its own
+    ``time_limit`` on big models) and a :class:`threading.Event` cancels the solve.
+``cvxpy:<SOLVER>``
+    The same arrays as one cvxpy vector variable, to reach every MIP solver cvxpy drives
+    (``cvxpy:SCIP``, ``cvxpy:HIGHS``, ``cvxpy:GUROBI``...). The dual bound is read from the
+    raw solver (SCIP ``getDualbound()``, HiGHS ``mip_dual_bound``, Gurobi ``ObjBound``).
+    Pitfall handled here: at a time limit without a solution cvxpy reports ``user_limit``
+    (or raises) with value 0 and x = 0; that is never read as a result.
+``scipy``
+    :func:`scipy.optimize.milp` (HiGHS inside scipy), the fallback with no extra dependency;
+    no warm start, no incumbent log, no cancellation.
+``cpsat``
+    OR-Tools CP-SAT. It needs integer data: every coefficient must be integral (the
+    formulation floors the scaled costs, which keeps the bound valid, and solutions are
+    re-scored by the reference cost function) and row bounds are rounded inwards, which is
+    exact for integer rows. Its ``best_objective_bound`` is the dual bound.
+
+Every backend returns the same :class:`SolveRecord`. The dual bound in it is *raw* (model
+units, no safety margin): the caller applies :func:`pipecert.results.safe_dual_bound`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from formulations._mip.model import MipModel
+from pipecert.results import Status
+
+__all__ = ["SolveRecord", "SolveOptions", "solve_model", "available_solvers", "parse_solver",
+           "solver_available"]
+
+log = logging.getLogger(__name__)
+
+#: Seconds a backend may run past the deadline before it is interrupted.
+HARD_GRACE_S = 0.5
+
+
+@dataclass
+class SolveOptions:
+    """Solver-independent options.
+
+    ``stop_below``: stop as soon as an incumbent with objective ``<= stop_below`` exists
+    (the caller cannot use a better dual bound any more). ``stop_dual_above``: stop once
+    the dual bound reaches it. Both are best-effort (HiGHS, CP-SAT).
+    """
+
+    time_limit_s: float = math.inf
+    gap: float = 1e-6
+    threads: int = 1
+    seed: int = 0
+    node_limit: int | None = None
+    warm_start: NDArray[np.float64] | None = None
+    cancel: threading.Event | None = None
+    stop_below: float | None = None
+    stop_dual_above: float | None = None
+
+
+@dataclass
+class SolveRecord:
+    """What every backend returns.
+
+    ``status`` is one of OPTIMAL (model solved to optimality), TIME_LIMIT (stopped by a
+    limit or interrupted; ``dual_bound`` and ``x`` may exist), INFEASIBLE, NO_SOLUTION,
+    ERROR. ``dual_bound`` is raw (no margin), None if the solver proved none.
+    ``x`` is a primal solution (None if none was found), ``primal`` its objective.
+    ``log`` holds ``(time_s, dual_bound, primal)`` at each improving solution.
+    ``stopped_by`` names an early stop requested through :class:`SolveOptions`
+    (``stop_below``, ``stop_dual_above``, ``deadline``, ``cancelled``), empty otherwise.
+    """
+
+    status: Status
+    dual_bound: float | None
+    primal: float | None
+    x: NDArray[np.float64] | None
+    solver: str
+    solver_version: str
+    solve_time_s: float
+    nodes: int | None = None
+    log: list[tuple[float, float | None, float | None]] = field(default_factory=list)
+    message: str = ""
+    stopped_by: str = ""
+
+
+def parse_solver(solver: str) -> tuple[str, str | None]:
+    """``"cvxpy:SCIP"`` -> ``("cvxpy", "SCIP")``; ``"highs"`` -> ``("highs", None)``."""
+    s = solver.strip()
+    if ":" in s:
+        head, sub = s.split(":", 1)
+        head = head.lower()
+        if head != "cvxpy" or not sub:
+            raise ValueError(f"unknown solver {solver!r} (expected highs, scipy, cpsat or "
+                             "cvxpy:<SOLVER>)")
+        return head, sub.upper()
+    low = s.lower()
+    if low not in ("highs", "scipy", "cpsat"):
+        raise ValueError(f"unknown solver {solver!r} (expected highs, scipy, cpsat or "
+                         "cvxpy:<SOLVER>)")
+    return low, None
+
+
+_CVXPY_MIP = ("SCIP", "HIGHS", "GUROBI", "CPLEX", "COPT", "XPRESS", "MOSEK", "CBC", "GLPK_MI",
+              "SCIPY")
+
+
+def solver_available(solver: str) -> tuple[bool, str | None]:
+    """Whether ``solver`` can run here, with a reason if not."""
+    import importlib.util
+
+    try:
+        head, sub = parse_solver(solver)
+    except ValueError as exc:
+        return False, str(exc)
+    need = {"highs": "highspy", "scipy": "scipy", "cpsat": "ortools", "cvxpy": "cvxpy"}[head]
+    if importlib.util.find_spec(need) is None:
+        return False, f"solver {solver!r} needs the missing module {need}"
+    if head == "cvxpy":
+        import cvxpy
+
+        if sub not in cvxpy.installed_solvers():
+            return False, f"cvxpy solver {sub} is not installed"
+        if sub not in _CVXPY_MIP:
+            return False, f"cvxpy solver {sub} does not solve MILPs"
+    return True, None
+
+
+def available_solvers() -> list[str]:
+    """Every solver name usable here (``highs``, ``scipy``, ``cpsat``, ``cvxpy:...``)."""
+    out = [s for s in ("highs", "scipy", "cpsat") if solver_available(s)[0]]
+    try:
+        import cvxpy
+
+        out += [f"cvxpy:{s}" for s in cvxpy.installed_solvers() if s in _CVXPY_MIP]
+    except ImportError:  # pragma: no cover - cvxpy is a core dependency
+        pass
+    return out
+
+
+def solve_model(model: MipModel, solver: str = "highs",
+                options: SolveOptions | None = None) -> SolveRecord:
+    """Solve ``model`` with the named backend (see the module docstring)."""
+    opts = options or SolveOptions()
+    head, sub = parse_solver(solver)
+    if head == "highs":
+        return _solve_highs(model, opts)
+    if head == "scipy":
+        return _solve_scipy(model, opts)
+    if head == "cpsat":
+        return _solve_cpsat(model, opts)
+    return _solve_cvxpy(model, sub or "SCIP", opts)
+
+
+def _finite_limit(t: float) -> float:
+    return float(t) if math.isfinite(t) else 1e30
+
+
+def _clean_x(model: MipModel, x: Any) -> NDArray[np.float64] | None:
+    if x is None:
+        return None
+    arr = np.asarray(x, dtype=np.float64)
+    if arr.shape != (model.n_vars,) or not np.all(np.isfinite(arr)):
+        return None
+    return arr
+
+
+# ---------------------------------------------------------------------------- HiGHS
+def _solve_highs(model: MipModel, opts: SolveOptions) -> SolveRecord:
+    import highspy
+
+    t0 = time.perf_counter()
+    h = highspy.Highs()
+    h.silent()
+    version = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
+    lp = highspy.HighsLp()
+    n, m = model.n_vars, model.n_cons
+    csc = model.A.tocsc()
+    csc.sort_indices()
+    lp.num_col_ = n
+    lp.num_row_ = m
+    lp.col_cost_ = model.c
+    lp.col_lower_ = model.col_lb
+    lp.col_upper_ = model.col_ub
+    lp.row_lower_ = model.row_lb
+    lp.row_upper_ = model.row_ub
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+    lp.a_matrix_.num_col_ = n
+    lp.a_matrix_.num_row_ = m
+    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
+    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
+    lp.a_matrix_.value_ = csc.data.astype(np.float64)
+    is_mip = bool(model.integrality.any())
+    if is_mip:
+        kint, kcont = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
+        lp.integrality_ = [kint if t else kcont for t in model.integrality.tolist()]
+    h.passModel(lp)
+    h.setOptionValue("time_limit", _finite_limit(opts.time_limit_s))
+    h.setOptionValue("mip_rel_gap", float(opts.gap))
+    h.setOptionValue("mip_abs_gap", 1e-9)
+    h.setOptionValue("threads", int(max(1, opts.threads)))
+    h.setOptionValue("random_seed", int(opts.seed) % (2**31 - 1))
+    if opts.node_limit is not None:
+        h.setOptionValue("mip_max_nodes", int(opts.node_limit))
+    if opts.warm_start is not None and is_mip:
+        sol = highspy.HighsSolution()
+        sol.col_value = np.asarray(opts.warm_start, dtype=np.float64)
+        sol.value_valid = True
+        h.setSolution(sol)
+
+    start = time.monotonic()
+    hard = start + opts.time_limit_s + HARD_GRACE_S if math.isfinite(opts.time_limit_s) \
+        else math.inf
+    trace: list[tuple[float, float | None, float | None]] = []
+    interrupted = {"why": ""}
+
+    def on_improve(e: Any) -> None:
+        d = e.data_out
+        trace.append((float(d.running_time), float(d.mip_dual_bound),
+                      float(d.objective_function_value)))
+        if opts.stop_below is not None and d.objective_function_value <= opts.stop_below:
+            interrupted["why"] = "stop_below"
+
+    def on_interrupt(e: Any) -> None:
+        if interrupted["why"]:
+            e.interrupt()
+            return
+        if time.monotonic() > hard:
+            interrupted["why"] = "deadline"
+        elif opts.cancel is not None and opts.cancel.is_set():
+            interrupted["why"] = "cancelled"
+        elif (opts.stop_dual_above is not None and e.data_out is not None
+              and e.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt
+              and e.data_out.mip_dual_bound >= opts.stop_dual_above):
+            interrupted["why"] = "stop_dual_above"
+        if interrupted["why"]:
+            e.interrupt()
+
+    if is_mip:
+        h.cbMipImprovingSolution.subscribe(on_improve)
+        h.cbMipInterrupt.subscribe(on_interrupt)
+    h.cbSimplexInterrupt.subscribe(on_interrupt)
+    h.cbIpmInterrupt.subscribe(on_interrupt)
+    h.run()
+    solve_time = time.perf_counter() - t0
+    ms = h.getModelStatus()
+    info = h.getInfo()
+    MS = highspy.HighsModelStatus
+    has_x = int(info.primal_solution_status) == int(highspy.kSolutionStatusFeasible)
+    x = _clean_x(model, list(h.getSolution().col_value)) if has_x else None
+    primal = float(info.objective_function_value) if x is not None else None
+    if is_mip:
+        dual = float(info.mip_dual_bound)
+        nodes = int(info.mip_node_count)
+    else:
+        dual = primal if ms == MS.kOptimal else None
+        nodes = 0
+    if dual is not None and not math.isfinite(dual):
+        dual = None
+    if ms == MS.kOptimal:
+        status = Status.OPTIMAL
+    elif ms == MS.kInfeasible:
+        status, dual, x, primal = Status.INFEASIBLE, None, None, None
+    elif ms in (MS.kTimeLimit, MS.kInterrupt, MS.kIterationLimit, MS.kSolutionLimit,
+                MS.kObjectiveBound, MS.kObjectiveTarget, MS.kHighsInterrupt):
+        status = Status.TIME_LIMIT
+    elif ms in (MS.kUnknown, MS.kNotset):
+        status = Status.TIME_LIMIT if (dual is not None or x is not None) else \
+            Status.NO_SOLUTION
+    else:
+        status, dual = Status.ERROR, None
+    h.clear()
+    return SolveRecord(status, dual, primal, x, "highs", version, solve_time, nodes, trace,
+                       message=str(ms), stopped_by=interrupted["why"])
+
+
+# ---------------------------------------------------------------------------- scipy
+def _solve_scipy(model: MipModel, opts: SolveOptions) -> SolveRecord:
+    import scipy
+    from scipy.optimize import milp
+
+    t0 = time.perf_counter()
+    o: dict[str, Any] = {"disp": False, "mip_rel_gap": float(opts.gap)}
+    if math.isfinite(opts.time_limit_s):
+        o["time_limit"] = float(max(opts.time_limit_s, 1e-3))
+    if opts.node_limit is not None:
+        o["node_limit"] = int(opts.node_limit)
+    res = milp(model.c, integrality=model.integrality, bounds=model.bounds(),
+               constraints=model.linear_constraint(), options=o)
+    solve_time = time.perf_counter() - t0
+    x = _clean_x(model, res.x) if res.x is not None else None
+    primal = float(res.fun) if x is not None and res.fun is not None else None
+    dual = getattr(res, "mip_dual_bound", None)
+    if not model.integrality.any():
+        dual = primal if res.status == 0 else None
+    if dual is not None and not math.isfinite(float(dual)):
+        dual = None
+    if res.status == 0:
+        status = Status.OPTIMAL
+    elif res.status == 1:
+        status = Status.TIME_LIMIT
+    elif res.status == 2:
+        status, dual, x, primal = Status.INFEASIBLE, None, None, None
+    else:
+        status, dual = Status.ERROR, None
+    return SolveRecord(status, None if dual is None else float(dual), primal, x, "scipy",
+                       scipy.__version__, solve_time, getattr(res, "mip_node_count", None),
+                       [], message=str(res.message))
+
+
+# ---------------------------------------------------------------------------- CP-SAT
+def _solve_cpsat(model: MipModel, opts: SolveOptions) -> SolveRecord:
+    import ortools
+    from ortools.sat.python import cp_model
+
+    t0 = time.perf_counter()
+    A = model.A.tocsr()
+    if A.nnz and not np.all(A.data == np.round(A.data)):
+        raise ValueError("cpsat needs integer coefficients (floor the scaled costs)")
+    if not np.all(model.c == np.round(model.c)):
+        raise ValueError("cpsat needs an integer objective")
+    lbs = np.ceil(model.col_lb - 1e-9)
+    ubs = np.floor(model.col_ub + 1e-9)
+    if not (np.all(np.isfinite(lbs)) and np.all(np.isfinite(ubs))):
+        raise ValueError("cpsat needs finite variable bounds")
+    cp = cp_model.CpModel()
+    xs = [cp.new_int_var(int(lo), int(hi), f"x{j}") for j, (lo, hi) in
+          enumerate(zip(lbs.tolist(), ubs.tolist()))]
+    big = cp_model.INT_MAX if hasattr(cp_model, "INT_MAX") else 2**62
+    rlb = np.where(np.isfinite(model.row_lb), np.ceil(model.row_lb - 1e-9), -big)
+    rub = np.where(np.isfinite(model.row_ub), np.floor(model.row_ub + 1e-9), big)
+    ptr, idx, dat = A.indptr, A.indices, A.data.astype(np.int64)
+    for r in range(A.shape[0]):
+        a, b = ptr[r], ptr[r + 1]
+        expr = cp_model.LinearExpr.weighted_sum([xs[j] for j in idx[a:b].tolist()],
+                                                dat[a:b].tolist())
+        lo, hi = int(rlb[r]), int(rub[r])
+        if lo <= -big:
+            cp.add(expr <= hi)
+        elif hi >= big:
+            cp.add(expr >= lo)
+        else:
+            cp.add_linear_constraint(expr, lo, hi)
+    nz = np.flatnonzero(model.c)
+    cp.minimize(cp_model.LinearExpr.weighted_sum([xs[j] for j in nz.tolist()],
+                                                 model.c[nz].astype(np.int64).tolist()))
+    if opts.warm_start is not None:
+        for j, v in enumerate(np.round(opts.warm_start).astype(np.int64).tolist()):
+            cp.add_hint(xs[j], v)
+    solver = cp_model.CpSolver()
+    p = solver.parameters
+    if math.isfinite(opts.time_limit_s):
+        p.max_time_in_seconds = float(max(opts.time_limit_s, 1e-3))
+    p.num_workers = int(max(1, opts.threads))
+    p.random_seed = int(opts.seed) % (2**31 - 1)
+    p.relative_gap_limit = float(opts.gap)
+    trace: list[tuple[float, float | None, float | None]] = []
+    cancel = opts.cancel
+    why = {"why": ""}
+
+    class _Cb(cp_model.CpSolverSolutionCallback):
+        def on_solution_callback(self) -> None:
+            trace.append((self.wall_time, self.best_objective_bound, self.objective_value))
+            if opts.stop_below is not None and self.objective_value <= opts.stop_below:
+                why["why"] = "stop_below"
+                self.stop_search()
+            if cancel is not None and cancel.is_set():
+                why["why"] = "cancelled"
+                self.stop_search()
+
+    watcher: threading.Thread | None = None
+    done = threading.Event()
+    if cancel is not None:
+        def watch() -> None:
+            while not done.wait(0.05):
+                if cancel.is_set():
+                    solver.stop_search()
+                    return
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+    st = solver.solve(cp, _Cb())
+    done.set()
+    if watcher is not None:
+        watcher.join()
+    solve_time = time.perf_counter() - t0
+    has_x = st in (cp_model.OPTIMAL, cp_model.FEASIBLE)
+    x = np.array([solver.value(v) for v in xs], dtype=np.float64) if has_x else None
+    primal = float(solver.objective_value) if has_x else None
+    dual: float | None = float(solver.best_objective_bound)
+    if st == cp_model.OPTIMAL:
+        status = Status.OPTIMAL
+    elif st == cp_model.FEASIBLE:
+        status = Status.TIME_LIMIT
+    elif st == cp_model.INFEASIBLE:
+        status, dual = Status.INFEASIBLE, None
+    elif st == cp_model.UNKNOWN:
+        status = Status.TIME_LIMIT
+    else:
+        status, dual = Status.ERROR, None
+    if dual is not None and not math.isfinite(dual):
+        dual = None
+    return SolveRecord(status, dual, primal, x, "cpsat", ortools.__version__, solve_time,
+                       int(solver.num_branches), trace, message=solver.status_name(st),
+                       stopped_by=why["why"])
+
+
+# ---------------------------------------------------------------------------- cvxpy
+def _cvxpy_options(sub: str, opts: SolveOptions) -> dict[str, Any]:
+    t = opts.time_limit_s
+    if sub == "SCIP":
+        params: dict[str, Any] = {"limits/gap": float(opts.gap),
+                                  "randomization/randomseedshift": int(opts.seed) % 2**30}
+        if math.isfinite(t):
+            params["limits/time"] = float(max(t, 1e-2))
+        if opts.node_limit is not None:
+            params["limits/nodes"] = int(opts.node_limit)
+        return {"scip_params": params}
+    if sub == "HIGHS":
+        o: dict[str, Any] = {"mip_rel_gap": float(opts.gap), "threads": int(opts.threads),
+                             "random_seed": int(opts.seed) % (2**31 - 1)}
+        if math.isfinite(t):
+            o["time_limit"] = float(t)
+        return o
+    if sub == "SCIPY":
+        so: dict[str, Any] = {"mip_rel_gap": float(opts.gap)}
+        if math.isfinite(t):
+            so["time_limit"] = float(max(t, 1e-3))
+        return {"scipy_options": so}
+    if sub == "GUROBI":
+        g: dict[str, Any] = {"MIPGap": float(opts.gap), "Threads": int(opts.threads),
+                             "Seed": int(opts.seed) % 2**30}
+        if math.isfinite(t):
+            g["TimeLimit"] = float(t)
+        return g
+    return {}
+
+
+#: Relative gap assumed for a cvxpy solver whose dual bound cannot be read: its reported
+#: optimum is only trusted down to this gap (the default MIP gap of most solvers).
+CVXPY_UNKNOWN_GAP = 1e-4
+
+
+def _cvxpy_dual(sub: str, prob: Any) -> float | None:
+    stats = getattr(prob, "solver_stats", None)
+    extra = getattr(stats, "extra_stats", None) if stats is not None else None
+    try:
+        if sub == "SCIP" and isinstance(extra, dict) and "model" in extra:
+            return float(extra["model"].getDualbound())
+        if sub == "HIGHS" and extra is not None and hasattr(extra, "mip_dual_bound"):
+            return float(extra.mip_dual_bound)
+        if sub == "GUROBI" and extra is not None and hasattr(extra, "ObjBound"):
+            return float(extra.ObjBound)
+    except Exception:  # noqa: BLE001 - a bound we cannot read is no bound
+        return None
+    return None
+
+
+def _solve_cvxpy(model: MipModel, sub: str, opts: SolveOptions) -> SolveRecord:
+    import cvxpy as cpx
+
+    t0 = time.perf_counter()
+    n = model.n_vars
+    ints = np.flatnonzero(model.integrality)
+    conts = np.flatnonzero(model.integrality == 0)
+    parts = []
+    xi = cpx.Variable(ints.size, integer=True) if ints.size else None
+    xc = cpx.Variable(conts.size) if conts.size else None
+    parts = [p for p in (xi, xc) if p is not None]
+    inv = np.empty(n, dtype=np.int64)
+    inv[np.concatenate([ints, conts])] = np.arange(n)
+    x = (cpx.hstack(parts) if len(parts) > 1 else parts[0])[inv]
+    cons = []
+    lb, ub = model.col_lb, model.col_ub
+    f = np.isfinite(lb)
+    if f.any():
+        cons.append(x[np.flatnonzero(f)] >= lb[f])
+    f = np.isfinite(ub)
+    if f.any():
+        cons.append(x[np.flatnonzero(f)] <= ub[f])
+    A = model.A.tocsr()
+    eq = model.row_lb == model.row_ub
+    if eq.any():
+        r = np.flatnonzero(eq)
+        cons.append(A[r] @ x == model.row_lb[r])
+    for mask, side in ((np.isfinite(model.row_lb) & ~eq, "lb"),
+                       (np.isfinite(model.row_ub) & ~eq, "ub")):
+        if mask.any():
+            r = np.flatnonzero(mask)
+            cons.append(A[r] @ x >= model.row_lb[r] if side == "lb" else
+                        A[r] @ x <= model.row_ub[r])
+    prob = cpx.Problem(cpx.Minimize(model.c @ x), cons)
+    warm = opts.warm_start is not None
+    if warm:
+        x0 = np.asarray(opts.warm_start, dtype=np.float64)
+        if xi is not None:
+            xi.value = x0[ints]
+        if xc is not None:
+            xc.value = x0[conts]
+    version = cpx.__version__
+    try:
+        import importlib.metadata as md
+
+        pkg = {"SCIP": "pyscipopt", "HIGHS": "highspy", "GUROBI": "gurobipy",
+               "SCIPY": "scipy"}.get(sub)
+        if pkg:
+            version = f"cvxpy {cpx.__version__}, {pkg} {md.version(pkg)}"
+    except Exception:  # noqa: BLE001 - version is informative only
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "solution may be inaccurate"
+            prob.solve(solver=sub, warm_start=warm, **_cvxpy_options(sub, opts))
+    except cpx.error.SolverError as exc:
+        # e.g. SCIP at a time limit without a solution: no bound and no solution
+        return SolveRecord(Status.TIME_LIMIT, None, None, None, f"cvxpy:{sub}", version,
+                           time.perf_counter() - t0, None, [],
+                           message=f"SolverError: {exc}")
+    solve_time = time.perf_counter() - t0
+    st = prob.status
+    dual = _cvxpy_dual(sub, prob)
+    extra = getattr(getattr(prob, "solver_stats", None), "extra_stats", None)
+    if sub == "SCIP" and isinstance(extra, dict) and extra.get("scip_status") == "gaplimit":
+        st = "optimal"  # stopped at our own gap limit: solved
+    xv = _clean_x(model, x.value) if st in ("optimal", "optimal_inaccurate") else None
+    if xv is not None and model.violation(xv) > 1e-5:
+        # cvxpy may hand back x = 0 with a limit status: never read that as a solution
+        xv = None
+    primal = float(model.c @ xv) if xv is not None else None
+    if not model.integrality.any():  # an LP: its optimal value is the bound
+        dual = primal if st == "optimal" else None
+    if st == "optimal":
+        status = Status.OPTIMAL
+        if dual is None and primal is not None:
+            dual = primal * (1 - CVXPY_UNKNOWN_GAP) - 1e-9
+    elif st in ("optimal_inaccurate", "user_limit"):
+        status = Status.TIME_LIMIT
+    elif st in ("infeasible", "infeasible_inaccurate"):
+        status, dual, xv, primal = Status.INFEASIBLE, None, None, None
+    else:
+        status, dual = Status.ERROR, None
+    if dual is not None and not math.isfinite(dual):
+        dual = None
+    return SolveRecord(status, dual, primal, xv, f"cvxpy:{sub}", version, solve_time, None,
+                       [], message=str(st))
+
+
+SolverFn = Callable[[MipModel, SolveOptions], SolveRecord]

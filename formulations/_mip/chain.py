@@ -1,0 +1,253 @@
+"""The MTPP building block shared by every MIP: K ordered blocks of a DAG.
+
+Variables (``form="cumulative"``, the default): binaries ``P[v, j]`` for levels
+``j = 1..K-1``, ``P[v, j] = 1`` iff v lies in blocks ``1..j`` (the prefix ``P_j``). Constants
+``P_0 = 0`` and ``P_K = 1`` close the chain. Rows:
+
+* chain   ``P[v, j-1] <= P[v, j]``                     (n (K-2) rows)
+* order   ``P[v, j] <= P[u, j]`` on every data or precedence edge ``(u, v)``  (m (K-1) rows)
+
+so prefixes are down-closed and every edge goes forward. Block ``j`` is
+``x[v, j] = P_j[v] - P_{j-1}[v]``.
+
+``form="assign"`` is the plain Figure-3 form: binaries ``x[v, b]``, ``sum_b x[v, b] = 1`` and
+``sum_{b'<=b} x[v, b'] <= sum_{b'<=b} x[u, b']`` (the same polytope, different branching).
+
+Communication charges (continuous in [0, 1], one per producer ``u`` with ``c(u) > 0`` and a
+data successor, per block). For every data edge ``(u, v)``:
+
+* out  ``z[u, j] >= P_j[u] - P_{j-1}[u] - P_j[v]``   (u in block j, v after it); in the
+  assign form ``z[u, j] >= x[u, j] - x[v, j]`` (Figure 3). The cumulative row is tighter
+  and equally exact at integer points, because v is never before u.
+* in   ``y[u, j] >= x[v, j] - x[u, j]``              (u before block j, v in it).
+
+At an integer point the smallest feasible ``y``, ``z`` are exactly the In/Out indicators
+of spec §2.3, so ``block_costs()`` (work + c y + c z) is ``f(S_j)`` at an optimum of any
+model that only bounds block costs from above. No in-charge exists for block 1 and no
+out-charge for block K; those variables are not created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from formulations._mip.model import Block, Expr, MipModel, ModelBuilder
+from pipecert.instance import Instance
+from pipecert.partition import Partition
+
+__all__ = ["ScaledCosts", "Chain"]
+
+
+@dataclass(frozen=True)
+class ScaledCosts:
+    """Costs multiplied by a power of two (exact in floating point), optionally floored.
+
+    ``w = floor(work * scale)`` when ``integer`` (rounding *down* keeps every block cost of
+    every partition at most its true scaled value, so any lower bound of the floored
+    problem, divided by ``scale``, is a lower bound of the true one).
+    """
+
+    w: NDArray[np.float64]
+    c: NDArray[np.float64]
+    scale: float
+    integer: bool
+
+    @classmethod
+    def of(cls, instance: Instance, *, integer: bool = False,
+           target: float | None = None) -> ScaledCosts:
+        """Scale so that ``max(w, c)`` is about ``target`` (1000, or 1e6 for integer data)."""
+        tgt = target if target is not None else (1e6 if integer else 1000.0)
+        mx = max(float(instance.work.max(initial=0.0)), float(instance.comm.max(initial=0.0)))
+        scale = 1.0 if mx <= 0 else float(2.0 ** round(np.log2(tgt / mx)))
+        w = instance.work * scale
+        c = instance.comm * scale
+        if integer:
+            w, c = np.floor(w), np.floor(c)
+        return cls(w, c, scale, integer)
+
+    def lb_comb(self, k: int) -> float:
+        """``max(W/k, max w)`` on these costs (valid for this scaled problem)."""
+        v = max(float(self.w.sum()) / k, float(self.w.max(initial=0.0)))
+        return float(np.ceil(v - 1e-9)) if self.integer else v
+
+    def upper(self) -> float:
+        """A value no block cost can exceed: ``W + 2 sum c``."""
+        return float(self.w.sum() + 2.0 * self.c.sum())
+
+
+class Chain:
+    """K ordered blocks of ``instance`` in a :class:`ModelBuilder` (see module docstring)."""
+
+    def __init__(self, mb: ModelBuilder, instance: Instance, costs: ScaledCosts, K: int,
+                 *, form: str = "cumulative", name: str = "P") -> None:
+        if form not in ("cumulative", "assign"):
+            raise ValueError(f"form must be 'cumulative' or 'assign', not {form!r}")
+        self.mb = mb
+        self.inst = instance
+        self.costs = costs
+        self.K = int(K)
+        self.form = form
+        n = instance.n_nodes
+        self.n = n
+        K = self.K
+        if form == "cumulative":
+            self.var = mb.add_block(name, (n, K - 1), integer=True)
+            if K >= 3:
+                v = np.arange(n)[:, None]
+                j = np.arange(2, K)[None, :]
+                mb.add_le(self.prefix(v, j - 1) - self.prefix(v, j), 0.0, name="chain")
+        else:
+            self.var = mb.add_block(name, (n, K), integer=True)
+            mb.add_eq(self.var.expr().sum(axis=1), 1.0, name="assign")
+        if K >= 2 and instance.all_src.size:
+            u = instance.all_src[:, None]
+            v = instance.all_dst[:, None]
+            j = np.arange(1, K)[None, :]
+            mb.add_le(self.prefix(v, j) - self.prefix(u, j), 0.0, name="order")
+        # producers that can be charged
+        has_succ = np.zeros(n, dtype=bool)
+        has_succ[instance.src] = True
+        self.producers = np.flatnonzero(has_succ & (costs.c > 0))
+        pos = np.full(n, -1, dtype=np.int64)
+        pos[self.producers] = np.arange(self.producers.size)
+        self.prod_pos = pos
+        keep = pos[instance.src] >= 0
+        self.e_src = instance.src[keep]
+        self.e_dst = instance.dst[keep]
+        self._charges: list[tuple[Block, Expr, NDArray[np.int64]]] = []
+        self.y: dict[int, Block] = {}
+        self.z: dict[int, Block] = {}
+
+    # ------------------------------------------------------------------ expressions
+    def prefix(self, v: NDArray[np.int64] | int, j: NDArray[np.int64] | int) -> Expr:
+        """``P_j[v]`` (``P_0 = 0``, ``P_K = 1``), vectorized over broadcast ``v``, ``j``."""
+        vv, jj = np.broadcast_arrays(np.asarray(v, np.int64), np.asarray(j, np.int64))
+        K = self.K
+        if self.form == "cumulative":
+            inner = (jj >= 1) & (jj <= K - 1)
+            jc = np.clip(jj - 1, 0, max(K - 2, 0))
+            cols = np.where(inner, self.var.cols[vv, jc] if K >= 2 else -1, -1)
+            return Expr(cols[..., None], 1.0, (jj >= K).astype(np.float64))
+        b = np.arange(K)
+        cols = self.var.cols[vv[..., None], b]  # shape S + (K,)
+        cols = np.where(b < jj[..., None], cols, -1)
+        return Expr(cols, 1.0)
+
+    def member(self, v: NDArray[np.int64] | int, j: NDArray[np.int64] | int) -> Expr:
+        """``x[v, j]``: v lies in block j (1-based)."""
+        if self.form == "assign":
+            vv, jj = np.broadcast_arrays(np.asarray(v, np.int64), np.asarray(j, np.int64))
+            return self.var.at(vv, jj - 1)
+        return self.prefix(v, j) - self.prefix(v, np.asarray(j) - 1)
+
+    def _charge(self, kind: str, blocks: list[int]) -> Block | None:
+        store = self.y if kind == "in" else self.z
+        blocks = [j for j in blocks if j not in store
+                  and (j >= 2 if kind == "in" else j <= self.K - 1)]
+        if not blocks or self.producers.size == 0:
+            return None
+        J = np.asarray(blocks, dtype=np.int64)
+        blk = self.mb.add_block(f"{kind}{'_'.join(map(str, blocks))}",
+                                (self.producers.size, J.size))
+        u = self.e_src[:, None]
+        v = self.e_dst[:, None]
+        jj = J[None, :]
+        if kind == "out":
+            if self.form == "cumulative":
+                rhs = self.member(u, jj) - self.prefix(v, jj)
+            else:
+                rhs = self.member(u, jj) - self.member(v, jj)
+        else:
+            rhs = self.member(v, jj) - self.member(u, jj)
+        col = np.broadcast_to(self.prod_pos[self.e_src][:, None], rhs.shape)
+        jcol = np.broadcast_to(np.arange(J.size)[None, :], rhs.shape)
+        self.mb.add_ge(blk.at(col, jcol) - rhs, 0.0, name=f"{kind}_charge")
+        self._charges.append((blk, rhs, blk.cols[col, jcol]))
+        for i, j in enumerate(blocks):
+            store[int(j)] = Block(blk.name, blk.start, (self.producers.size,), blk.cols[:, i])
+        return blk
+
+    def block_costs(self, blocks: list[int]) -> Expr:
+        """``f(S_j)`` for each requested block j (1-based), shape ``(len(blocks),)``.
+
+        Creates the charge variables of those blocks on first use.
+        """
+        self._charge("in", blocks)
+        self._charge("out", blocks)
+        J = np.asarray(blocks, dtype=np.int64)
+        w = self.costs.w
+        work = (self.member(np.arange(self.n)[None, :], J[:, None]) * w[None, :]).sum(axis=1)
+        total = work
+        cp = self.costs.c[self.producers]
+        for store in (self.y, self.z):
+            present = [int(j) for j in J if int(j) in store]
+            if not present:
+                continue
+            cols = np.full((J.size, self.producers.size), -1, dtype=np.int64)
+            for i, j in enumerate(J.tolist()):
+                if j in store:
+                    cols[i] = store[j].cols
+            total = total + Expr(cols, np.broadcast_to(cp, cols.shape))
+        return total
+
+    def work_of(self, j: int) -> Expr:
+        """Work of block j (1-based)."""
+        return (self.member(np.arange(self.n), j) * self.costs.w).sum(axis=0)
+
+    # ------------------------------------------------------------------ solutions
+    def labels(self, x: NDArray[np.float64]) -> NDArray[np.int64]:
+        """0-based block index of every node at a (near-)integer solution ``x``."""
+        vals = np.round(self.var.values(x)).astype(np.int64)
+        if self.form == "assign":
+            return np.argmax(vals, axis=1).astype(np.int64)
+        return (self.K - 1 - vals.sum(axis=1)).astype(np.int64)
+
+    def set_labels(self, x: NDArray[np.float64], labels: NDArray[np.int64]) -> None:
+        """Write the block variables of ``labels`` (0-based) into ``x`` in place."""
+        lab = np.asarray(labels, dtype=np.int64)
+        if self.form == "assign":
+            vals = (lab[:, None] == np.arange(self.K)[None, :]).astype(np.float64)
+        else:
+            vals = (lab[:, None] < np.arange(1, self.K)[None, :]).astype(np.float64)
+        x[self.var.cols] = vals
+
+    def complete_charges(self, x: NDArray[np.float64]) -> None:
+        """Set every charge variable to its smallest feasible value given the blocks."""
+        for blk, rhs, cols in self._charges:
+            x[blk.cols] = 0.0
+            vals = rhs.value(x)
+            np.maximum.at(x, cols.ravel(), np.clip(vals.ravel(), 0.0, 1.0))
+
+    def partition(self, x: NDArray[np.float64], k: int) -> Partition:
+        """The partition (k stages) encoded by ``x`` (for models whose K equals k)."""
+        return Partition(self.labels(x), k)
+
+
+def complete_free_column(model: MipModel, x: NDArray[np.float64], col: int) -> bool:
+    """Set column ``col`` (e.g. T) to the smallest value satisfying every row; False if none.
+
+    Rows ``lb <= a.x + a_T T <= ub`` give lower bounds on T from ``a_T > 0, lb`` and
+    ``a_T < 0, ub``; the result is the largest, at least the column's lower bound.
+    """
+    x[col] = 0.0
+    A = model.A
+    rest = A @ x
+    colv = A[:, [col]].toarray().ravel()
+    nz = np.flatnonzero(colv)
+    lows = [model.col_lb[col]]
+    for r in nz.tolist():
+        a = colv[r]
+        if a > 0 and np.isfinite(model.row_lb[r]):
+            lows.append((model.row_lb[r] - rest[r]) / a)
+        if a < 0 and np.isfinite(model.row_ub[r]):
+            lows.append((model.row_ub[r] - rest[r]) / a)
+    t = float(max(lows))
+    if model.integrality[col]:
+        t = float(np.ceil(t - 1e-9))
+    if t > model.col_ub[col] + 1e-9:
+        return False
+    x[col] = t
+    return True

@@ -1,0 +1,193 @@
+"""The "bottleneck" relaxation (spec §4.3): one block exact, the others aggregated.
+
+Model (code names in brackets)
+------------------------------
+Three ordered parts of V: A (the blocks before the would-be bottleneck B), B, and D (the
+blocks after it), written as a 3-block :class:`~formulations._mip.chain.Chain` with
+binaries ``P[v, 1] = a_v`` (v in A) and ``P[v, 2] = a_v + beta_v`` (v in A u B), so
+``d_v = 1 - P[v, 2]``. For every data edge (u, v) and producer u with c(u) > 0:
+
+    P[v, j] <= P[u, j]                                   (A down-closed, A u B down-closed)
+    z1[u] >= P1[u] - P1[v]                    (gamma_u: u in cut(A))          [out1]
+    y2[u] >= beta_v - beta_u ; z2[u] >= beta_u - P2[v]  (In(B), Out(B))       [in2, out2]
+    y3[u] >= P2[u] - P2[v]                    (delta_u: u in cut(A u B))      [in3]
+    (B1) w(B) + c.(y2 + z2) <= T                                              [B1]
+    (B2) w(A) + c.z1 + w(D) + c.y3 <= (k - 1) T                               [B2]
+    minimize T
+
+What it relaxes
+---------------
+The k - 1 blocks other than B are not modelled: only their total cost is bounded, by the
+aggregation lemma of spec §4.0 (the blocks before B cost at least w(A) + cut(A), the blocks
+after it at least w(D) + cut(A u B)).
+
+Why the value is a valid lower bound
+------------------------------------
+Take an optimal partition (S_1..S_k) and any index b; set A = S_1 u .. u S_{b-1}, B = S_b,
+D = the rest and T = OPT. (B1) holds as f(S_b) <= OPT; (B2) is the sum of the two
+aggregation inequalities, bounded by sum_{i != b} f(S_i) <= (k - 1) OPT. So the optimum is
+<= OPT and so is any dual bound; it is reported with ``DUAL_BOUND_MARGIN`` taken off. It is
+>= W/k but not always >= max w, hence the combinatorial floor (and ``comb_cut``).
+
+Size
+----
+2n binaries, at most 4n charges, about 2m + 4m' + 2 rows (m' = edges from producers with
+c > 0): independent of k.
+
+References
+----------
+Archer, Fahrbach, Liu, Prabhu, ICML 2024 (the "bottleneck" formulation that accounts for
+communication); the formulation itself is the reconstruction of spec §4.3.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from formulations._mip.chain import Chain, ScaledCosts, complete_free_column
+from formulations._mip.model import Block, MipModel, ModelBuilder
+from formulations._mip.template import MipFormulation, t_range
+from formulations.base import FORMULATIONS
+from pipecert.instance import Instance
+from pipecert.partition import Partition, stage_costs
+from pipecert.results import BoundResult, Budget, SolveContext, Status
+
+__all__ = ["Bottleneck", "build_abd", "abd_warm_start"]
+
+
+def build_abd(
+    instance: Instance,
+    costs: ScaledCosts,
+    k: int,
+    *,
+    b: int | None,
+    lo: float,
+    hi: float,
+    exact_b: bool = False,
+    form: str = "cumulative",
+) -> tuple[MipModel, Chain, Block]:
+    """The A/B/D model: bottleneck (``b=None``) or Guess(b) (spec §4.3-4.4).
+
+    With ``exact_b`` the In/Out charges of B are exact (upper-bounded as in spec §4.4) and
+    ``T = f(B)``: the Guess2(b) model.
+    """
+    t0 = time.perf_counter()
+    mb = ModelBuilder()
+    chain = Chain(mb, instance, costs, 3, form=form)
+    T = mb.add_block("T", (), lb=lo, ub=hi, cost=1.0, integer=costs.integer)
+    f = chain.block_costs([1, 2, 3])
+    if exact_b:
+        mb.add_eq(f[1] - T.at(), 0.0, name="B_exact")
+        _exact_charges(mb, chain)
+    else:
+        mb.add_le(f[1] - T.at(), 0.0, name="B1")
+    if b is None:
+        mb.add_le(f[0] + f[2] - T.at() * (k - 1), 0.0, name="B2")
+    else:
+        mb.add_le(f[0] - T.at() * (b - 1), 0.0, name="G-A")
+        mb.add_le(f[2] - T.at() * (k - b), 0.0, name="G-D")
+    model = mb.build(objective_integral=costs.integer)
+    model.build_time_s = time.perf_counter() - t0
+    return model, chain, T
+
+
+def _exact_charges(mb: ModelBuilder, chain: Chain) -> None:
+    """``y_u <= 1 - beta_u``, ``y_u <= sum_succ beta_v``, ``z_u <= beta_u``,
+    ``z_u <= sum_succ (1 - beta_v)``: the charges of B become exact indicators."""
+    prods = chain.producers
+    if prods.size == 0 or 2 not in chain.y or 2 not in chain.z:
+        return
+    ar = np.arange(prods.size)
+    y = Block("y2", 0, (prods.size,), chain.y[2].cols)
+    z = Block("z2", 0, (prods.size,), chain.z[2].cols)
+    beta_u = chain.member(prods, 2)
+    mb.add_le(y.at(ar) + beta_u, 1.0, name="y_exact_self")
+    mb.add_le(z.at(ar) - beta_u, 0.0, name="z_exact_self")
+    es, ed = chain.e_src, chain.e_dst  # sorted by source
+    first = np.searchsorted(es, prods)
+    deg = np.diff(np.append(first, es.size))
+    grp = chain.prod_pos[es]
+    slot = np.arange(es.size) - first[grp]
+    width = int(deg.max())
+    V = np.zeros((prods.size, width), dtype=np.int64)
+    M = np.zeros((prods.size, width))
+    V[grp, slot] = ed
+    M[grp, slot] = 1.0
+    sum_beta = (chain.member(V, 2) * M).sum(axis=1)
+    mb.add_le(y.at(ar) - sum_beta, 0.0, name="y_exact_succ")
+    mb.add_le(z.at(ar) + sum_beta, deg.astype(np.float64), name="z_exact_succ")
+
+
+def abd_warm_start(model: MipModel, chain: Chain, T: Block, stage_of: np.ndarray,
+                   b: int) -> np.ndarray | None:
+    """The point of the A/B/D model given by a partition with its b-th block as B."""
+    s = np.asarray(stage_of, dtype=np.int64)
+    lab = np.where(s < b - 1, 0, np.where(s == b - 1, 1, 2))
+    x0 = np.zeros(model.n_vars)
+    chain.set_labels(x0, lab)
+    chain.complete_charges(x0)
+    if not complete_free_column(model, x0, int(T.cols)):
+        return None
+    return x0
+
+
+@FORMULATIONS.register
+class Bottleneck(MipFormulation):
+    """The bottleneck relaxation: block B exact, the other k-1 blocks aggregated."""
+
+    name = "bottleneck"
+    citation = "Archer et al., ICML 2024, Section 4 (spec §4.3)"
+
+    def __init__(
+        self,
+        *,
+        solver: str = "highs",
+        form: str = "cumulative",
+        comb_cut: bool = True,
+        context_lb_cut: bool = True,
+        cutoff: bool = True,
+        warm_start: bool = True,
+        gap: float = 1e-6,
+        seed: int = 0,
+    ) -> None:
+        self.solver = solver
+        self.form = form
+        self.comb_cut = comb_cut
+        self.context_lb_cut = context_lb_cut
+        self.cutoff = cutoff
+        self.warm_start = warm_start
+        self.gap = gap
+        self.seed = seed
+
+    def lower_bound(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        context: SolveContext | None = None,
+    ) -> BoundResult:
+        """Solve the relaxation within the budget; the bound is the safe dual bound."""
+        costs = self.scaled_costs(instance)
+        lo, hi = t_range(costs, k, context, comb_cut=self.comb_cut,
+                         context_lb_cut=self.context_lb_cut, cutoff=self.cutoff)
+        model, chain, T = build_abd(instance, costs, k, b=None, lo=lo, hi=hi, form=self.form)
+        x0 = None
+        part = context.partition if context is not None else None
+        if self.warm_start and part is not None and usable(part, instance, k):
+            b = stage_costs(instance, part).bottleneck_stage + 1
+            x0 = abd_warm_start(model, chain, T, part.stage_of, b)
+        rec = self.solve_model(model, budget, warm_start=x0)
+        if rec.status is Status.INFEASIBLE:
+            raise RuntimeError(f"bottleneck model infeasible with T in [{lo}, {hi}] (scaled)")
+        stats = self.base_stats(model, rec, costs)
+        stats.update(form=self.form, warm_started=x0 is not None)
+        return BoundResult(self.bound_of(rec, costs), rec.status, None, stats,
+                           tuple(self.scaled_log(rec, costs)))
+
+
+def usable(part: Partition, instance: Instance, k: int) -> bool:
+    """Whether a context partition can seed a model with k blocks."""
+    s = np.asarray(part.stage_of)
+    return s.size == instance.n_nodes and (s.size == 0 or int(s.max()) < k)

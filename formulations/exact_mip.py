@@ -1,0 +1,184 @@
+"""The exact MIP of the paper's Figure 3 (spec §4.2), solved for its dual bound.
+
+Model (code names in brackets; blocks are numbered j = 1..k)
+-------------------------------------------------------------
+Variables: binaries ``P[v, j]`` (``Chain.var``), v in the prefix S_1 u ... u S_j, for
+j = 1..k-1 (the cumulative form; ``form="assign"`` uses Figure 3's ``x[v, b]`` instead);
+charges ``y[u, j]`` (``in<j>`` blocks), ``z[u, j]`` (``out<j>``) in [0, 1] for producers u with
+``c(u) > 0``; ``T >= 0`` (``T``).
+
+    minimize T
+    s.t. P[v, j-1] <= P[v, j]                              (chain: prefixes are nested)
+         P[v, j] <= P[u, j]       for every edge (u, v)    (order: edges go forward; Fig. 3 (2))
+         y[u, j] >= x[v, j] - x[u, j]                      (u in In(S_j); Fig. 3 (3))
+         z[u, j] >= x[u, j] - P_j[v]                       (u in Out(S_j); Fig. 3 (4), tightened)
+         sum_v w_v x[v, j] + sum_u c_u (y[u, j] + z[u, j]) <= T   (block_cost; Fig. 3 (5))
+
+with ``x[v, j] = P_j[v] - P_{j-1}[v]``, ``P_0 = 0``, ``P_k = 1``.
+
+Options (spec §4.2 strengthenings, all valid):
+
+* ``comb_cut``: ``T >= LB_comb``; ``context_lb_cut``: ``T >= context.lower_bound`` (on by
+  default: a proven bound never cuts off an optimum);
+* ``cutoff``: ``T <= context.upper_bound``; ``warm_start``: ``context.partition`` as the
+  first incumbent;
+* ``prefix_cuts``: with ``o[u, j] >= P_j[u] - P_j[v]``, ``j T >= w(P_j) + c o_j`` and
+  ``(k - j) T >= W - w(P_j) + c o_j`` (the aggregation lemma of spec §4.0);
+* ``symmetry``: used-block indicators ``e_j`` with ``x[v, j] <= e_j``, ``e_j >= e_{j+1}``,
+  ``sum_v x[v, j] >= e_j`` (empty blocks can always move to the end).
+
+What it relaxes
+---------------
+Nothing: at integer points the constraints describe exactly the feasible ordered partitions
+(spec §2.4) and the smallest feasible y, z are the In/Out indicators (spec §2.3), so the
+optimum is OPT. A time-limited run reports the solver's global dual bound.
+
+Why the value is a valid lower bound
+------------------------------------
+Every feasible partition gives a feasible point with ``T`` = its bottleneck, so the
+optimum is ``<= OPT`` (equal, in fact), and the solver's dual bound is ``<=`` the optimum.
+The bound is unscaled and reduced by ``DUAL_BOUND_MARGIN``.
+
+Size
+----
+``n (k-1)`` binaries, at most ``2 n k`` charges, about ``m (k-1) + n (k-2) + 2 m' k + k``
+rows (m' = edges from producers with c > 0); ``form="assign"``: ``n k`` binaries and
+``O(m k^2)`` non-zeros in the order rows.
+
+References
+----------
+Archer, Fahrbach, Liu, Prabhu. Practical Performance Guarantees for Pipelined DNN Inference.
+ICML 2024, Figure 3 (variables x_vb); Tarnawski et al., NeurIPS 2020 (the load model).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from formulations._mip.chain import Chain, complete_free_column
+from formulations._mip.model import ModelBuilder
+from formulations._mip.template import MipFormulation, t_range
+from formulations.base import FORMULATIONS
+from pipecert.instance import Instance
+from pipecert.results import BoundResult, Budget, SolveContext, Status
+
+__all__ = ["ExactMip"]
+
+
+@FORMULATIONS.register
+class ExactMip(MipFormulation):
+    """Figure 3: the exact MIP over k ordered blocks; reports its dual bound."""
+
+    name = "exact_mip"
+    citation = "Archer et al., ICML 2024, Figure 3 (spec §4.2)"
+    exact = True
+
+    def __init__(
+        self,
+        *,
+        solver: str = "highs",
+        form: str = "cumulative",
+        prefix_cuts: bool = False,
+        symmetry: bool = False,
+        comb_cut: bool = True,
+        context_lb_cut: bool = True,
+        cutoff: bool = True,
+        warm_start: bool = True,
+        gap: float = 1e-6,
+        seed: int = 0,
+    ) -> None:
+        self.solver = solver
+        self.form = form
+        self.prefix_cuts = prefix_cuts
+        self.symmetry = symmetry
+        self.comb_cut = comb_cut
+        self.context_lb_cut = context_lb_cut
+        self.cutoff = cutoff
+        self.warm_start = warm_start
+        self.gap = gap
+        self.seed = seed
+
+    def lower_bound(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        context: SolveContext | None = None,
+    ) -> BoundResult:
+        """Solve Figure 3 within the budget; the bound is the safe dual bound."""
+        t0 = time.perf_counter()
+        costs = self.scaled_costs(instance)
+        lo, hi = t_range(costs, k, context, comb_cut=self.comb_cut,
+                         context_lb_cut=self.context_lb_cut, cutoff=self.cutoff)
+        mb = ModelBuilder()
+        chain = Chain(mb, instance, costs, k, form=self.form)
+        T = mb.add_block("T", (), lb=lo, ub=hi, cost=1.0, integer=costs.integer)
+        blocks = list(range(1, k + 1))
+        f = chain.block_costs(blocks)
+        mb.add_le(f - T.at(), 0.0, name="block_cost")
+        n = instance.n_nodes
+        if self.prefix_cuts and k >= 2:
+            levels = np.arange(1, k)
+            o = None
+            if chain.producers.size:
+                o = mb.add_block("o", (chain.producers.size, k - 1))
+                u, v = chain.e_src[:, None], chain.e_dst[:, None]
+                rhs = chain.prefix(u, levels[None, :]) - chain.prefix(v, levels[None, :])
+                pu = np.broadcast_to(chain.prod_pos[chain.e_src][:, None], rhs.shape)
+                jj = np.broadcast_to(np.arange(k - 1)[None, :], rhs.shape)
+                mb.add_ge(o.at(pu, jj) - rhs, 0.0, name="prefix_o")
+                chain._charges.append((o, rhs, o.cols[pu, jj]))
+            wP = (chain.prefix(np.arange(n)[None, :], levels[:, None])
+                  * costs.w[None, :]).sum(axis=1)
+            cut = wP
+            if o is not None:
+                cp = costs.c[chain.producers]
+                cut_c = (o.at(np.arange(chain.producers.size)[None, :],
+                              np.arange(k - 1)[:, None]) * cp[None, :]).sum(axis=1)
+                cut = wP + cut_c
+                rest = cut_c - wP + float(costs.w.sum())
+            else:
+                rest = -wP + float(costs.w.sum())
+            mb.add_le(cut - T.at() * levels, 0.0, name="prefix_cut_before")
+            mb.add_le(rest - T.at() * (k - levels), 0.0, name="prefix_cut_after")
+        e = None
+        if self.symmetry and k >= 2:
+            e = mb.add_block("e", (k,), integer=True)
+            jj = np.arange(1, k + 1)
+            mem = chain.member(np.arange(n)[:, None], jj[None, :])
+            mb.add_le(mem - e.at(np.broadcast_to(jj[None, :] - 1, mem.shape)), 0.0,
+                      name="sym_used")
+            mb.add_ge(e.at(np.arange(k - 1)) - e.at(np.arange(1, k)), 0.0, name="sym_order")
+            mb.add_ge(mem.sum(axis=0) - e.expr(), 0.0, name="sym_nonempty")
+        model = mb.build(objective_integral=costs.integer)
+        model.build_time_s = time.perf_counter() - t0
+
+        x0 = None
+        ctx = context or SolveContext()
+        if self.warm_start and ctx.partition is not None:
+            part = ctx.partition.compact() if self.symmetry else ctx.partition
+            lab = np.asarray(part.stage_of, dtype=np.int64)
+            if lab.size == n and (lab.size == 0 or lab.max() < k):
+                x0 = np.zeros(model.n_vars)
+                x0[model.col_lb > 0] = model.col_lb[model.col_lb > 0]
+                chain.set_labels(x0, lab)
+                chain.complete_charges(x0)
+                if e is not None:
+                    used = np.zeros(k)
+                    used[np.unique(lab)] = 1.0
+                    x0[e.cols] = used
+                if not complete_free_column(model, x0, int(T.cols)):
+                    x0 = None
+
+        rec = self.solve_model(model, budget, warm_start=x0)
+        stats = self.base_stats(model, rec, costs)
+        stats.update(form=self.form, warm_started=x0 is not None)
+        partition = chain.partition(rec.x, k) if rec.x is not None else None
+        bound = self.bound_of(rec, costs)
+        status = rec.status
+        if status is Status.INFEASIBLE:
+            # T's valid range excludes every partition: the context bounds are inconsistent
+            raise RuntimeError(f"exact_mip model infeasible with T in [{lo}, {hi}] (scaled)")
+        return BoundResult(bound, status, partition, stats, tuple(self.scaled_log(rec, costs)))
