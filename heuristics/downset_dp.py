@@ -1,0 +1,448 @@
+"""Exact dynamic program over down-sets (ideals), after Tarnawski et al. (NeurIPS 2020).
+
+**Why it is exact.** In a feasible partition ``(S_1, ..., S_k)`` every prefix
+``P_b = S_1 ∪ ... ∪ S_b`` is a down-set (closed under predecessors, data and precedence
+edges) and ``S_b = P_b \\ P_{b-1}``. Conversely any chain of down-sets
+``∅ = I_0 ⊆ I_1 ⊆ ... ⊆ I_k = V`` gives a feasible partition ``S_b = I_b \\ I_{b-1}`` (an
+edge ``u -> v`` with ``v ∈ S_b`` has ``u ∈ I_b``, so ``u`` is in a block ``<= b``). Hence
+
+    D[b][I] = min( D[b-1][I],  min_{I' ⊊ I down-set} max(D[b-1][I'], f(I \\ I')) ),
+    D[0][∅] = 0,  OPT = D[k][V],
+
+is exact. Ideals are enumerated breadth-first from ``∅`` (adding one node whose ordering
+predecessors are all present), deduplicated by a 64-bit Zobrist hash with a full bitset
+comparison on every hit (a hash collision stops the run; it is never silently merged).
+
+**Block costs along the lattice.** For a fixed ``I'`` the supersets ``I`` are visited by a
+BFS over the lattice edges ``P -> P ∪ {v}``; ``f(P ∪ {v} \\ I')`` follows from
+``f(P \\ I')`` in O(deg) with ``cnt(X, u)`` = number of data successors of ``u`` in ``X``:
+
+* ``+ w(v)``; ``+ c(v)`` if ``v`` has a data successor (all of them are outside the ideal);
+* for a data predecessor ``u ∈ I'``: ``+ c(u)`` if ``cnt(P, u) = cnt(I', u)`` (``u`` joins
+  the in-boundary);
+* for a data predecessor ``u ∈ P \\ I'``: ``- c(u)`` if ``cnt(P, u) + 1 = outdeg(u)`` (its
+  last outside consumer joined, ``u`` leaves the out-boundary).
+
+**Pruning (exact).** An incumbent ``U`` (Algorithm 1 on the DFS, BFS and input orders, or a
+better known partition) bounds the search; only values ``< U`` are sought and ``U`` drops
+whenever ``D[k][V]`` improves. ``lb(I) = w(I \\ I') + c(In(I \\ I'))`` is monotone under
+inclusion (work grows; the in-boundary lies in ``I'`` and only grows), so the BFS does not
+expand an ``I`` with ``lb(I) >= U``: no superset can give a block cheaper than ``U``. A
+start ``I'`` with ``D[k-1][I'] >= U`` is skipped. If nothing below ``U`` exists, the
+incumbent is optimal.
+
+**Exact reductions** (applied first, undone on the result; each preserves OPT):
+
+1. *Zero-work source with a single consumer.* Let ``s`` have no ordering predecessors,
+   ``w(s) = 0``, exactly one data successor ``t`` and no other ordering successor. In any
+   feasible partition move ``s`` into ``t``'s stage: it stays feasible (``s`` has no
+   predecessors, its only successor is beside it). No stage gets more expensive: the work
+   is unchanged; if ``s`` was in another stage ``A``, ``A`` loses the out-charge ``c(s)``
+   and ``t``'s stage loses the in-charge ``c(s)``; ``s`` now has no consumer outside its
+   stage and no predecessor, so it creates no charge; every other charge involves neither
+   ``s``'s position nor its consumers. So some optimal partition has ``s`` with ``t``, and
+   deleting ``s`` (with its edge) gives an instance with the same optimum whose solutions
+   map back by putting ``s`` in ``t``'s stage at the same cost.
+2. *Zero-cost source.* A node with no ordering predecessors and ``w(s) = c(s) = 0`` adds 0
+   to every stage wherever it is (its charges are ``c(s) = 0``; it consumes nothing), and
+   stage 0 precedes every stage; delete it and put it in stage 0.
+
+Not used: contracting a chain edge ``u -> v`` (``u``'s only successor is ``v``, ``v``'s only
+predecessor is ``u``) is **not** safe in general: the chain ``u -> v`` with
+``w = (10, 10)``, ``c(u) = 1`` at ``k = 2`` has OPT 11 only with ``u`` and ``v`` apart.
+
+**Limits.** The number of ideals can be exponential in the graph's width. The enumeration
+stops at ``max_ideals`` and the method returns ``Status.UNSUPPORTED`` with the count reached
+(``stats["n_ideals"]``) and the reason; it polls the budget between chunks and returns
+``Status.TIME_LIMIT`` (no partition) when the budget ends first. Memory is about
+``max_ideals * (n / 8 + 12 (k + 1))`` bytes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, ClassVar
+
+import numba as nb
+import numpy as np
+from numba import types
+from numba.typed import Dict
+from numpy.typing import NDArray
+
+from heuristics.base import HEURISTICS, Heuristic
+from heuristics.decoder import bfs_order, dfs_order
+from heuristics.slicing import slice_order
+from pipecert.instance import Instance
+from pipecert.partition import Partition, evaluate
+from pipecert.results import Budget, HeuristicResult, SolveContext, Status
+
+__all__ = ["DownsetDP", "reduce_instance", "downset_solve"]
+
+_ONE = np.uint64(1)
+
+
+# ---------------------------------------------------------------------------- reductions
+def reduce_instance(instance: Instance) -> tuple[Instance, NDArray[np.int64], NDArray[np.int64]]:
+    """Apply the exact reductions of the module docstring.
+
+    Returns ``(reduced, kept, host)``: ``kept`` are the original indices of the reduced
+    instance's nodes; ``host[v]`` for a removed node ``v`` is the original index of the node
+    whose stage it joins, or ``-1`` for stage 0 (``host[v] = v`` for kept nodes).
+    """
+    n = instance.n_nodes
+    indeg = np.bincount(instance.all_dst, minlength=n)
+    out_all = np.bincount(instance.all_src, minlength=n)
+    out_data = instance.out_degree
+    host = np.arange(n, dtype=np.int64)
+    src_no_pred = indeg == 0
+    zero_w = instance.work == 0
+    single = src_no_pred & zero_w & (out_data == 1) & (out_all == 1)
+    if single.any():
+        ptr, succ = instance.succ_csr
+        for s in np.flatnonzero(single):
+            host[s] = succ[ptr[s]]
+    zero_cost = src_no_pred & zero_w & (instance.comm == 0) & ~single
+    host[zero_cost] = -1
+    removed = single | zero_cost
+    if not removed.any() or removed.all():
+        return instance, np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
+    kept = np.flatnonzero(~removed)
+    new_idx = np.full(n, -1, dtype=np.int64)
+    new_idx[kept] = np.arange(kept.size)
+
+    def sub(s: NDArray[np.int64], d: NDArray[np.int64]) -> tuple[Any, Any]:
+        keep = ~removed[s] & ~removed[d]
+        return new_idx[s[keep]], new_idx[d[keep]]
+
+    s2, d2 = sub(instance.src, instance.dst)
+    ps2, pd2 = sub(instance.prec_src, instance.prec_dst)
+    red = Instance.from_arrays(
+        [instance.ids[i] for i in kept], instance.work[kept], instance.comm[kept],
+        s2, d2, ps2, pd2, name=f"{instance.name}[reduced]",
+    )
+    return red, kept, host
+
+
+def _lift(instance: Instance, kept: NDArray[np.int64], host: NDArray[np.int64],
+          stage_red: NDArray[np.int64], k: int) -> Partition:
+    stage = np.zeros(instance.n_nodes, dtype=np.int64)
+    stage[kept] = stage_red
+    rem = np.flatnonzero(host != np.arange(instance.n_nodes))
+    for v in rem:
+        stage[v] = 0 if host[v] < 0 else stage[host[v]]
+    return Partition(stage, k)
+
+
+# ---------------------------------------------------------------------------- kernels
+@nb.njit(cache=True)
+def _expand(a, a_end, n_id, n_e, bits, hashes, eptr, ev, edst, zob, table, opp, opi):  # type: ignore[no-untyped-def]
+    """Expand ideals ``a..a_end-1`` (BFS). Returns (a, n_id, n_e, code).
+
+    code 0: done or needs more capacity (caller grows arrays if ``a < a_end``);
+    code 2: a hash collision between different ideals.
+    """
+    n = zob.size
+    words = bits.shape[1]
+    while a < a_end and a < n_id:
+        if n_id + n > bits.shape[0] or n_e + n > ev.size:
+            return a, n_id, n_e, 0
+        eptr[a] = n_e
+        for v in range(n):
+            wv = v >> 6
+            bv = _ONE << np.uint64(v & 63)
+            if bits[a, wv] & bv:
+                continue
+            ok = True
+            for e in range(opp[v], opp[v + 1]):
+                u = opi[e]
+                if not (bits[a, u >> 6] & (_ONE << np.uint64(u & 63))):
+                    ok = False
+                    break
+            if not ok:
+                continue
+            h = hashes[a] ^ zob[v]
+            if h in table:
+                c = table[h]
+            else:
+                c = -1
+            if c < 0:
+                c = n_id
+                for w in range(words):
+                    bits[c, w] = bits[a, w]
+                bits[c, wv] |= bv
+                hashes[c] = h
+                table[h] = c
+                n_id += 1
+            else:
+                for w in range(words):
+                    x = bits[a, w]
+                    if w == wv:
+                        x |= bv
+                    if bits[c, w] != x:
+                        return a, n_id, n_e, 2
+            ev[n_e] = v
+            edst[n_e] = c
+            n_e += 1
+        eptr[a + 1] = n_e
+        a += 1
+    return a, n_id, n_e, 0
+
+
+@nb.njit(cache=True)
+def _count_in(bits, x, u, succ_ptr, succ_idx):  # type: ignore[no-untyped-def]
+    c = 0
+    for e in range(succ_ptr[u], succ_ptr[u + 1]):
+        s = succ_idx[e]
+        if bits[x, s >> 6] & (_ONE << np.uint64(s & 63)):
+            c += 1
+    return c
+
+
+@nb.njit(cache=True)
+def _dp(a0, a1, full, kk, Uarr, bits, eptr, ev, edst, D, par, stamp, queue, fc, lbv,  # type: ignore[no-untyped-def]
+        work, comm, outdeg, pred_ptr, pred_idx, succ_ptr, succ_idx):
+    """DP pushes from ideals ``a0..a1-1`` (in BFS order, so each row is final when used)."""
+    U = Uarr[0]
+    pairs = 0
+    for a in range(a0, a1):
+        row = D[a]
+        for b in range(1, kk + 1):
+            if row[b - 1] < row[b]:
+                row[b] = row[b - 1]
+                par[a, b] = -1
+        if not (row[kk - 1] < U):
+            continue
+        bstart = kk
+        while bstart > 1 and row[bstart - 2] < U:
+            bstart -= 1
+        stamp[a] = a
+        fc[a] = 0.0
+        lbv[a] = 0.0
+        qh = 0
+        qt = 1
+        queue[0] = a
+        while qh < qt:
+            P = queue[qh]
+            qh += 1
+            for e in range(eptr[P], eptr[P + 1]):
+                Q = edst[e]
+                if stamp[Q] == a:
+                    continue
+                stamp[Q] = a
+                v = ev[e]
+                df = work[v]
+                if outdeg[v] > 0:
+                    df += comm[v]
+                dl = work[v]
+                for ee in range(pred_ptr[v], pred_ptr[v + 1]):
+                    u = pred_idx[ee]
+                    cp = _count_in(bits, P, u, succ_ptr, succ_idx)
+                    if bits[a, u >> 6] & (_ONE << np.uint64(u & 63)):
+                        if cp == _count_in(bits, a, u, succ_ptr, succ_idx):
+                            df += comm[u]
+                            dl += comm[u]
+                    elif cp + 1 == outdeg[u]:
+                        df -= comm[u]
+                f = fc[P] + df
+                lb = lbv[P] + dl
+                fc[Q] = f
+                lbv[Q] = lb
+                if lb >= U:
+                    continue
+                queue[qt] = Q
+                qt += 1
+                pairs += 1
+                if f < U:
+                    rq = D[Q]
+                    for b in range(bstart, kk + 1):
+                        val = row[b - 1]
+                        if f > val:
+                            val = f
+                        if val < rq[b]:
+                            rq[b] = val
+                            par[Q, b] = a
+                    if Q == full and rq[kk] < U:
+                        U = rq[kk]
+    Uarr[0] = U
+    return pairs
+
+
+# ---------------------------------------------------------------------------- driver
+def _grow(a: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, *a.shape[1:]), dtype=a.dtype) if a.ndim > 1 else np.zeros(size, a.dtype)
+    out[: a.shape[0]] = a
+    return out
+
+
+def downset_solve(
+    instance: Instance,
+    k: int,
+    budget: Budget,
+    *,
+    max_ideals: int = 100_000,
+    upper: tuple[float, Partition] | None = None,
+    chunk: int = 2_000,
+) -> tuple[Status, Partition | None, dict[str, Any]]:
+    """Solve ``instance`` (already reduced) exactly; see the module docstring.
+
+    ``upper`` is an incumbent ``(value, partition)``. Returns ``(status, partition, stats)``
+    with status OPTIMAL, UNSUPPORTED (too many ideals), TIME_LIMIT or ERROR (hash collision).
+    """
+    n = instance.n_nodes
+    kk = min(k, n)
+    words = (n + 63) // 64
+    stats: dict[str, Any] = {}
+    t0 = time.perf_counter()
+    zob = np.random.default_rng(0x5EED).integers(1, 2**63 - 1, size=n, dtype=np.int64)
+    table = Dict.empty(key_type=types.int64, value_type=types.int64)
+    cap = min(max_ideals + n + 1, 4096)
+    bits = np.zeros((cap, words), dtype=np.uint64)
+    hashes = np.zeros(cap, dtype=np.int64)
+    eptr = np.zeros(cap + 1, dtype=np.int64)
+    ecap = 4 * cap
+    ev = np.zeros(ecap, dtype=np.int64)
+    edst = np.zeros(ecap, dtype=np.int64)
+    table[0] = 0
+    n_id, n_e, a = 1, 0, 0
+    opp, opi = (np.ascontiguousarray(x) for x in instance.order_pred_csr)
+    while a < n_id:
+        if budget.expired():
+            stats.update(n_ideals=n_id, reason="time limit while enumerating down-sets")
+            return Status.TIME_LIMIT, None, stats
+        if n_id > max_ideals:
+            stats.update(n_ideals=n_id, reason=(
+                f"more than max_ideals={max_ideals} down-sets (reached {n_id} after "
+                f"expanding {a}); the graph is too wide for the exact DP"))
+            return Status.UNSUPPORTED, None, stats
+        a, n_id, n_e, code = _expand(a, a + chunk, n_id, n_e, bits, hashes, eptr, ev, edst,
+                                     zob, table, opp, opi)
+        if code == 2:
+            stats.update(n_ideals=n_id, reason="64-bit hash collision between down-sets")
+            return Status.ERROR, None, stats
+        if n_id + n > bits.shape[0]:
+            new = max(2 * bits.shape[0], n_id + n + 1)
+            bits, hashes, eptr = _grow(bits, new), _grow(hashes, new), _grow(eptr, new + 1)
+        if n_e + n > ev.size:
+            ev, edst = _grow(ev, 2 * ev.size + n), _grow(edst, 2 * ev.size + n)
+    stats["n_ideals"] = n_id
+    stats["n_lattice_edges"] = n_e
+    stats["enumerate_time_s"] = time.perf_counter() - t0
+    full = n_id - 1
+    U0 = math.inf if upper is None else float(upper[0])
+    D = np.full((n_id, kk + 1), np.inf)
+    D[0, :] = 0.0
+    par = np.full((n_id, kk + 1), -2, dtype=np.int32)
+    stamp = np.full(n_id, -1, dtype=np.int64)
+    queue = np.zeros(n_id, dtype=np.int64)
+    fc = np.zeros(n_id)
+    lbv = np.zeros(n_id)
+    Uarr = np.array([U0])
+    w = np.ascontiguousarray(instance.work)
+    c = np.ascontiguousarray(instance.comm)
+    outdeg = np.ascontiguousarray(instance.out_degree, dtype=np.int64)
+    pp, pi = (np.ascontiguousarray(x) for x in instance.pred_csr)
+    sp, si = (np.ascontiguousarray(x) for x in instance.succ_csr)
+    pairs = 0
+    a = 0
+    t1 = time.perf_counter()
+    while a < n_id:
+        if budget.expired():
+            stats.update(reason="time limit in the down-set DP", pairs=pairs)
+            return Status.TIME_LIMIT, None, stats
+        a1 = min(n_id, a + max(1, chunk // 10))
+        pairs += _dp(a, a1, full, kk, Uarr, bits, eptr, ev, edst, D, par, stamp, queue, fc,
+                     lbv, w, c, outdeg, pp, pi, sp, si)
+        a = a1
+    stats["pairs"] = int(pairs)
+    stats["dp_time_s"] = time.perf_counter() - t1
+    val = D[full, kk]
+    if not val < U0:
+        assert upper is not None, "without an incumbent the DP always finds a value"
+        stats["optimum"] = U0
+        stats["incumbent_optimal"] = True
+        return Status.OPTIMAL, upper[1], stats
+    # reconstruct: block of layer b is stage b - 1
+    stage = np.full(n, -1, dtype=np.int64)
+    Q, b = full, kk
+    while Q != 0:
+        p = int(par[Q, b])
+        if p == -1:
+            b -= 1
+            continue
+        diff = bits[Q] & ~bits[p]
+        mask = np.unpackbits(diff.view(np.uint8), bitorder="little")[:n].astype(bool)
+        stage[mask] = b - 1
+        Q, b = p, b - 1
+    assert (stage >= 0).all()
+    stats["optimum"] = float(val)
+    return Status.OPTIMAL, Partition(stage, k), stats
+
+
+@HEURISTICS.register
+class DownsetDP(Heuristic):
+    """Exact down-set (ideal) DP (Tarnawski et al. 2020): optimal while ideals are few.
+
+    Parameters
+    ----------
+    max_ideals : int
+        Give up (``unsupported``, with the count reached) beyond this many down-sets.
+    reduce : bool
+        Apply the exact graph reductions of the module docstring first.
+    """
+
+    name = "downset_dp"
+    citation = "Tarnawski et al., NeurIPS 2020 (DP over ideals); spec §7"
+    deterministic: ClassVar[bool] = True
+
+    def __init__(self, *, max_ideals: int = 100_000, reduce: bool = True) -> None:
+        self.max_ideals = max_ideals
+        self.reduce = reduce
+
+    def solve(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        rng: np.random.Generator,
+        context: SolveContext | None = None,
+    ) -> HeuristicResult:
+        """Reduce, find an incumbent with Algorithm 1, run the DP, lift the result back."""
+        t0 = time.perf_counter()
+        if self.reduce:
+            red, kept, host = reduce_instance(instance)
+        else:
+            red, kept, host = (instance, np.arange(instance.n_nodes),
+                               np.arange(instance.n_nodes))
+        best: tuple[float, Partition] | None = None
+        for order in (dfs_order(red), bfs_order(red),
+                      np.ascontiguousarray(red.topo_order, dtype=np.int64)):
+            val, cuts = slice_order(red, order, k, check=False)
+            if best is None or val < best[0]:
+                best = (val, Partition.from_slices(order, cuts.tolist(), k))
+        assert best is not None
+        # the context's partition (on the original instance) can only be used if it is
+        # consistent with the reductions; it is re-scored on the reduced instance when so
+        if context is not None and context.partition is not None:
+            p = context.partition
+            if p.stage_of.size == instance.n_nodes and p.k <= k:
+                red_part = Partition(p.stage_of[kept], k)
+                lifted = _lift(instance, kept, host, red_part.stage_of, k)
+                if np.array_equal(lifted.stage_of, p.stage_of) and \
+                        not _infeasible(red, red_part, k):
+                    v = evaluate(red, red_part)
+                    if v < best[0]:
+                        best = (v, red_part)
+        status, part, stats = downset_solve(red, k, budget, max_ideals=self.max_ideals,
+                                            upper=best)
+        stats = {"n_nodes_reduced": red.n_nodes, "incumbent": best[0], **stats,
+                 "time_s": time.perf_counter() - t0}
+        if part is None:
+            return HeuristicResult(None, status, stats)
+        return HeuristicResult(_lift(instance, kept, host, part.stage_of, k), status, stats)
+
+
+def _infeasible(inst: Instance, part: Partition, k: int) -> bool:
+    from pipecert.partition import check_feasible
+
+    return bool(check_feasible(inst, part, k=k))

@@ -1,0 +1,77 @@
+"""What practitioners use today: equal-work splitting that ignores communication.
+
+GPipe (Huang et al. 2019) and DeepSpeed's ``partition_method="parameters"/"uniform"``
+balance a *sequence* of layers by compute alone. ``equal_work`` reproduces that on a DAG:
+take one topological order (the input order by default) and cut it into at most ``k``
+contiguous segments minimising the largest segment **work**, exactly (Algorithm 1 run with
+every communication cost set to 0, which is the classic chains-on-chains min-max problem).
+Communication is ignored while choosing the cuts, but the partition is scored by the true
+cost model like every other method, which is the point of the baseline: it shows what
+ignoring communication costs.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+
+from heuristics.base import HEURISTICS, Heuristic
+from heuristics.decoder import bfs_order, dfs_order
+from heuristics.local_search import finish
+from heuristics.slicing import _slice_dp, kernel_arrays
+from pipecert.instance import Instance
+from pipecert.partition import Partition
+from pipecert.results import Budget, HeuristicResult, SolveContext, Status
+
+__all__ = ["EqualWork"]
+
+
+@HEURISTICS.register
+class EqualWork(Heuristic):
+    """Equal-work (GPipe/DeepSpeed style) split of a topological order, ignoring comm.
+
+    Parameters
+    ----------
+    order : {"input", "dfs", "bfs"}
+        Which topological order to split.
+    refine : bool
+        Finish with the local search (which does see communication).
+    """
+
+    name = "equal_work"
+    citation = "Huang et al. 2019 (GPipe); DeepSpeed pipeline partitioning"
+    deterministic: ClassVar[bool] = True
+
+    def __init__(self, *, order: str = "input", refine: bool = False) -> None:
+        self.order = order
+        self.refine = refine
+
+    def solve(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        rng: np.random.Generator,
+        context: SolveContext | None = None,
+    ) -> HeuristicResult:
+        """Min-max-work slicing of the chosen order."""
+        t0 = time.perf_counter()
+        if self.order == "input":
+            order = np.ascontiguousarray(instance.topo_order, dtype=np.int64)
+        elif self.order == "dfs":
+            order = dfs_order(instance)
+        elif self.order == "bfs":
+            order = bfs_order(instance)
+        else:
+            raise ValueError(f"equal_work: unknown order {self.order!r} (input, dfs, bfs)")
+        a = kernel_arrays(instance)
+        zero = np.zeros(instance.n_nodes)
+        max_work, cuts = _slice_dp(order, k, np.inf, True, a.work, zero, a.pred_ptr,
+                                   a.pred_idx, a.succ_ptr, a.succ_idx, a.mem, a.mem_limit)
+        part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
+        stats: dict[str, Any] = {"max_stage_work": float(max_work),
+                                 "time_s": time.perf_counter() - t0}
+        part = finish(instance, k, part, budget, self.refine, stats)
+        return HeuristicResult(part, Status.FEASIBLE, stats)

@@ -1,0 +1,248 @@
+"""Local-search refinement: move single nodes between adjacent stages (spec §3, issue 3 item 6).
+
+:func:`refine_partition` improves any feasible partition. A move takes one node ``v`` from
+stage ``s`` to an adjacent stage ``t = s - 1`` or ``s + 1`` (an empty stage index is fine:
+stage indices stay in ``0..k-1``, so at most ``k`` stages are used). It is feasible iff every
+ordering predecessor of ``v`` is in a stage ``<= t`` and every ordering successor in a stage
+``>= t``.
+
+**Only stages s and t change cost** (so the delta is exact and O(deg)). Let ``u`` be a data
+predecessor of ``v`` in a stage ``a`` not in {s, t}: ``u`` keeps a consumer outside ``a``, so
+its out-charge at ``a`` is unchanged. Let ``x`` be a data successor of ``v`` in a stage ``c``
+not in {s, t}: ``v`` is outside ``c`` before and after, so ``c``'s in-charge for ``v`` is
+unchanged. Every other producer's charges do not involve ``v``. With
+``cnt[u, b]`` = number of data successors of ``u`` in stage ``b`` (maintained under moves):
+
+* stage ``b`` pays the in-charge ``c(u)`` iff ``u`` is not in ``b`` and ``cnt[u, b] > 0``;
+* stage ``b`` pays the out-charge ``c(u)`` iff ``u`` is in ``b`` and
+  ``outdeg(u) - cnt[u, b] > 0``.
+
+Moving ``v`` updates ``cnt[u, s] -= 1, cnt[u, t] += 1`` for each data predecessor ``u``, and
+the two stage costs are recomputed from these rules for ``v`` and its predecessors.
+
+The search is first-improvement on the bottleneck: while some bottleneck stage ``b`` (cost
+equal to the maximum) has a feasible move that touches ``b`` (a node of ``b`` moving out, or
+a node of ``b - 1``/``b + 1`` moving in; since ``f`` is not monotone, adding a node can lower
+a stage's cost) after which both changed stages cost strictly less than the bottleneck,
+apply it. Each accepted move lowers the bottleneck or the number of stages attaining it, so
+the search terminates; it also stops at ``max_moves`` or when the budget expires.
+
+:class:`LocalSearch` (registered as ``local_search``) runs any registered heuristic given by
+its ``base`` spec and refines the result; every heuristic of this package also takes
+``refine=True``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numba as nb
+import numpy as np
+
+from heuristics.base import HEURISTICS, Heuristic
+from heuristics.slicing import kernel_arrays
+from pipecert.instance import Instance
+from pipecert.partition import Partition, check_feasible, evaluate
+from pipecert.results import Budget, HeuristicResult, SolveContext
+
+__all__ = ["refine_partition", "LocalSearch", "finish"]
+
+
+@nb.njit(cache=True, nogil=True)
+def _stage_cost_after(b, v, s, t, stage, cnt, cost, work, comm, outdeg, pred_ptr, pred_idx):  # type: ignore[no-untyped-def]
+    """Cost of stage ``b`` (``b`` is ``s`` or ``t``) after moving ``v`` from ``s`` to ``t``."""
+    c = cost[b]
+    if b == s:
+        c -= work[v]
+    else:
+        c += work[v]
+    # v's own charges at b
+    old_in = stage[v] != b and cnt[v, b] > 0
+    old_out = stage[v] == b and outdeg[v] - cnt[v, b] > 0
+    new_in = t != b and cnt[v, b] > 0
+    new_out = t == b and outdeg[v] - cnt[v, b] > 0
+    c += comm[v] * ((new_in + new_out) - (old_in + old_out))
+    for e in range(pred_ptr[v], pred_ptr[v + 1]):
+        u = pred_idx[e]
+        before = cnt[u, b]
+        after = before - 1 if b == s else before + 1
+        if stage[u] == b:
+            c += comm[u] * ((outdeg[u] - after > 0) - (outdeg[u] - before > 0))
+        else:
+            c += comm[u] * ((after > 0) - (before > 0))
+    return c
+
+
+@nb.njit(cache=True, nogil=True)
+def _feasible_move(v, t, stage, optr, osucc, pptr, ppred):  # type: ignore[no-untyped-def]
+    for e in range(optr[v], optr[v + 1]):
+        if stage[osucc[e]] < t:
+            return False
+    for e in range(pptr[v], pptr[v + 1]):
+        if stage[ppred[e]] > t:
+            return False
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _apply(v, t, stage, cnt, pred_ptr, pred_idx):  # type: ignore[no-untyped-def]
+    s = stage[v]
+    for e in range(pred_ptr[v], pred_ptr[v + 1]):
+        u = pred_idx[e]
+        cnt[u, s] -= 1
+        cnt[u, t] += 1
+    stage[v] = t
+
+
+@nb.njit(cache=True, nogil=True)
+def _ls_round(stage, cnt, cost, k, work, comm, outdeg, pred_ptr, pred_idx, optr, osucc,  # type: ignore[no-untyped-def]
+              pptr, ppred, max_moves, tol):
+    """Apply up to ``max_moves`` improving moves; returns the number applied."""
+    n = stage.size
+    moves = 0
+    while moves < max_moves:
+        B = cost.max()
+        improved = False
+        for b in range(k):
+            if cost[b] < B - tol:
+                continue
+            for v in range(n):
+                s = stage[v]
+                if s == b:
+                    targets = (b - 1, b + 1)
+                elif s == b - 1 or s == b + 1:
+                    targets = (b, -1)
+                else:
+                    continue
+                for t in targets:
+                    if t < 0 or t >= k:
+                        continue
+                    if not _feasible_move(v, t, stage, optr, osucc, pptr, ppred):
+                        continue
+                    cs = _stage_cost_after(s, v, s, t, stage, cnt, cost, work, comm, outdeg,
+                                           pred_ptr, pred_idx)
+                    if cs >= B - tol:
+                        continue
+                    ct = _stage_cost_after(t, v, s, t, stage, cnt, cost, work, comm, outdeg,
+                                           pred_ptr, pred_idx)
+                    if ct >= B - tol:
+                        continue
+                    _apply(v, t, stage, cnt, pred_ptr, pred_idx)
+                    cost[s] = cs
+                    cost[t] = ct
+                    moves += 1
+                    improved = True
+                    break
+                if improved:
+                    break
+            if improved:
+                break
+        if not improved:
+            break
+    return moves
+
+
+def refine_partition(
+    instance: Instance,
+    partition: Partition,
+    k: int,
+    budget: Budget | None = None,
+    *,
+    max_moves: int = 100_000,
+    chunk: int = 200,
+) -> tuple[Partition, dict[str, Any]]:
+    """Improve a feasible partition by adjacent-stage single-node moves (module docstring).
+
+    Returns the refined partition (never worse, re-scored by the reference cost function;
+    if rounding ever made it worse the input is returned) and stats ``ls_moves``,
+    ``ls_before``, ``ls_after``, ``ls_time_s``.
+    """
+    t0 = time.perf_counter()
+    budget = budget if budget is not None else Budget()
+    part = partition if partition.k == k else partition.with_k(max(k, partition.k))
+    kk = part.k
+    stage = np.ascontiguousarray(part.stage_of, dtype=np.int64).copy()
+    a = kernel_arrays(instance)
+    n = instance.n_nodes
+    cnt = np.zeros((n, kk), dtype=np.int64)
+    np.add.at(cnt, (instance.src, stage[instance.dst]), 1)
+    outdeg = np.ascontiguousarray(instance.out_degree, dtype=np.int64)
+    optr, osucc = (np.ascontiguousarray(x) for x in instance.order_succ_csr)
+    pptr, ppred = (np.ascontiguousarray(x) for x in instance.order_pred_csr)
+    from pipecert.partition import stage_costs
+
+    cost = np.ascontiguousarray(stage_costs(instance, Partition(stage, kk)).total, np.float64)
+    before = float(cost.max())
+    tol = 1e-9 * max(1.0, before)
+    moves = 0
+    while moves < max_moves and not budget.expired():
+        got = _ls_round(stage, cnt, cost, k, a.work, a.comm, outdeg,
+                        a.pred_ptr, a.pred_idx, optr, osucc, pptr, ppred,
+                        min(chunk, max_moves - moves), tol)
+        moves += got
+        if got < chunk:
+            break
+    out = Partition(stage, part.k)
+    after = evaluate(instance, out)
+    if after > before or check_feasible(instance, out, k=k):
+        out, after = partition, evaluate(instance, partition)
+    return out, {"ls_moves": int(moves), "ls_before": before, "ls_after": after,
+                 "ls_time_s": time.perf_counter() - t0}
+
+
+def finish(
+    instance: Instance, k: int, partition: Partition | None, budget: Budget, refine: bool,
+    stats: dict[str, Any],
+) -> Partition | None:
+    """Refine ``partition`` in place of the caller when ``refine`` is set (adds stats)."""
+    if not refine or partition is None:
+        return partition
+    out, st = refine_partition(instance, partition, k, budget)
+    stats.update(st)
+    return out
+
+
+@HEURISTICS.register
+class LocalSearch(Heuristic):
+    """Run the heuristic ``base`` (any registered spec), then refine by local search.
+
+    Parameters
+    ----------
+    base : str
+        Method spec of the starting heuristic, e.g. ``"brkga-100"`` or ``"input_order"``.
+    max_moves : int
+        Cap on accepted moves.
+    """
+
+    name = "local_search"
+    citation = "pipecert (adjacent-stage node moves with exact delta costs)"
+
+    def __init__(self, *, base: str = "input_order", max_moves: int = 100_000) -> None:
+        self.base = base
+        self.max_moves = max_moves
+
+    def solve(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        rng: np.random.Generator,
+        context: SolveContext | None = None,
+    ) -> HeuristicResult:
+        """Run ``base`` on a share of the budget, then refine its partition."""
+        inner = HEURISTICS.make(self.base)
+        if isinstance(inner, LocalSearch):
+            raise ValueError("local_search cannot wrap itself")
+        t_left = budget.remaining()
+        sub = budget if math.isinf(t_left) else budget.fraction(0.8)
+        res = inner.solve(instance, k, sub, rng, context)
+        stats: dict[str, Any] = {"base": inner.method_id(), **dict(res.stats)}
+        if res.partition is None:
+            return HeuristicResult(None, res.status, stats, res.history)
+        part, st = refine_partition(instance, res.partition, k, budget,
+                                    max_moves=self.max_moves)
+        stats.update(st)
+        # refinement never makes a partition worse, so an optimal one stays optimal
+        return HeuristicResult(part, res.status, stats, res.history)

@@ -1,0 +1,377 @@
+"""Algorithm 1: exact slicing of a topological order into at most k blocks (spec §3.1).
+
+Given a topological order ``pi`` of the instance (over data *and* precedence edges), every
+way of cutting ``pi`` into at most ``k`` contiguous segments is a feasible partition, and by
+the topological-slicing lemma (spec §2.5) every feasible partition arises this way for some
+order. :func:`slice_order` computes the best slicing of one order exactly with the min-max
+dynamic program
+
+    D[b][j] = min( D[b-1][j],  min_{i<j} max(D[b-1][i], cost(i, j)) ),   answer D[k][n],
+
+where ``cost(i, j) = f({pi_i, ..., pi_{j-1}})``. The implementation is a numba kernel
+(``cache=True``, ``nogil=True`` so threads can run several in parallel) that
+
+* runs the DP in "push" order: when start ``i`` is reached, row ``D[i]`` is final; the row
+  is laid out as ``D[j, b]`` so the inner loop over ``b`` is contiguous (SIMD);
+* computes every segment cost incrementally while growing ``j`` for a fixed ``i``
+  (O(n + m) per start): work ``W``, in-cost ``INC`` (producers before ``i`` with a consumer
+  in the segment, each stamped once) and out-cost ``OUTC`` (producers in the segment whose
+  last consumer is after the segment; a bucket of nodes by the position of their last
+  consumer removes a producer's charge when its last consumer joins);
+* prunes with an incumbent ``U`` (all pruning is exact for "find the optimum if it is < U"):
+
+  - ``W + INC`` is non-decreasing in ``j`` (work only grows; the in-boundary restricted to
+    positions before ``i`` only grows because ``pi`` is topological), so once it reaches
+    ``U`` no longer segment from ``i`` can help: stop growing ``j``;
+  - a start ``i`` with ``D[k-1][i] >= U`` cannot lead below ``U``: skip it, and only the
+    layers ``b`` with ``D[b-1][i] < U`` are updated;
+  - ``U`` starts at ``min(upper, value of the equal-work slicing of pi)`` and drops to
+    ``D[k][n]`` each time a segment ending at ``n`` improves it.
+
+Total time O(n (n + m) + k n^2) in the worst case, far less with the pruning. The optional
+memory limit (spec §2.6, off by default) makes a segment infeasible once its memory exceeds
+the limit (memory only grows with ``j``, so the scan stops there too).
+
+The compiled functions are public so other packages can reuse them: :func:`slice_order`
+(value and cuts), :func:`slice_value` (value only) and :func:`kernel_arrays`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba as nb
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from pipecert.errors import InputError
+from pipecert.instance import Instance, validate_k
+from pipecert.partition import Partition
+
+__all__ = [
+    "KernelArrays",
+    "kernel_arrays",
+    "slice_order",
+    "slice_value",
+    "slice_partition",
+    "check_topological",
+]
+
+INF = math.inf
+
+
+class KernelArrays(NamedTuple):
+    """The flat arrays the compiled kernels take (data-edge CSR, costs, memory)."""
+
+    work: NDArray[np.float64]
+    comm: NDArray[np.float64]
+    pred_ptr: NDArray[np.int64]
+    pred_idx: NDArray[np.int64]
+    succ_ptr: NDArray[np.int64]
+    succ_idx: NDArray[np.int64]
+    mem: NDArray[np.float64]
+    mem_limit: float
+
+
+def kernel_arrays(instance: Instance, *, memory_limit: float | None = None) -> KernelArrays:
+    """Arrays of ``instance`` for the kernels, cached on the instance per memory limit.
+
+    ``memory_limit`` (optional, spec §2.6) makes segments whose memory exceeds it infeasible;
+    it needs ``instance.memory``.
+    """
+    key = ("_pipecert_kernel_arrays", memory_limit)
+    cache = instance.__dict__.setdefault("_pipecert_cache", {})
+    if key in cache:
+        return cache[key]  # type: ignore[no-any-return]
+    if memory_limit is not None and instance.memory is None:
+        raise InputError("a memory limit needs memory data on the instance",
+                         source=instance.source)
+    pptr, pidx = instance.pred_csr
+    sptr, sidx = instance.succ_csr
+    mem = (np.zeros(instance.n_nodes) if instance.memory is None
+           else np.ascontiguousarray(instance.memory, dtype=np.float64))
+    arrs = KernelArrays(
+        np.ascontiguousarray(instance.work, dtype=np.float64),
+        np.ascontiguousarray(instance.comm, dtype=np.float64),
+        np.ascontiguousarray(pptr), np.ascontiguousarray(pidx),
+        np.ascontiguousarray(sptr), np.ascontiguousarray(sidx),
+        mem, INF if memory_limit is None else float(memory_limit),
+    )
+    cache[key] = arrs
+    return arrs
+
+
+# ---------------------------------------------------------------------------- kernels
+@nb.njit(cache=True, nogil=True)
+def _order_tables(order, succ_ptr, succ_idx):  # type: ignore[no-untyped-def]
+    """pos[v], last consumer position per node, and nodes bucketed by that position."""
+    n = order.size
+    pos = np.empty(n, np.int64)
+    for p in range(n):
+        pos[order[p]] = p
+    last = np.full(n, -1, np.int64)
+    for u in range(n):
+        m = -1
+        for e in range(succ_ptr[u], succ_ptr[u + 1]):
+            q = pos[succ_idx[e]]
+            if q > m:
+                m = q
+        last[u] = m
+    bptr = np.zeros(n + 1, np.int64)
+    for u in range(n):
+        if last[u] >= 0:
+            bptr[last[u] + 1] += 1
+    for p in range(n):
+        bptr[p + 1] += bptr[p]
+    fill = bptr[:-1].copy()
+    bidx = np.empty(bptr[n], np.int64)
+    for u in range(n):
+        if last[u] >= 0:
+            bidx[fill[last[u]]] = u
+            fill[last[u]] += 1
+    return pos, last, bptr, bidx
+
+
+@nb.njit(cache=True, nogil=True)
+def _slicing_cost(order, pos, cuts, kk, work, comm, succ_ptr, succ_idx):  # type: ignore[no-untyped-def]
+    """Bottleneck of slicing ``order`` at ``cuts`` (block b = positions cuts[b-1]..cuts[b])."""
+    n = order.size
+    stage_at = np.empty(n, np.int64)
+    b = 0
+    for p in range(n):
+        while b < cuts.size and p >= cuts[b]:
+            b += 1
+        stage_at[p] = b
+    cost = np.zeros(kk + 1)
+    mark = np.full(kk + 1, -1, np.int64)
+    for u in range(n):
+        su = stage_at[pos[u]]
+        cost[su] += work[u]
+        out = False
+        for e in range(succ_ptr[u], succ_ptr[u + 1]):
+            sv = stage_at[pos[succ_idx[e]]]
+            if sv != su:
+                out = True
+                if mark[sv] != u:
+                    mark[sv] = u
+                    cost[sv] += comm[u]
+        if out:
+            cost[su] += comm[u]
+    return cost.max()
+
+
+@nb.njit(cache=True, nogil=True)
+def _equal_work_cuts(order, work, kk):  # type: ignore[no-untyped-def]
+    """Cut positions splitting ``order`` into <= kk segments of about equal work."""
+    n = order.size
+    total = 0.0
+    for p in range(n):
+        total += work[order[p]]
+    cuts = np.empty(max(kk - 1, 0), np.int64)
+    nc = 0
+    acc = 0.0
+    t = 1
+    for p in range(n - 1):
+        acc += work[order[p]]
+        if t < kk and acc >= total * t / kk and (nc == 0 or cuts[nc - 1] < p + 1):
+            cuts[nc] = p + 1
+            nc += 1
+            while t < kk and acc >= total * t / kk:
+                t += 1
+    return cuts[:nc]
+
+
+@nb.njit(cache=True, nogil=True)
+def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
+              succ_idx, mem, mem_limit):
+    """Algorithm 1. Returns (value, cuts); value is inf if no slicing is < ``upper``."""
+    n = order.size
+    kk = min(k, n)
+    pos, last, bptr, bidx = _order_tables(order, succ_ptr, succ_idx)
+    # incumbent: the equal-work slicing (kept as the answer if nothing beats it)
+    ew_cuts = _equal_work_cuts(order, work, kk)
+    ew_val = _slicing_cost(order, pos, ew_cuts, kk, work, comm, succ_ptr, succ_idx)
+    if mem_limit < np.inf:
+        ew_val = np.inf  # the equal-work slicing may break the memory limit
+    U = min(upper, ew_val)
+    D = np.full((n + 1, kk + 1), np.inf)
+    D[0, :] = 0.0
+    if want_cuts:
+        par = np.full((n + 1, kk + 1), -2, np.int32)
+    else:
+        par = np.full((1, 1), -2, np.int32)
+    stamp = np.full(n, -1, np.int64)
+    for i in range(n):
+        row = D[i]
+        for b in range(1, kk + 1):
+            if row[b - 1] < row[b]:
+                row[b] = row[b - 1]
+                if want_cuts:
+                    par[i, b] = -1
+        if not (row[kk - 1] < U):
+            continue
+        bstart = kk
+        while bstart > 1 and row[bstart - 2] < U:
+            bstart -= 1
+        W = 0.0
+        INC = 0.0
+        OUTC = 0.0
+        MEM = 0.0
+        for j in range(i + 1, n + 1):
+            v = order[j - 1]
+            W += work[v]
+            MEM += mem[v]
+            for e in range(pred_ptr[v], pred_ptr[v + 1]):
+                u = pred_idx[e]
+                if pos[u] < i and stamp[u] != i:
+                    stamp[u] = i
+                    INC += comm[u]
+            if last[v] > j - 1:
+                OUTC += comm[v]
+            for e in range(bptr[j - 1], bptr[j]):
+                u = bidx[e]
+                pu = pos[u]
+                if pu >= i and pu < j - 1:
+                    OUTC -= comm[u]
+            lb = W + INC
+            if lb >= U or MEM > mem_limit:
+                break
+            cost = lb + OUTC
+            if cost >= U:
+                continue
+            rj = D[j]
+            for b in range(bstart, kk + 1):
+                val = row[b - 1]
+                if cost > val:
+                    val = cost
+                if val < rj[b]:
+                    rj[b] = val
+                    if want_cuts:
+                        par[j, b] = i
+            if j == n and rj[kk] < U:
+                U = rj[kk]
+    rn = D[n]
+    for b in range(1, kk + 1):
+        if rn[b - 1] < rn[b]:
+            rn[b] = rn[b - 1]
+            if want_cuts:
+                par[n, b] = -1
+    val = rn[kk]
+    if not (val < np.inf):
+        if ew_val < upper:
+            return ew_val, ew_cuts
+        return np.inf, np.empty(0, np.int64)
+    if not want_cuts:
+        return val, np.empty(0, np.int64)
+    cuts = np.empty(kk, np.int64)
+    nc = 0
+    j = n
+    b = kk
+    while j > 0:
+        p = par[j, b]
+        if p == -1:
+            b -= 1
+            continue
+        if p > 0:
+            cuts[nc] = p
+            nc += 1
+        j = p
+        b -= 1
+    return val, cuts[:nc][::-1].copy()
+
+
+# ---------------------------------------------------------------------------- Python API
+def check_topological(instance: Instance, order: ArrayLike) -> NDArray[np.int64]:
+    """``order`` as an int64 array; :class:`InputError` unless it is a topological order.
+
+    Checks both data and precedence edges.
+    """
+    o = np.ascontiguousarray(np.asarray(order, dtype=np.int64).ravel())
+    n = instance.n_nodes
+    if o.size != n or not np.array_equal(np.sort(o), np.arange(n)):
+        raise InputError(f"order is not a permutation of the {n} nodes")
+    pos = np.empty(n, dtype=np.int64)
+    pos[o] = np.arange(n)
+    bad = np.flatnonzero(pos[instance.all_src] >= pos[instance.all_dst])
+    if bad.size:
+        u, v = int(instance.all_src[bad[0]]), int(instance.all_dst[bad[0]])
+        raise InputError(f"order is not topological: {instance.ids[u]!r} comes after "
+                         f"{instance.ids[v]!r}")
+    return o
+
+
+def slice_order(
+    instance: Instance,
+    order: ArrayLike,
+    k: int,
+    upper: float = INF,
+    *,
+    memory_limit: float | None = None,
+    check: bool = True,
+) -> tuple[float, NDArray[np.int64]]:
+    """Optimal slicing of a topological ``order`` into at most ``k`` blocks (Algorithm 1).
+
+    Parameters
+    ----------
+    instance : Instance
+    order : array_like of int
+        A topological order (node indices) over data and precedence edges.
+    k : int
+        Maximum number of blocks.
+    upper : float
+        Only slicings with value ``< upper`` are sought (pruning); default ``inf``.
+    memory_limit : float, optional
+        Memory per block (spec §2.6); needs ``instance.memory``.
+    check : bool
+        Validate that ``order`` is topological (O(n + m)); pass False in hot loops.
+
+    Returns
+    -------
+    (float, ndarray of int)
+        The optimal bottleneck of slicing ``order`` and the cut positions (block ``b`` is
+        ``order[cuts[b-1]:cuts[b]]``, see :meth:`Partition.from_slices`), or ``(inf, [])``
+        if no slicing has value ``< upper`` (or none satisfies the memory limit).
+
+    Examples
+    --------
+    >>> from pipecert.testing import worked_example
+    >>> inst = worked_example()
+    >>> slice_order(inst, [0, 2, 1, 3, 4], 2)[0], slice_order(inst, [0, 1, 2, 3, 4], 2)[0]
+    (12.0, 10.0)
+    """
+    k = validate_k(k)
+    o = check_topological(instance, order) if check else np.ascontiguousarray(order, np.int64)
+    a = kernel_arrays(instance, memory_limit=memory_limit)
+    val, cuts = _slice_dp(o, k, float(upper), True, a.work, a.comm, a.pred_ptr, a.pred_idx,
+                          a.succ_ptr, a.succ_idx, a.mem, a.mem_limit)
+    return float(val), cuts
+
+
+def slice_value(
+    instance: Instance,
+    order: ArrayLike,
+    k: int,
+    upper: float = INF,
+    *,
+    memory_limit: float | None = None,
+) -> float:
+    """The value of :func:`slice_order` only (no parent pointers; the decoder's fast path).
+
+    The order is not validated.
+    """
+    a = kernel_arrays(instance, memory_limit=memory_limit)
+    o = np.ascontiguousarray(order, dtype=np.int64)
+    val, _ = _slice_dp(o, validate_k(k), float(upper), False, a.work, a.comm, a.pred_ptr,
+                       a.pred_idx, a.succ_ptr, a.succ_idx, a.mem, a.mem_limit)
+    return float(val)
+
+
+def slice_partition(
+    instance: Instance, order: ArrayLike, k: int, *, memory_limit: float | None = None
+) -> Partition:
+    """The optimal slicing of ``order`` as a :class:`Partition` with ``k`` stages."""
+    val, cuts = slice_order(instance, order, k, memory_limit=memory_limit)
+    if not math.isfinite(val):
+        raise InputError(f"no slicing of the order into {k} blocks meets the memory limit")
+    return Partition.from_slices(order, cuts.tolist(), k)
