@@ -172,8 +172,8 @@ def layered_dag(
         work_sigma=work_sigma, comm_sigma=comm_sigma, weight_fraction=weight_fraction,
         digits=digits,
     )
-    seed = None if isinstance(rng, np.random.Generator) else int(rng)
     g = as_rng(rng)
+    seed = None if isinstance(rng, np.random.Generator) else int(rng)
     n = int(n)
     n_w = int(round(n * weight_fraction))
     n_ops = n - n_w
@@ -242,8 +242,8 @@ def regal_like(
     layer. Work (``compute_cost``) and comm (output size, unit bandwidth) are integers
     uniform on ``cost_range``.
     """
-    seed = None if isinstance(rng, np.random.Generator) else int(rng)
     g = as_rng(rng)
+    seed = None if isinstance(rng, np.random.Generator) else int(rng)
     if n is None:
         n = int(g.integers(n_range[0], n_range[1] + 1))
     width = float(g.integers(width_range[0], width_range[1] + 1))
