@@ -1,0 +1,275 @@
+"""The practitioner's portfolio behind ``pipecert solve``: a partition with a proven gap.
+
+Every method runs through its graded ``run`` (partitions re-scored by the reference cost,
+bounds validated against the best partition known), in this order:
+
+1. **fast heuristics** - the order baselines sliced exactly by Algorithm 1 (input, BFS, DFS
+   orders; milliseconds) and ``brkga-100``;
+2. **cheap bounds** - ``combinatorial`` (free), ``node_bound`` and ``path_bound`` (max-flow
+   bounds, spine-bound.md; strong on communication-heavy graphs where the paper's
+   relaxations collapse to the combinatorial bound);
+3. **exact search** - ``downset_dp``, which solves narrow graphs to optimality (its value is
+   then also a proven lower bound) and says "unsupported" quickly on wide ones;
+4. **MIP bounds** - ``guess`` (max over b of guess-the-bottleneck) with the best partition as
+   cut-off and warm start;
+5. **more search while the gap is open** - BRKGA with the population of ``brkga-10000``
+   until the time is up, then local-search refinement of the best partition.
+
+It stops as soon as the certified gap ``(UB - LB) / UB`` is at most the target. Each stage
+gets a share of the *remaining* time (:data:`DEFAULT_PLAN`), so an early finish leaves more
+time to the later stages. The measurements behind the plan are in the README ("pipecert
+solve: default portfolio").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipecert.instance import Instance
+from pipecert.partition import Partition, check_feasible, evaluate
+from pipecert.registry import parse_method_spec
+from pipecert.results import Budget, RunOutcome, SolveContext, Status
+from pipecert.seeding import derive_seed
+
+__all__ = ["Step", "DEFAULT_PLAN", "PortfolioResult", "RunInfo", "solve", "build_plan"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One portfolio step: a method, its share of the remaining time, when it runs.
+
+    ``share`` is the fraction of the remaining time this step may use; ``min_s`` a floor;
+    ``if_gap_open`` skips the step once the target gap is reached.
+    """
+
+    role: str  # "heuristic" or "bound"
+    spec: str
+    share: float
+    min_s: float = 0.0
+    if_gap_open: bool = True
+
+
+#: The default plan (see the module docstring and the README for the measurements).
+DEFAULT_PLAN: tuple[Step, ...] = (
+    Step("heuristic", "bfs_order", 0.05, if_gap_open=False),
+    Step("heuristic", "dfs_order", 0.05),
+    Step("heuristic", "input_order", 0.05),
+    Step("bound", "combinatorial", 0.01, if_gap_open=False),
+    Step("bound", "node_bound", 0.10),
+    Step("heuristic", "brkga-100", 0.10),
+    Step("bound", "path_bound", 0.20),
+    Step("heuristic", "downset_dp", 0.15),
+    Step("bound", "guess", 0.40),
+    Step("heuristic", "brkga[population=100,generations=1000000]", 0.90),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """One method run of the portfolio, as reported."""
+
+    method: str
+    role: str
+    value: float | None
+    status: str
+    time_s: float
+    error: str | None = None
+
+
+@dataclass
+class PortfolioResult:
+    """The outcome: best partition, best bound, gap and every run."""
+
+    k: int
+    upper_bound: float | None = None
+    partition: Partition | None = None
+    upper_method: str | None = None
+    lower_bound: float | None = None
+    lower_method: str | None = None
+    runs: list[RunInfo] = field(default_factory=list)
+    elapsed_s: float = 0.0
+
+    @property
+    def gap(self) -> float | None:
+        """Certified relative gap ``(UB - LB) / UB`` (0 when UB = 0)."""
+        if self.upper_bound is None or self.lower_bound is None:
+            return None
+        if self.upper_bound <= 0:
+            return 0.0
+        return max(0.0, (self.upper_bound - self.lower_bound) / self.upper_bound)
+
+
+def _registry(role: str) -> Any:
+    if role == "heuristic":
+        from heuristics import HEURISTICS
+
+        return HEURISTICS
+    from formulations import FORMULATIONS
+
+    return FORMULATIONS
+
+
+def _with_solver(spec: str, solver: str | None) -> str:
+    """Add ``solver=...`` to a formulation spec that takes one and does not set it."""
+    if not solver:
+        return spec
+    name, params = parse_method_spec(spec)
+    cls = _registry("bound").get(name)
+    if "solver" not in cls.param_names() or "solver" in params:
+        return spec
+    params["solver"] = solver
+    inner = ",".join(f"{k}={v}" for k, v in params.items())
+    return f"{name}[{inner}]"
+
+
+def build_plan(heuristics: Sequence[str] | None = None, bounds: Sequence[str] | None = None
+               ) -> list[Step]:
+    """The plan for explicit method lists (``all`` expands to every registered one).
+
+    With neither list: :data:`DEFAULT_PLAN` (methods that are not registered are left out).
+    With only bounds: the fast heuristics of the default plan, then the bounds. Otherwise
+    the named heuristics, then the named bounds, sharing the time equally (each step gets
+    ``1 / steps left`` of the remaining time).
+    """
+    def expand(role: str, specs: Sequence[str]) -> list[str]:
+        out: list[str] = []
+        for s in specs:
+            if s == "all":
+                out += [n for n in _registry(role).names() if n not in out]
+            elif s not in out:
+                _registry(role).make(s)  # InputError on an unknown name or bad parameters
+                out.append(s)
+        return out
+
+    if not heuristics and not bounds:
+        return [s for s in DEFAULT_PLAN
+                if parse_method_spec(s.spec)[0] in _registry(s.role)]
+    hs = expand("heuristic", heuristics or [])
+    bs = expand("bound", bounds or [])
+    out: list[Step] = []
+    if not hs:
+        out += [s for s in DEFAULT_PLAN[:3] if s.spec in _registry("heuristic")]
+    explicit = [("heuristic", h) for h in hs] + [("bound", b) for b in bs]
+    n = len(explicit)
+    for i, (role, spec) in enumerate(explicit):  # step i of n gets 1/(n - i) of what is left
+        out.append(Step(role, spec, 1.0 / (n - i), if_gap_open=False))
+    return out
+
+
+Event = Callable[[str, RunInfo | None, PortfolioResult], None]
+
+
+def solve(
+    instance: Instance,
+    k: int,
+    *,
+    time_limit_s: float = 30.0,
+    plan: Sequence[Step] | None = None,
+    solver: str | None = None,
+    seed: int = 0,
+    target_gap: float = 0.0,
+    threads: int = 1,
+    on_event: Event | None = None,
+    refine: bool = True,
+) -> PortfolioResult:
+    """Run the portfolio on ``(instance, k)`` within ``time_limit_s`` seconds.
+
+    Parameters
+    ----------
+    plan : list of Step, optional
+        Default :data:`DEFAULT_PLAN`.
+    solver : str, optional
+        MIP backend passed to every formulation that takes a ``solver`` parameter.
+    seed : int
+        Base seed; each heuristic gets ``derive_seed(seed, instance.name, k, method_id)``.
+    target_gap : float
+        Stop once ``(UB - LB) / UB <= target_gap`` (0: only at a proven optimum).
+    on_event : callable, optional
+        Called as ``on_event(kind, run, result)`` with kind ``"start"`` (run None, before a
+        step; ``result.runs`` tells how many ran) and ``"run"`` after each method.
+    refine : bool
+        Local-search the best partition at the end (when the gap is open).
+    """
+    import numpy as np
+
+    from formulations.base import combinatorial_bound
+
+    plan = list(DEFAULT_PLAN if plan is None else plan)
+    overall = Budget(time_limit_s=time_limit_s, threads=threads)
+    res = PortfolioResult(k=k)
+    res.lower_bound = combinatorial_bound(instance, k)
+    res.lower_method = "combinatorial"
+    cache: dict[str, Any] = {}
+
+    def closed() -> bool:
+        g = res.gap
+        return g is not None and g <= target_gap + 1e-12
+
+    def record(out: RunOutcome, spec: str, role: str) -> None:
+        info = RunInfo(spec if out.method == spec.split("[")[0] else out.method, role,
+                       out.value, str(out.status), out.time_s, out.error)
+        res.runs.append(info)
+        if out.incumbent is not None and out.partition is not None and (
+                res.upper_bound is None or out.incumbent < res.upper_bound):
+            res.upper_bound, res.partition, res.upper_method = (
+                out.incumbent, out.partition, info.method)
+        proven = out.bound
+        if role == "heuristic" and out.status is Status.OPTIMAL and out.incumbent is not None:
+            # an exact method (downset_dp) that finished: its value is OPT, a lower bound
+            proven = out.incumbent
+        if proven is not None and out.status is not Status.ERROR and (
+                res.lower_bound is None or proven > res.lower_bound):
+            res.lower_bound, res.lower_method = proven, info.method
+        if res.upper_bound is not None and res.lower_bound is not None:
+            res.lower_bound = min(res.lower_bound, res.upper_bound)
+        if on_event is not None:
+            on_event("run", info, res)
+
+    ran_heuristic = False
+    for step in plan:
+        remaining = overall.remaining()
+        if step.if_gap_open and closed():
+            continue
+        if remaining <= 0.01 and ran_heuristic:
+            res.runs.append(RunInfo(step.spec, step.role, None, "skipped", 0.0,
+                                    "no time left"))
+            continue
+        share = remaining * step.share
+        limit = max(step.min_s, share) if math.isfinite(remaining) else math.inf
+        limit = min(limit, remaining) if math.isfinite(remaining) else limit
+        if on_event is not None:
+            on_event("start", RunInfo(step.spec, step.role, None, "running", 0.0), res)
+        reg = _registry(step.role)
+        spec = _with_solver(step.spec, solver) if step.role == "bound" else step.spec
+        method = reg.make(spec)
+        ctx = SolveContext(upper_bound=res.upper_bound, partition=res.partition,
+                           lower_bound=res.lower_bound, cache=cache)
+        budget = Budget(time_limit_s=limit, threads=threads)
+        if step.role == "heuristic":
+            rng = np.random.default_rng(derive_seed(seed, instance.name, k, method.method_id()))
+            out = method.run(instance, k, budget, rng, ctx)
+            ran_heuristic = True
+        else:
+            out = method.run(instance, k, budget, ctx)
+        record(out, step.spec, step.role)
+    if refine and res.partition is not None and not closed() and overall.remaining() > 0.05:
+        try:
+            from heuristics.local_search import refine_partition
+        except ImportError:  # pragma: no cover
+            refine_partition = None
+        if refine_partition is not None:
+            t0 = time.perf_counter()
+            part, _stats = refine_partition(instance, res.partition, k,
+                                            Budget(overall.remaining()))
+            if check_feasible(instance, part, k=k):
+                part = res.partition
+            value = evaluate(instance, part)
+            out = RunOutcome("local_search", "heuristic", Status.FEASIBLE,
+                             time.perf_counter() - t0, incumbent=value, partition=part)
+            record(out, "local_search", "heuristic")
+    res.elapsed_s = overall.elapsed()
+    return res
