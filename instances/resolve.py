@@ -105,9 +105,13 @@ def resolve(spec: str, **options: Any) -> list[InstanceRef]:
         return [_file_ref(m, options) for m in matches]
     if is_bundled_id(spec):
         return [InstanceRef(spec, None, partial(load_bundled, spec))]
-    suites = ", ".join(list_suites()) or "none"
+    suites = list_suites()
+    head = spec.split("/", 1)[0]
+    if head in suites and "/" in spec:
+        raise InputError(f"unknown bundled instance (see `pipecert instances {head}`)",
+                         source=spec)
     raise InputError(
-        f"no such file, directory, glob match, suite or bundled instance (suites: {suites}; "
-        "use suite:NAME or SUITE/NAME)",
+        "No such file or directory (nor a bundled instance: use suite:NAME or SUITE/NAME; "
+        f"suites: {', '.join(suites) or 'none'})",
         source=spec,
     )
