@@ -613,7 +613,11 @@ def run_grid(
     on_plan : callable, optional
         Called with (cells to run, cells skipped) before anything runs.
     """
+    import importlib
+
     t0 = time.monotonic()
+    for mod in cfg["run"]["plugins"]:
+        importlib.import_module(mod)  # out-of-tree methods register in this process too
     cells = build_cells(cfg, entries)
     for e in entries:
         if not store.has_instance(e.id):
