@@ -12,7 +12,15 @@ from instances.formats.base import read_head
 from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
 
-__all__ = ["read_instance", "write_instance", "detect_format", "format_names", "get_format"]
+__all__ = [
+    "read_instance",
+    "write_instance",
+    "detect_format",
+    "sniff_format",
+    "is_graph_file",
+    "format_names",
+    "get_format",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +57,8 @@ def _by_extension(path: Path, *, writable: bool = False) -> Format | None:
     return None if best is None else best[2]
 
 
-def detect_format(path: str | os.PathLike[str]) -> Format | None:
-    """The format of the file at ``path``, by content first, then by extension.
-
-    Returns ``None`` when no format recognises the file. Raises :class:`OSError` if the
-    file cannot be opened.
-    """
+def sniff_format(path: str | os.PathLike[str]) -> Format | None:
+    """The format that recognises the content of the file at ``path``, or ``None``."""
     p = Path(path)
     head = read_head(p)
     for fmt in _by_priority():
@@ -63,7 +67,32 @@ def detect_format(path: str | os.PathLike[str]) -> Format | None:
                 return fmt
         except Exception:  # a sniffer must never break detection
             log.debug("format %s failed to sniff %s", fmt.name, p, exc_info=True)
-    return _by_extension(p)
+    return None
+
+
+def detect_format(path: str | os.PathLike[str]) -> Format | None:
+    """The format of the file at ``path``, by content first, then by extension.
+
+    Returns ``None`` when no format recognises the file. Raises :class:`OSError` if the
+    file cannot be opened.
+    """
+    return sniff_format(path) or _by_extension(Path(path))
+
+
+def is_graph_file(path: str | os.PathLike[str]) -> bool:
+    """Whether a folder scan should take ``path``: its content is recognised, or its
+    extension belongs to a format other than generic JSON (``.json`` files that no
+    format recognises, such as partition files and manifests, are skipped)."""
+    p = Path(path)
+    try:
+        if sniff_format(p) is not None:
+            return True
+    except OSError:
+        return False
+    low = p.name.lower().removesuffix(".gz")
+    if low.endswith(".json"):
+        return False
+    return _by_extension(p) is not None
 
 
 def _known_options() -> set[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from instances.bundled import is_bundled_id, list_suites, load_bundled, suite_ids
-from instances.io import detect_format, read_instance
+from instances.io import is_graph_file, read_instance
 from pipecert.errors import InputError
 from pipecert.instance import Instance
 
@@ -62,10 +62,7 @@ def _file_ref(path: str, options: dict[str, Any]) -> InstanceRef:
 def _is_graph_file(p: Path) -> bool:
     if not p.is_file() or p.name.startswith(".") or p.name.lower() in _SKIP_NAMES:
         return False
-    try:
-        return detect_format(p) is not None
-    except OSError:
-        return False
+    return is_graph_file(p)
 
 
 def resolve(spec: str, **options: Any) -> list[InstanceRef]:

@@ -570,3 +570,20 @@ def test_instance_ref_is_frozen():
     ref = resolve("suite:default")[0]
     with pytest.raises(AttributeError):
         ref.id = "x"  # type: ignore[misc]
+
+
+def test_native_integer_ids_take_the_validating_path(tmp_path):
+    p = write(tmp_path, "ints.json", native_text(
+        [{"id": 1, "work": 1, "comm": 2}, {"id": 2, "work": 3, "comm": 0}], [[1, 2]]))
+    inst = read_instance(p)
+    assert inst.ids == ("1", "2") and inst.n_edges == 1 and inst.comm.tolist() == [2, 0]
+
+
+def test_folder_scan_skips_unrecognised_json(tmp_path, shared_instances):
+    shutil.copy(shared_instances / "regal/sample_small.pbtxt", tmp_path / "a.pbtxt")
+    (tmp_path / "part.json").write_text('{"k": 2, "stages": [["1"], ["2"]]}')
+    (tmp_path / "commented.pbtxt").write_text("# a comment\n" + REGAL_OK)
+    write_instance(worked_example(), tmp_path / "w.json.gz")
+    refs = resolve(str(tmp_path))
+    assert [Path(r.path).name for r in refs] == ["a.pbtxt", "commented.pbtxt", "w.json.gz"]
+    assert detect_format(tmp_path / "commented.pbtxt").name == "regal"

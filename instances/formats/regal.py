@@ -219,8 +219,8 @@ class RegalCostGraph(Format):
     description = "REGAL / TensorFlow CostGraphDef protobuf text (.pbtxt)"
 
     def sniff(self, path: Path, head: bytes) -> bool:
-        text = head.lstrip()
-        return text.startswith(b"node") and re.match(rb"node\s*:?\s*\{", text) is not None
+        text = re.sub(rb"^(\s*#[^\n]*\n)*", b"", head).lstrip()
+        return re.match(rb"node\s*:?\s*[{<]", text) is not None
 
     def read(self, path: Path, *, comm_outputs: str = "consumed", **options: Any) -> Instance:
         source = str(path)
