@@ -88,7 +88,8 @@ def brkga_search(
     def evaluate_rows(keys: NDArray[np.float64], upper: float) -> NDArray[np.float64]:
         nonlocal evals, pruned, best_val, best_keys, stopped
         out = np.full(keys.shape[0], np.inf)
-        step = max(1, chunk) * max(1, n_jobs)
+        # rows per budget check: at least ``chunk`` per thread, more on small graphs
+        step = max(max(1, chunk) * max(1, n_jobs), 50_000 // max(n, 1))
         for a in range(0, keys.shape[0], step):
             if budget.expired() and evals > 0:
                 stopped = True

@@ -41,10 +41,15 @@ __all__ = [
 
 def order_arrays(instance: Instance) -> tuple[NDArray[np.int64], NDArray[np.int64],
                                               NDArray[np.int64]]:
-    """``(ptr, succ, indegree)`` over data and precedence edges, contiguous int64."""
-    ptr, succ = instance.order_succ_csr
-    indeg = np.bincount(succ, minlength=instance.n_nodes).astype(np.int64)
-    return np.ascontiguousarray(ptr), np.ascontiguousarray(succ), indeg
+    """``(ptr, succ, indegree)`` over data and precedence edges, contiguous int64 (cached)."""
+    cache = instance.__dict__.setdefault("_pipecert_cache", {})
+    got = cache.get("_order_arrays")
+    if got is None:
+        ptr, succ = instance.order_succ_csr
+        indeg = np.bincount(succ, minlength=instance.n_nodes).astype(np.int64)
+        got = (np.ascontiguousarray(ptr), np.ascontiguousarray(succ), indeg)
+        cache["_order_arrays"] = got
+    return got  # type: ignore[no-any-return]
 
 
 @nb.njit(cache=True, nogil=True)

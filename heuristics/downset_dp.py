@@ -9,9 +9,13 @@ edge ``u -> v`` with ``v ∈ S_b`` has ``u ∈ I_b``, so ``u`` is in a block ``<
     D[b][I] = min( D[b-1][I],  min_{I' ⊊ I down-set} max(D[b-1][I'], f(I \\ I')) ),
     D[0][∅] = 0,  OPT = D[k][V],
 
-is exact. Ideals are enumerated breadth-first from ``∅`` (adding one node whose ordering
-predecessors are all present), deduplicated by a 64-bit Zobrist hash with a full bitset
-comparison on every hit (a hash collision stops the run; it is never silently merged).
+is exact. Layer 1 is ``D[1][I] = f(I) = w(I) + cut(I)`` (a down-set has no in-boundary)
+and the last layer only needs ``I = V``, where ``f(V \\ I') = W - w(I') + cut(I')`` (an
+up-set has no out-boundary and ``In(V \\ I') = Out(I')``): both cost O(1) per ideal, so
+``k <= 2`` is linear in the number of ideals. Ideals are enumerated breadth-first from
+``∅`` (adding one node whose ordering predecessors are all present), deduplicated by a
+64-bit Zobrist hash with a full bitset comparison on every hit (a hash collision stops the
+run; it is never silently merged).
 
 **Block costs along the lattice.** For a fixed ``I'`` the supersets ``I`` are visited by a
 BFS over the lattice edges ``P -> P ∪ {v}``; ``f(P ∪ {v} \\ I')`` follows from
@@ -136,7 +140,7 @@ def _lift(instance: Instance, kept: NDArray[np.int64], host: NDArray[np.int64],
 
 # ---------------------------------------------------------------------------- kernels
 @nb.njit(cache=True)
-def _expand(a, a_end, n_id, n_e, bits, hashes, eptr, ev, edst, zob, table, opp, opi):  # type: ignore[no-untyped-def]
+def _expand(a, a_end, n_id, n_e, bits, hashes, eptr, ev, edst, fpar, fv, zob, table, opp, opi):  # type: ignore[no-untyped-def]
     """Expand ideals ``a..a_end-1`` (BFS). Returns (a, n_id, n_e, code).
 
     code 0: done or needs more capacity (caller grows arrays if ``a < a_end``);
@@ -172,6 +176,8 @@ def _expand(a, a_end, n_id, n_e, bits, hashes, eptr, ev, edst, zob, table, opp, 
                     bits[c, w] = bits[a, w]
                 bits[c, wv] |= bv
                 hashes[c] = h
+                fpar[c] = a
+                fv[c] = v
                 table[h] = c
                 n_id += 1
             else:
@@ -200,21 +206,63 @@ def _count_in(bits, x, u, succ_ptr, succ_idx):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True)
-def _dp(a0, a1, full, kk, Uarr, bits, eptr, ev, edst, D, par, stamp, queue, fc, lbv,  # type: ignore[no-untyped-def]
-        work, comm, outdeg, pred_ptr, pred_idx, succ_ptr, succ_idx):
-    """DP pushes from ideals ``a0..a1-1`` (in BFS order, so each row is final when used)."""
+def _ideal_costs(n_id, bits, fpar, fv, work, comm, outdeg, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
+                 succ_idx):
+    """``w(I)`` and ``f(I) = w(I) + cut(I)`` of every ideal, along its first parent."""
+    wI = np.zeros(n_id)
+    fI = np.zeros(n_id)
+    for q in range(1, n_id):
+        P = fpar[q]
+        v = fv[q]
+        d = work[v]
+        if outdeg[v] > 0:
+            d += comm[v]
+        for ee in range(pred_ptr[v], pred_ptr[v + 1]):
+            u = pred_idx[ee]
+            if _count_in(bits, P, u, succ_ptr, succ_idx) + 1 == outdeg[u]:
+                d -= comm[u]
+        wI[q] = wI[P] + work[v]
+        fI[q] = fI[P] + d
+    return wI, fI
+
+
+@nb.njit(cache=True)
+def _dp(a0, a1, full, kk, Uarr, total_w, wI, fI, bits, eptr, ev, edst, D, par, stamp,  # type: ignore[no-untyped-def]
+        queue, fc, lbv, work, comm, outdeg, pred_ptr, pred_idx, succ_ptr, succ_idx):
+    """DP pushes from ideals ``a0..a1-1`` (in BFS order, so each row is final when used).
+
+    Layer 1 is ``D[1][I] = f(I)`` and the last layer only targets ``V`` with
+    ``f(V \\ I') = W - w(I') + cut(I')`` (O(1) each); the lattice BFS serves layers
+    ``2..k-1`` only.
+    """
     U = Uarr[0]
     pairs = 0
     for a in range(a0, a1):
         row = D[a]
-        for b in range(1, kk + 1):
+        if a > 0 and fI[a] < row[1]:
+            row[1] = fI[a]
+            par[a, 1] = 0
+        for b in range(2, kk + 1):
             if row[b - 1] < row[b]:
                 row[b] = row[b - 1]
                 par[a, b] = -1
-        if not (row[kk - 1] < U):
+        if a == full or kk == 1:
             continue
-        bstart = kk
-        while bstart > 1 and row[bstart - 2] < U:
+        # last block = V \ I'
+        if row[kk - 1] < U:
+            last = total_w - 2.0 * wI[a] + fI[a]
+            val = row[kk - 1]
+            if last > val:
+                val = last
+            if val < D[full, kk]:
+                D[full, kk] = val
+                par[full, kk] = a
+                if val < U:
+                    U = val
+        if a == 0 or kk < 3 or not (row[kk - 2] < U):
+            continue
+        bstart = kk - 1
+        while bstart > 2 and row[bstart - 2] < U:
             bstart -= 1
         stamp[a] = a
         fc[a] = 0.0
@@ -253,17 +301,15 @@ def _dp(a0, a1, full, kk, Uarr, bits, eptr, ev, edst, D, par, stamp, queue, fc, 
                 queue[qt] = Q
                 qt += 1
                 pairs += 1
-                if f < U:
+                if f < U and Q != full:
                     rq = D[Q]
-                    for b in range(bstart, kk + 1):
+                    for b in range(bstart, kk):
                         val = row[b - 1]
                         if f > val:
                             val = f
                         if val < rq[b]:
                             rq[b] = val
                             par[Q, b] = a
-                    if Q == full and rq[kk] < U:
-                        U = rq[kk]
     Uarr[0] = U
     return pairs
 
@@ -303,6 +349,8 @@ def downset_solve(
     ecap = 4 * cap
     ev = np.zeros(ecap, dtype=np.int64)
     edst = np.zeros(ecap, dtype=np.int64)
+    fpar = np.zeros(cap, dtype=np.int64)
+    fv = np.zeros(cap, dtype=np.int64)
     table[0] = 0
     n_id, n_e, a = 1, 0, 0
     opp, opi = (np.ascontiguousarray(x) for x in instance.order_pred_csr)
@@ -316,13 +364,14 @@ def downset_solve(
                 f"expanding {a}); the graph is too wide for the exact DP"))
             return Status.UNSUPPORTED, None, stats
         a, n_id, n_e, code = _expand(a, a + chunk, n_id, n_e, bits, hashes, eptr, ev, edst,
-                                     zob, table, opp, opi)
+                                     fpar, fv, zob, table, opp, opi)
         if code == 2:
             stats.update(n_ideals=n_id, reason="64-bit hash collision between down-sets")
             return Status.ERROR, None, stats
         if n_id + n > bits.shape[0]:
             new = max(2 * bits.shape[0], n_id + n + 1)
             bits, hashes, eptr = _grow(bits, new), _grow(hashes, new), _grow(eptr, new + 1)
+            fpar, fv = _grow(fpar, new), _grow(fv, new)
         if n_e + n > ev.size:
             ev, edst = _grow(ev, 2 * ev.size + n), _grow(edst, 2 * ev.size + n)
     stats["n_ideals"] = n_id
@@ -343,6 +392,7 @@ def downset_solve(
     outdeg = np.ascontiguousarray(instance.out_degree, dtype=np.int64)
     pp, pi = (np.ascontiguousarray(x) for x in instance.pred_csr)
     sp, si = (np.ascontiguousarray(x) for x in instance.succ_csr)
+    wI, fI = _ideal_costs(n_id, bits, fpar, fv, w, c, outdeg, pp, pi, sp, si)
     pairs = 0
     a = 0
     t1 = time.perf_counter()
@@ -351,8 +401,8 @@ def downset_solve(
             stats.update(reason="time limit in the down-set DP", pairs=pairs)
             return Status.TIME_LIMIT, None, stats
         a1 = min(n_id, a + max(1, chunk // 10))
-        pairs += _dp(a, a1, full, kk, Uarr, bits, eptr, ev, edst, D, par, stamp, queue, fc,
-                     lbv, w, c, outdeg, pp, pi, sp, si)
+        pairs += _dp(a, a1, full, kk, Uarr, float(w.sum()), wI, fI, bits, eptr, ev, edst, D,
+                     par, stamp, queue, fc, lbv, w, c, outdeg, pp, pi, sp, si)
         a = a1
     stats["pairs"] = int(pairs)
     stats["dp_time_s"] = time.perf_counter() - t1
@@ -395,7 +445,7 @@ class DownsetDP(Heuristic):
     citation = "Tarnawski et al., NeurIPS 2020 (DP over ideals); spec §7"
     deterministic: ClassVar[bool] = True
 
-    def __init__(self, *, max_ideals: int = 100_000, reduce: bool = True) -> None:
+    def __init__(self, *, max_ideals: int = 200_000, reduce: bool = True) -> None:
         self.max_ideals = max_ideals
         self.reduce = reduce
 
