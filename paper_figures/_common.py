@@ -61,7 +61,7 @@ def style(method: str) -> dict[str, Any]:
     else:
         h = int(hashlib.sha256(method.encode()).hexdigest(), 16)
         c, m = _PALETTE[h % len(_PALETTE)], _MARKERS[(h // 10) % len(_MARKERS)]
-    return {"color": c, "marker": m}
+    return {"color": c, "marker": m, "linestyle": "--" if method == BEST else "-"}
 
 
 def order_methods(methods: list[str], order: tuple[str, ...] = LB_ORDER) -> list[str]:

@@ -45,7 +45,8 @@ def draw(info: Info) -> Any:
             if ys is None:
                 continue
             st = style(m)
-            ax.plot(info.ks, ys, label=m, lw=1.6, ms=5, **st)
+            ax.plot(info.ks, ys, label=m, lw=1.3 if st["linestyle"] == "--" else 1.8, ms=5,
+                    zorder=3 if st["linestyle"] == "--" else 2, **st)
         ax.set_xscale("log", base=2)
         ax.set_xticks(info.ks)
         ax.set_xticklabels([str(k) for k in info.ks])

@@ -38,8 +38,10 @@ def draw(info: Info) -> Any:
             continue
         n = len(xs)
         st = style(m)
+        best = st["linestyle"] == "--"
         ax.step([0.0, *xs, 1.0], [0.0, *[(i + 1) / n for i in range(n)], 1.0], where="post",
-                label=f"{m} (n={n})", color=st["color"], lw=1.6)
+                label=f"{m} (n={n})", color=st["color"], ls=st["linestyle"],
+                lw=1.3 if best else 2.0, zorder=3 if best else 2)
     ax.set_xlim(0, 1.01)
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("LB / best partition (per instance)")

@@ -35,6 +35,7 @@ def draw(info: Info) -> Any:
     """Two panels: log-binned node counts and the communication share in [0, 1]."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.ticker import MaxNLocator
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     alln = [n for v in info.n_nodes.values() for n in v] or [1]
@@ -42,20 +43,22 @@ def draw(info: Info) -> Any:
     bins = np.logspace(np.log10(lo) - 0.05, np.log10(hi) + 0.05, 16)
     series = [info.n_nodes[d] for d in info.datasets]
     if series:
-        a1.hist(series, bins=bins, label=info.datasets, stacked=True)
+        a1.hist(series, bins=bins, label=info.datasets, stacked=True, edgecolor="white")
     a1.set_xscale("log")
     a1.set_xlabel("nodes per graph")
     a1.set_ylabel("graphs")
     a1.set_title("Graph size", fontsize=11)
     shares = [info.comm_share[d] for d in info.datasets]
     if shares:
-        a2.hist(shares, bins=np.linspace(0, 1, 21), label=info.datasets, stacked=True)
+        a2.hist(shares, bins=np.linspace(0, 1, 21), label=info.datasets, stacked=True,
+                edgecolor="white")
     a2.set_xlim(0, 1)
     a2.set_xlabel("communication share  sum c / (sum w + sum c)")
     a2.set_ylabel("graphs")
     a2.set_title("Cost regime", fontsize=11)
     for ax in (a1, a2):
         ax.grid(alpha=0.3)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if len(info.datasets) > 1:
         a2.legend(fontsize=8, frameon=False)
     fig.tight_layout()
