@@ -32,10 +32,13 @@ from typing import Any
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate
 from pipecert.registry import parse_method_spec
-from pipecert.results import Budget, RunOutcome, SolveContext, Status
+from pipecert.results import DUAL_BOUND_MARGIN, Budget, RunOutcome, SolveContext, Status
 from pipecert.seeding import derive_seed
 
-__all__ = ["Step", "DEFAULT_PLAN", "PortfolioResult", "RunInfo", "solve", "build_plan"]
+#: Gaps at most this (10x the dual-bound safety margin) count as closed.
+GAP_TOL = 10 * DUAL_BOUND_MARGIN
+
+__all__ = ["GAP_TOL", "Step", "DEFAULT_PLAN", "PortfolioResult", "RunInfo", "solve", "build_plan"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +209,10 @@ def solve(
     cache: dict[str, Any] = {}
 
     def closed() -> bool:
+        # solver bounds carry a safety margin of DUAL_BOUND_MARGIN (1e-6 relative): a gap
+        # within GAP_TOL is a proven optimum up to that margin
         g = res.gap
-        return g is not None and g <= target_gap + 1e-12
+        return g is not None and g <= target_gap + GAP_TOL
 
     def record(out: RunOutcome, spec: str, role: str) -> None:
         info = RunInfo(spec if out.method == spec.split("[")[0] else out.method, role,
