@@ -1,0 +1,114 @@
+"""``pipecert import-torch module:factory``: trace a PyTorch model into a priced graph.
+
+The factory is a function ``factory(batch_size=N, **options)`` returning ``(module,
+example_inputs)`` (a tuple of positional inputs, one tensor or a dict of keyword inputs)
+or ``(module, args, kwargs)``. The module is traced with ``torch.export`` and priced by the
+roofline cost model of ``instances/costmodel.py`` on a hardware profile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from pipecert.errors import InputError
+
+COMMAND = "import-torch"
+HELP = "trace a PyTorch model (module:factory) into an operator graph priced on a GPU/TPU"
+
+
+def _parse_option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise InputError(f"--option {text!r} is not KEY=VALUE")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from instances.costmodel import list_profiles
+
+    parser.add_argument("factory", metavar="MODULE:FACTORY",
+                        help="function returning (module, example_inputs); the current "
+                             "directory is importable")
+    parser.add_argument("-o", "--output", default=None,
+                        help="write the graph here (.json or .json.gz); default: only print "
+                             "a summary")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="passed to the factory as batch_size=N")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra factory keyword argument (VALUE parsed as JSON if it can "
+                             "be); repeatable")
+    parser.add_argument("--hardware", default="a100", metavar="NAME|FILE.toml",
+                        help=f"hardware profile: one of {', '.join(list_profiles())} or a "
+                             "TOML file (default a100)")
+    parser.add_argument("--compute-dtype", default="bfloat16",
+                        help="dtype the costs assume for floating tensors (default bfloat16; "
+                             "'traced' keeps the model's dtypes)")
+    parser.add_argument("--launch-overhead-us", type=float, default=None, metavar="US",
+                        help="microseconds added to every kernel (default: the profile's)")
+    parser.add_argument("--level", choices=["operator", "layer"], default="operator",
+                        help="one node per operator (default) or per layer")
+    parser.add_argument("--decompose", action="store_true",
+                        help="lower to core ATen operators first (finer graph)")
+    parser.add_argument("--name", default=None, help="instance name (default: the factory)")
+    parser.add_argument("--onnx", default=None, metavar="FILE.onnx",
+                        help="also export the model to ONNX (needs onnxscript)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from instances import write_instance
+    from instances.costmodel import CostModel
+    from instances.torch_import import call_factory, import_module, load_factory
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    options = dict(_parse_option(o) for o in args.option)
+    dtype = None if args.compute_dtype in ("traced", "none") else args.compute_dtype
+    overhead = None if args.launch_overhead_us is None else args.launch_overhead_us * 1e-6
+    cm = CostModel(args.hardware, dtype, overhead)
+    factory = load_factory(args.factory)
+    module, f_args, f_kwargs = call_factory(factory, batch_size=args.batch_size,
+                                            options=options, spec=args.factory)
+    name = args.name or args.factory.partition(":")[2]
+    inst = import_module(module, f_args, f_kwargs, cost_model=cm, level=args.level,
+                         decompose=args.decompose, name=name,
+                         metadata={"factory": args.factory, "batch_size": args.batch_size,
+                                   "factory_options": options})
+    if args.onnx:
+        _export_onnx(module, f_args, f_kwargs, args.onnx)
+    totals = inst.metadata.get("totals", {})
+    print(f"{inst.name}: {inst.n_nodes} nodes ({totals.get('operators', 0)} operators), "
+          f"{inst.n_edges} data edges")
+    pbytes = totals.get("parameter_bytes", 0)
+    dt = cm.compute_dtype or "as traced"
+    print(f"  FLOPs {totals.get('flops', 0):.4g}, parameters {pbytes:.4g} bytes ({dt}), "
+          f"hardware {cm.profile.name}")
+    print(f"  total work {inst.total_work:.6g} us, total comm {inst.total_comm:.6g} us, "
+          f"comm/work {inst.comm_work_ratio:.4g}")
+    if args.output:
+        write_instance(inst, args.output)
+        print(f"wrote {args.output}")
+    if args.onnx:
+        print(f"wrote {args.onnx}")
+    return 0
+
+
+def _export_onnx(module: Any, args: Any, kwargs: Any, path: str) -> None:
+    import torch
+
+    try:
+        with torch.no_grad():
+            torch.onnx.export(module, tuple(args), path, kwargs=dict(kwargs), dynamo=True,
+                              verbose=False)
+    except Exception as exc:
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        raise InputError(f"ONNX export failed: {type(exc).__name__}: {first[:300]}",
+                         source=path) from exc

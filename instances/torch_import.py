@@ -1,0 +1,497 @@
+"""Import a PyTorch module as an operator graph priced by the roofline cost model.
+
+The module is traced with :func:`torch.export.export` (non-strict mode, static shapes) on the
+given example inputs. Every ATen operator of the exported graph becomes one node, with its
+shapes and dtypes from the trace; parameters, buffers, lifted constants and tensor inputs
+become zero-work source nodes carrying their tensor sizes. ``getitem`` nodes that unpack
+multi-output operators are folded into the operator (its consumers read it directly).
+FLOPs are counted per node by :class:`torch.utils.flop_counter.FlopCounterMode`, running
+the node's operator on meta tensors of the traced shapes (so the per-node FLOPs add up to
+the eager model's count). Costs come from :mod:`instances.costmodel`.
+
+Modules may live on the ``meta`` device: only shapes matter, so a full-size model can be
+imported without allocating its weights (this is how the bundled ``models`` suite is built).
+
+Needs the ``torch`` extra (``pip install torch==2.13.0`` for the CPU wheel, then
+``pip install -e '.[torch]'``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import operator
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from instances.costmodel import CostModel, OpNode, Tensor, build_instance, dtype_name
+from pipecert.errors import InputError
+from pipecert.instance import Instance
+
+__all__ = [
+    "trace",
+    "graph_from_exported",
+    "import_module",
+    "import_exported",
+    "load_factory",
+    "call_factory",
+    "import_factory",
+    "count_flops",
+]
+
+log = logging.getLogger(__name__)
+
+#: operators that launch no kernel in inference although their schema is not a view
+_NOOP_OPS = {
+    "aten.alias.default", "aten.detach.default",
+}
+
+
+def _grouped_mm_flops(args: Sequence[Any], kwargs: Mapping[str, Any]) -> float:
+    # grouped_mm(input [rows, in], weight [experts, in, out], offs): every row is multiplied
+    # by exactly one expert's [in, out] matrix
+    x, w = args[0], args[1]
+    return 2.0 * int(x.shape[0]) * int(w.shape[-2]) * int(w.shape[-1])
+
+
+#: FLOP formulas of operators FlopCounterMode does not know (custom MoE kernels)
+EXTRA_FLOPS: dict[str, Callable[[Sequence[Any], Mapping[str, Any]], float]] = {
+    "transformers.grouped_mm_fallback.default": _grouped_mm_flops,
+    "aten._grouped_mm.default": _grouped_mm_flops,
+}
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InputError("importing PyTorch models needs torch: pip install torch==2.13.0 "
+                         "and pip install -e '.[torch]'") from exc
+    return torch
+
+
+def trace(module: Any, args: Sequence[Any] = (), kwargs: Mapping[str, Any] | None = None,
+          *, strict: bool = False, name: str | None = None) -> Any:
+    """Export ``module`` with ``torch.export.export`` on the example inputs.
+
+    Raises
+    ------
+    InputError
+        When export fails (data-dependent control flow, unsupported Python), with the first
+        line of torch's explanation.
+    """
+    torch = _torch()
+    if not isinstance(module, torch.nn.Module):
+        raise InputError(f"expected a torch.nn.Module, got {type(module).__name__}")
+    if hasattr(module, "eval"):
+        module.eval()
+    label = name or type(module).__name__
+    try:
+        with torch.no_grad():
+            return torch.export.export(module, tuple(args), kwargs=dict(kwargs or {}),
+                                       strict=strict)
+    except Exception as exc:  # torch raises many types here; all mean "cannot trace"
+        first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), "")
+        raise InputError(f"torch.export could not trace {label}: {type(exc).__name__}: "
+                         f"{first[:300]}") from exc
+
+
+def _tensors(value: Any) -> list[Any]:
+    """The tensors inside a (possibly nested) traced value."""
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, list | tuple):
+        out: list[Any] = []
+        for v in value:
+            out.extend(_tensors(v))
+        return out
+    return []
+
+
+def _numel(t: Any, what: str) -> int:
+    n = 1
+    for d in t.shape:
+        try:
+            n *= int(d)
+        except (TypeError, ValueError):
+            raise InputError(f"{what} has a data-dependent or dynamic shape "
+                             f"{tuple(t.shape)}; only static shapes are supported") from None
+    return n
+
+
+def _tensor_info(t: Any, what: str) -> Tensor:
+    return (_numel(t, what), dtype_name(t.dtype))
+
+
+def _meta_copy(v: Any) -> Any:
+    torch = _torch()
+    if isinstance(v, torch.Tensor):
+        return torch.empty_strided(tuple(int(s) for s in v.shape),
+                                   tuple(int(s) for s in v.stride()),
+                                   dtype=v.dtype, device="meta")
+    return v
+
+
+def count_flops(target: Callable[..., Any], args: Sequence[Any],
+                kwargs: Mapping[str, Any] | None = None) -> float:
+    """FLOPs of one operator call, counted by ``FlopCounterMode`` on meta tensors.
+
+    ``args``/``kwargs`` may hold real, fake or meta tensors; only their shapes, strides and
+    dtypes are used.
+    """
+    torch = _torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    margs = torch.utils._pytree.tree_map(_meta_copy, list(args))
+    mkw = torch.utils._pytree.tree_map(_meta_copy, dict(kwargs or {}))
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        target(*margs, **mkw)
+    return float(fc.get_total_flops())
+
+
+def _is_view(node: Any) -> bool:
+    """Whether the call aliases its input and launches no kernel."""
+    torch = _torch()
+    target = node.target
+    if target is operator.getitem:
+        return True
+    name = str(target)
+    if name in _NOOP_OPS:
+        return True
+    if name == "aten.dropout.default":  # eval-mode dropout is the identity
+        train = node.args[2] if len(node.args) > 2 else node.kwargs.get("train", True)
+        p = node.args[1] if len(node.args) > 1 else node.kwargs.get("p", 0.5)
+        return not train or p == 0
+    if name in ("aten.contiguous.default", "aten.to.dtype", "aten.to.dtype_layout",
+                "aten._to_copy.default", "aten.type_as.default"):
+        # no copy if the input already has the result's layout and dtype
+        src = node.args[0].meta.get("val") if node.args and hasattr(node.args[0], "meta") \
+            else None
+        out = node.meta.get("val")
+        if isinstance(src, torch.Tensor) and isinstance(out, torch.Tensor):
+            return (src.dtype == out.dtype and src.is_contiguous() and out.is_contiguous()
+                    and tuple(src.shape) == tuple(out.shape))
+        return False
+    schema = getattr(target, "_schema", None)
+    if schema is None or not schema.returns:
+        return False
+    for ret in schema.returns:
+        info = ret.alias_info
+        if info is None or info.is_write:
+            return False
+    return True
+
+
+def _module_path(node: Any) -> str:
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return ""
+    path = list(stack.values())[-1][0]
+    return _clean_path(str(path))
+
+
+def _clean_path(path: str) -> str:
+    # strict-mode paths look like "L['self'].encoder.layer[0]"; normalise to dotted FQNs
+    p = path.replace("L['self'].", "").replace("L['self']", "")
+    p = p.replace("['", ".").replace("']", "").replace("[", ".").replace("]", "")
+    return p.strip(".")
+
+
+def graph_from_exported(ep: Any, *, name: str = "model") -> list[OpNode]:
+    """Turn an ``ExportedProgram`` into :class:`OpNode` records (one per operator / source).
+
+    Raises
+    ------
+    InputError
+        Naming the operator and node on a higher-order operator (``cond``, ``while_loop``,
+        ``map``...), on a data-dependent output shape, or on an unknown node kind.
+    """
+    torch = _torch()
+    from torch.export.graph_signature import InputKind
+
+    kinds = {
+        InputKind.PARAMETER: "parameter",
+        InputKind.BUFFER: "buffer",
+        InputKind.CONSTANT_TENSOR: "constant",
+        InputKind.USER_INPUT: "input",
+    }
+    spec_of = {s.arg.name: s for s in ep.graph_signature.input_specs
+               if hasattr(s.arg, "name")}
+    graph = ep.graph
+    # getitem folding: node -> (producer, index)
+    alias: dict[Any, Any] = {}
+    used_outputs: dict[Any, set[int]] = {}
+    for node in graph.nodes:
+        if node.op == "call_function" and node.target is operator.getitem:
+            prod = node.args[0]
+            while prod in alias:
+                prod = alias[prod]
+            prod_val = prod.meta.get("val")
+            if isinstance(prod_val, list | tuple):
+                alias[node] = prod
+                idx = node.args[1]
+                used_outputs.setdefault(prod, set()).add(int(idx) if isinstance(idx, int)
+                                                         else -1)
+    records: list[OpNode] = []
+    uncounted: list[str] = []
+    unused: list[str] = []
+    for node in graph.nodes:
+        if node.op == "output" or node in alias:
+            continue
+        val = node.meta.get("val")
+        if node.op == "placeholder":
+            spec = spec_of.get(node.name)
+            kind = kinds.get(spec.kind) if spec is not None else "input"
+            if kind is None:
+                raise InputError(f"unsupported graph input {node.name!r} of kind "
+                                 f"{spec.kind.name}", source=name)
+            tens = _tensors(val)
+            if not tens:
+                continue  # a non-tensor input (int, None): no node
+            if not node.users and kind != "input":
+                unused.append(node.name)  # e.g. BatchNorm's num_batches_tracked in eval
+                continue
+            target = getattr(spec, "target", None) or node.name
+            outs = tuple(_tensor_info(t, f"input {node.name!r}") for t in tens)
+            module = str(target).rpartition(".")[0] if kind != "input" else ""
+            records.append(OpNode(id=node.name, kind=kind, op_type=kind, out_tensors=outs,
+                                  label=str(target), module=module))
+            continue
+        if node.op == "get_attr":
+            tens = _tensors(val)
+            if not tens:
+                continue
+            outs = tuple(_tensor_info(t, f"constant {node.name!r}") for t in tens)
+            records.append(OpNode(id=node.name, kind="constant", op_type="constant",
+                                  out_tensors=outs, label=str(node.target)))
+            continue
+        if node.op != "call_function":
+            raise InputError(f"unsupported node kind {node.op!r} (node {node.name!r})",
+                             source=name)
+        target = node.target
+        op_name = str(getattr(target, "__name__", target)) if not hasattr(target, "_schema") \
+            else str(target)
+        if isinstance(target, torch._ops.HigherOrderOperator):
+            raise InputError(f"unsupported operator {op_name} (node {node.name!r}): "
+                             "control flow and other higher-order operators cannot be "
+                             "priced per operator", source=name)
+        what = f"operator {op_name} (node {node.name!r})"
+        out_t = _tensors(val)
+        if not out_t and not node.users:
+            continue  # assertions and other calls without a tensor result
+        inputs: list[str] = []
+        in_tensors: list[Tensor] = []
+        seen: set[str] = set()
+
+        def visit(a: Any, inputs: list[str] = inputs, in_tensors: list[Tensor] = in_tensors,
+                  seen: set[str] = seen, what: str = what) -> Any:
+            src = alias.get(a, a)
+            if src.name not in seen:
+                seen.add(src.name)
+                inputs.append(src.name)
+            v = a.meta.get("val")
+            for t in _tensors(v):
+                in_tensors.append(_tensor_info(t, f"input of {what}"))
+            return a
+
+        torch.fx.node.map_arg((node.args, node.kwargs), visit)
+        try:
+            outs = tuple(_tensor_info(t, what) for t in out_t)
+        except InputError as exc:
+            raise InputError(exc.problem, source=name) from None
+        sent = None
+        if node in used_outputs and -1 not in used_outputs[node] \
+                and isinstance(val, list | tuple):
+            sent = tuple(_tensor_info(t, what)
+                         for i, v in enumerate(val) if i in used_outputs[node]
+                         for t in _tensors(v))
+        view = _is_view(node)
+        flops = 0.0
+        if not view:
+            try:
+                margs = torch.fx.node.map_arg(node.args, lambda a: _meta_copy(a.meta["val"]))
+                mkw = torch.fx.node.map_arg(node.kwargs, lambda a: _meta_copy(a.meta["val"]))
+                if op_name in EXTRA_FLOPS:
+                    flops = float(EXTRA_FLOPS[op_name](margs, mkw))
+                else:
+                    flops = count_flops(target, margs, mkw)
+            except Exception as exc:  # an operator without a meta kernel: no FLOPs known
+                log.warning("%s: cannot count FLOPs of %s (%s); its work is memory-bound "
+                            "only", name, what, exc)
+                uncounted.append(op_name)
+        records.append(OpNode(
+            id=node.name, kind="view" if view else "op", op_type=op_name,
+            inputs=tuple(inputs), in_tensors=tuple(in_tensors), out_tensors=outs,
+            sent_tensors=sent, flops=flops, label=_module_path(node) or node.name,
+            module=_module_path(node),
+        ))
+    if uncounted:
+        records[0].extra["uncounted_flops"] = sorted(set(uncounted))
+    if unused:
+        records[0].extra["unused_sources"] = len(unused)
+    return records
+
+
+def _versions() -> dict[str, str]:
+    torch = _torch()
+    out = {"torch": str(torch.__version__)}
+    try:
+        import transformers
+
+        out["transformers"] = str(transformers.__version__)
+    except ImportError:
+        pass
+    return out
+
+
+def import_exported(ep: Any, *, cost_model: CostModel | None = None, hardware: str = "a100",
+                    compute_dtype: str | None = "bfloat16", level: str = "operator",
+                    layer_depth: int = 2, layer_extra: int = 0, name: str = "model",
+                    decompose: bool = False,
+                    metadata: Mapping[str, Any] | None = None) -> Instance:
+    """Price an ``ExportedProgram`` (see :func:`import_module` for the parameters)."""
+    cm = cost_model if cost_model is not None else CostModel(hardware, compute_dtype)
+    if decompose:
+        try:
+            ep = ep.run_decompositions()
+        except Exception as exc:
+            first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+            raise InputError(f"cannot decompose {name} to core ATen: {type(exc).__name__}: "
+                             f"{first[:300]}") from exc
+    records = graph_from_exported(ep, name=name)
+    meta: dict[str, Any] = {"importer": "pytorch (torch.export + FlopCounterMode)",
+                            "ir": "core-aten" if decompose else "aten (export IR)",
+                            "versions": _versions()}
+    if records:
+        for key in ("uncounted_flops", "unused_sources"):
+            if key in records[0].extra:
+                meta[key] = records[0].extra[key]
+    meta.update(metadata or {})
+    return build_instance(records, cm, name=name, level=level, layer_depth=layer_depth,
+                          layer_extra=layer_extra, metadata=meta, source=name)
+
+
+def import_module(module: Any, args: Sequence[Any] = (),
+                  kwargs: Mapping[str, Any] | None = None, *,
+                  cost_model: CostModel | None = None, hardware: str = "a100",
+                  compute_dtype: str | None = "bfloat16", level: str = "operator",
+                  layer_depth: int = 2, layer_extra: int = 0, name: str | None = None,
+                  strict: bool = False,
+                  decompose: bool = False,
+                  metadata: Mapping[str, Any] | None = None) -> Instance:
+    """Trace a ``torch.nn.Module`` on example inputs and return its priced operator graph.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The model (put in eval mode). It may live on the ``meta`` device.
+    args, kwargs
+        Example inputs; their shapes (batch size included) fix the graph's costs.
+    cost_model : CostModel, optional
+        Overrides ``hardware`` and ``compute_dtype``.
+    hardware : str
+        Bundled profile name or a TOML path (``instances/hardware``).
+    compute_dtype : str or None
+        Dtype the costs assume for floating tensors (``None``: as traced).
+    level : {"operator", "layer"}
+        One node per operator, or per layer (see :func:`instances.costmodel.layer_key`).
+    layer_depth, layer_extra : int
+        Layer keys (:func:`instances.costmodel.layer_key`) for ``level="layer"``.
+    name : str, optional
+        Instance name (default: the module's class name).
+    decompose : bool
+        Lower the exported graph to core ATen operators first (``run_decompositions``):
+        finer graphs (``linear`` becomes ``permute`` + ``addmm``, attention its matmuls
+        and softmax).
+
+    Examples
+    --------
+    >>> import torch                                              # doctest: +SKIP
+    >>> inst = import_module(torch.nn.Linear(4, 2), (torch.zeros(3, 4),))  # doctest: +SKIP
+    """
+    label = name or type(module).__name__
+    ep = trace(module, args, kwargs, strict=strict, name=label)
+    return import_exported(ep, cost_model=cost_model, hardware=hardware,
+                           compute_dtype=compute_dtype, level=level,
+                           layer_depth=layer_depth, layer_extra=layer_extra, name=label,
+                           decompose=decompose,
+                           metadata=metadata)
+
+
+def load_factory(spec: str) -> Callable[..., Any]:
+    """Resolve ``"package.module:function"`` to the callable it names."""
+    mod_name, sep, attr = spec.partition(":")
+    if not sep or not mod_name or not attr:
+        raise InputError(f"factory {spec!r} is not of the form module:function")
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as exc:
+        raise InputError(f"cannot import module {mod_name!r} of factory {spec!r}: {exc}") \
+            from None
+    obj: Any = mod
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise InputError(f"module {mod_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise InputError(f"factory {spec!r} is not callable")
+    return obj  # type: ignore[no-any-return]
+
+
+def call_factory(factory: Callable[..., Any], *, batch_size: int | None = None,
+                 options: Mapping[str, Any] | None = None,
+                 spec: str = "factory") -> tuple[Any, tuple[Any, ...], dict[str, Any]]:
+    """Call a model factory and normalise its result to ``(module, args, kwargs)``.
+
+    A factory returns ``(module, example_inputs)`` where ``example_inputs`` is a tuple of
+    positional inputs, one tensor, or a dict of keyword inputs, or ``(module, args,
+    kwargs)``. ``batch_size`` (and ``options``) are passed as keyword arguments.
+    """
+    kw = dict(options or {})
+    if batch_size is not None:
+        kw["batch_size"] = int(batch_size)
+    try:
+        sig = inspect.signature(factory)
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+        missing = [k for k in kw if k not in sig.parameters and not accepts_any]
+    except (TypeError, ValueError):
+        missing = []
+    if missing:
+        raise InputError(f"factory {spec!r} does not accept {', '.join(missing)}")
+    out = factory(**kw)
+    torch = _torch()
+    if isinstance(out, torch.nn.Module):
+        raise InputError(f"factory {spec!r} returned a module without example inputs; "
+                         "return (module, example_inputs)")
+    if not isinstance(out, tuple) or len(out) not in (2, 3):
+        raise InputError(f"factory {spec!r} must return (module, example_inputs) or "
+                         f"(module, args, kwargs), got {type(out).__name__}")
+    module = out[0]
+    if len(out) == 3:
+        args, kwargs = tuple(out[1] or ()), dict(out[2] or {})
+    else:
+        ex = out[1]
+        if isinstance(ex, Mapping):
+            args, kwargs = (), dict(ex)
+        elif isinstance(ex, torch.Tensor):
+            args, kwargs = (ex,), {}
+        else:
+            args, kwargs = tuple(ex), {}
+    return module, args, kwargs
+
+
+def import_factory(spec: str, *, batch_size: int | None = None,
+                   options: Mapping[str, Any] | None = None, name: str | None = None,
+                   **kwargs: Any) -> Instance:
+    """Import the model built by factory ``module:function`` (``pipecert import-torch``).
+
+    ``kwargs`` go to :func:`import_module` (hardware, compute_dtype, level, ...).
+    """
+    factory = load_factory(spec)
+    module, args, kw = call_factory(factory, batch_size=batch_size, options=options, spec=spec)
+    meta = {"factory": spec, "batch_size": batch_size}
+    meta.update(kwargs.pop("metadata", None) or {})
+    return import_module(module, args, kw, name=name or spec.partition(":")[2],
+                         metadata=meta, **kwargs)
