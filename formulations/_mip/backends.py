@@ -292,7 +292,7 @@ def _solve_highs(model: MipModel, opts: SolveOptions) -> SolveRecord:
 # ---------------------------------------------------------------------------- scipy
 def _solve_scipy(model: MipModel, opts: SolveOptions) -> SolveRecord:
     import scipy
-    from scipy.optimize import milp
+    from scipy.optimize import Bounds, LinearConstraint, milp
 
     t0 = time.perf_counter()
     o: dict[str, Any] = {"disp": False, "mip_rel_gap": float(opts.gap)}
@@ -302,6 +302,21 @@ def _solve_scipy(model: MipModel, opts: SolveOptions) -> SolveRecord:
         o["node_limit"] = int(opts.node_limit)
     res = milp(model.c, integrality=model.integrality, bounds=model.bounds(),
                constraints=model.linear_constraint(), options=o)
+    if res.status == 4:
+        # scipy's bundled HiGHS reports "Solve error" on some tiny models (seen with a
+        # positive lower bound on the continuous objective column). Retry without presolve,
+        # first with column bounds written as rows, then as given, in the time left.
+        A2, lb2, ub2, clb2 = _bounds_as_rows(model)
+        for A_, rlb, rub, clb in ((A2, lb2, ub2, clb2),
+                                  (model.A, model.row_lb, model.row_ub, model.col_lb)):
+            left = opts.time_limit_s - (time.perf_counter() - t0)
+            if left <= 0 or res.status != 4:
+                break
+            o["presolve"] = False
+            if math.isfinite(left):
+                o["time_limit"] = float(max(left, 1e-3))
+            res = milp(model.c, integrality=model.integrality, bounds=Bounds(clb, model.col_ub),
+                       constraints=LinearConstraint(A_, rlb, rub), options=o)
     solve_time = time.perf_counter() - t0
     x = _clean_x(model, res.x) if res.x is not None else None
     primal = float(res.fun) if x is not None and res.fun is not None else None
@@ -321,6 +336,22 @@ def _solve_scipy(model: MipModel, opts: SolveOptions) -> SolveRecord:
     return SolveRecord(status, None if dual is None else float(dual), primal, x, "scipy",
                        scipy.__version__, solve_time, getattr(res, "mip_node_count", None),
                        [], message=str(res.message))
+
+
+def _bounds_as_rows(model: MipModel) -> tuple[Any, Any, Any, Any]:
+    """Rows ``x_j >= lb_j`` for continuous columns with a non-zero lower bound."""
+    import scipy.sparse as sp
+
+    cols = np.flatnonzero((model.integrality == 0) & (model.col_lb != 0)
+                          & np.isfinite(model.col_lb))
+    extra = sp.csr_array((np.ones(cols.size), (np.arange(cols.size), cols)),
+                         shape=(cols.size, model.n_vars))
+    A2 = sp.vstack([model.A, extra]).tocsr()
+    lb2 = np.concatenate([model.row_lb, model.col_lb[cols]])
+    ub2 = np.concatenate([model.row_ub, np.full(cols.size, np.inf)])
+    clb2 = model.col_lb.copy()
+    clb2[cols] = np.minimum(0.0, clb2[cols])
+    return A2, lb2, ub2, clb2
 
 
 # ---------------------------------------------------------------------------- CP-SAT
@@ -463,6 +494,8 @@ def _cvxpy_dual(sub: str, prob: Any) -> float | None:
             return float(extra["model"].getDualbound())
         if sub == "HIGHS" and extra is not None and hasattr(extra, "mip_dual_bound"):
             return float(extra.mip_dual_bound)
+        if sub == "SCIPY" and isinstance(extra, dict) and "mip_dual_bound" in extra:
+            return float(extra["mip_dual_bound"])
         if sub == "GUROBI" and extra is not None and hasattr(extra, "ObjBound"):
             return float(extra.ObjBound)
     except Exception:  # noqa: BLE001 - a bound we cannot read is no bound
@@ -546,7 +579,9 @@ def _solve_cvxpy(model: MipModel, sub: str, opts: SolveOptions) -> SolveRecord:
     if st == "optimal":
         status = Status.OPTIMAL
         if dual is None and primal is not None:
-            dual = primal * (1 - CVXPY_UNKNOWN_GAP) - 1e-9
+            # a solver we passed our gap to stops within it; others within their default
+            g = opts.gap if sub in ("SCIP", "HIGHS", "SCIPY", "GUROBI") else CVXPY_UNKNOWN_GAP
+            dual = primal * (1 - g) - 1e-9
     elif st in ("optimal_inaccurate", "user_limit"):
         status = Status.TIME_LIMIT
     elif st in ("infeasible", "infeasible_inaccurate"):
