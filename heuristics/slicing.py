@@ -25,8 +25,10 @@ where ``cost(i, j) = f({pi_i, ..., pi_{j-1}})``. The implementation is a numba k
     ``U`` no longer segment from ``i`` can help: stop growing ``j``;
   - a start ``i`` with ``D[k-1][i] >= U`` cannot lead below ``U``: skip it, and only the
     layers ``b`` with ``D[b-1][i] < U`` are updated;
-  - ``U`` starts at ``min(upper, value of the equal-work slicing of pi)`` and drops to
-    ``D[k][n]`` each time a segment ending at ``n`` improves it.
+  - ``U`` starts at ``min(upper, best of the equal-work slicing of pi and of greedy
+    slicings found by bisection on a target T)`` (each greedy probe is O(n + m) and only
+    accepted if feasible with at most k blocks), and drops to ``D[k][n]`` each time a
+    segment ending at ``n`` improves it.
 
 Total time O(n (n + m) + k n^2) in the worst case, far less with the pruning. The optional
 memory limit (spec §2.6, off by default) makes a segment infeasible once its memory exceeds
@@ -183,6 +185,60 @@ def _equal_work_cuts(order, work, kk):  # type: ignore[no-untyped-def]
 
 
 @nb.njit(cache=True, nogil=True)
+def _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr, pred_idx, mem,  # type: ignore[no-untyped-def]
+            mem_limit, stamp, cuts):
+    """Greedy slicing with target ``T``: each block is the longest one of cost <= T.
+
+    Not exact (``f`` is not monotone) but feasible when it succeeds; returns the bottleneck
+    reached and the number of cuts written to ``cuts``, or ``(inf, 0)`` on failure.
+    """
+    n = order.size
+    stamp[:] = -1  # stamps of an earlier probe must not leak into this one
+    i = 0
+    nseg = 0
+    worst = 0.0
+    while i < n:
+        W = 0.0
+        INC = 0.0
+        OUTC = 0.0
+        MEM = 0.0
+        best_j = -1
+        best_c = 0.0
+        for j in range(i + 1, n + 1):
+            v = order[j - 1]
+            W += work[v]
+            MEM += mem[v]
+            for e in range(pred_ptr[v], pred_ptr[v + 1]):
+                u = pred_idx[e]
+                if pos[u] < i and stamp[u] != -2 - i:
+                    stamp[u] = -2 - i
+                    INC += comm[u]
+            if last[v] > j - 1:
+                OUTC += comm[v]
+            for e in range(bptr[j - 1], bptr[j]):
+                u = bidx[e]
+                pu = pos[u]
+                if pu >= i and pu < j - 1:
+                    OUTC -= comm[u]
+            if W + INC > T or MEM > mem_limit:
+                break
+            if W + INC + OUTC <= T:
+                best_j = j
+                best_c = W + INC + OUTC
+        if best_j < 0:
+            return np.inf, 0
+        nseg += 1
+        if nseg > kk:
+            return np.inf, 0
+        if best_c > worst:
+            worst = best_c
+        if best_j < n:
+            cuts[nseg - 1] = best_j
+        i = best_j
+    return worst, nseg - 1
+
+
+@nb.njit(cache=True, nogil=True)
 def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
               succ_idx, mem, mem_limit):
     """Algorithm 1. Returns (value, cuts); value is inf if no slicing is < ``upper``."""
@@ -194,6 +250,34 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
     ew_val = _slicing_cost(order, pos, ew_cuts, kk, work, comm, succ_ptr, succ_idx)
     if mem_limit < np.inf:
         ew_val = np.inf  # the equal-work slicing may break the memory limit
+    # a better incumbent: bisection on the greedy slicing's target (O(n + m) per probe);
+    # the DP then only scans segments with W + INC below it
+    stamp = np.full(n, -1, np.int64)
+    gcuts = np.empty(kk, np.int64)
+    lo = 0.0
+    for v in range(n):
+        if work[v] > lo:
+            lo = work[v]
+    tot = 0.0
+    for v in range(n):
+        tot += work[v]
+    if tot / kk > lo:
+        lo = tot / kk
+    hi = min(upper, ew_val)
+    if hi < np.inf:
+        for _ in range(30):
+            if hi <= lo * (1.0 + 1e-9):
+                break
+            T = 0.5 * (lo + hi)
+            g, nc = _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr,
+                            pred_idx, mem, mem_limit, stamp, gcuts)
+            if g <= T:
+                hi = g
+                if g < ew_val:
+                    ew_val = g
+                    ew_cuts = gcuts[:nc].copy()
+            else:
+                lo = T
     U = min(upper, ew_val)
     D = np.full((n + 1, kk + 1), np.inf)
     D[0, :] = 0.0
@@ -201,7 +285,7 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
         par = np.full((n + 1, kk + 1), -2, np.int32)
     else:
         par = np.full((1, 1), -2, np.int32)
-    stamp = np.full(n, -1, np.int64)
+    stamp[:] = -1
     for i in range(n):
         row = D[i]
         for b in range(1, kk + 1):

@@ -100,6 +100,35 @@ def test_algorithm1_equals_brute_force_over_all_slicings_of_an_order() -> None:
     assert checked == 200
 
 
+def reference_slicing_dp(inst: Instance, order: np.ndarray, k: int) -> float:
+    """Textbook O(k n^2) DP over segment costs from ``block_cost`` (no pruning)."""
+    from pipecert.partition import block_cost
+
+    n = len(order)
+    cost = {(i, j): block_cost(inst, order[i:j]) for i in range(n) for j in range(i + 1, n + 1)}
+    D = np.full((k + 1, n + 1), np.inf)
+    D[:, 0] = 0.0
+    for b in range(1, k + 1):
+        for j in range(1, n + 1):
+            D[b, j] = min(D[b - 1, j], min(max(D[b - 1, i], cost[(i, j)]) for i in range(j)))
+    return float(D[k, n])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_algorithm1_equals_a_textbook_dp_on_medium_graphs(seed: int) -> None:
+    from instances.generators import layered_dag
+
+    for inst in (dnn_chain(seed, 30), layered_dag(45, rng=seed, width=2.0,
+                                                  comm_work_ratio=6.0, weight_fraction=0.3)):
+        order = minkey_order(inst, RNG(seed).random(inst.n_nodes))
+        for k in (2, 3, 5, 8):
+            val, cuts = slice_order(inst, order, k)
+            ref = reference_slicing_dp(inst, order, k)
+            assert math.isclose(val, ref, rel_tol=1e-9), (inst.name, k, val, ref)
+            part = Partition.from_slices(order, cuts.tolist(), k)
+            assert math.isclose(evaluate(inst, part), val, rel_tol=1e-9)
+
+
 def test_algorithm1_upper_bound_prunes_exactly() -> None:
     inst = dnn_chain(3, 12)
     order = inst.topo_order
