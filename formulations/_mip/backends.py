@@ -7,7 +7,11 @@
     time limit, relative gap, threads, random seed, node limit; the dual bound is
     ``getInfo().mip_dual_bound``; an improving-solution callback records the incumbent log;
     an interrupt callback enforces the wall-clock deadline (HiGHS overruns its own
-    ``time_limit`` on big models) and a :class:`threading.Event` cancels the solve.
+    ``time_limit``: its root cut separation ran 5 s past a 1 s limit here) and a
+    :class:`threading.Event` cancels the solve. HiGHS runs in a worker thread; if it has
+    not stopped ``2 * HARD_GRACE_S`` after the limit, the backend returns what the callbacks
+    saw (the last global dual bound and incumbent) and abandons the thread, which stops at
+    its next interrupt check.
 ``cvxpy:<SOLVER>``
     The same arrays as one cvxpy vector variable, to reach every MIP solver cvxpy drives
     (``cvxpy:SCIP``, ``cvxpy:HIGHS``, ``cvxpy:GUROBI``...). The dual bound is read from the
@@ -49,8 +53,11 @@ __all__ = ["SolveRecord", "SolveOptions", "solve_model", "available_solvers", "p
 
 log = logging.getLogger(__name__)
 
-#: Seconds a backend may run past the deadline before it is interrupted.
+#: Seconds a backend may run past the deadline before it is interrupted (and as much
+#: again before an unresponsive HiGHS run is abandoned).
 HARD_GRACE_S = 0.5
+#: HiGHS threads abandoned at a deadline (they stop at their next interrupt check).
+_ABANDONED: list[threading.Thread] = []
 
 
 @dataclass
@@ -228,15 +235,22 @@ def _solve_highs(model: MipModel, opts: SolveOptions) -> SolveRecord:
         else math.inf
     trace: list[tuple[float, float | None, float | None]] = []
     interrupted = {"why": ""}
+    seen: dict[str, Any] = {"dual": None, "x": None, "primal": None, "nodes": 0}
+    MIP_INT = highspy.cb.HighsCallbackType.kCallbackMipInterrupt
 
     def on_improve(e: Any) -> None:
         d = e.data_out
         trace.append((float(d.running_time), float(d.mip_dual_bound),
                       float(d.objective_function_value)))
+        seen["x"] = np.array(d.mip_solution, dtype=np.float64)
+        seen["primal"] = float(d.objective_function_value)
         if opts.stop_below is not None and d.objective_function_value <= opts.stop_below:
             interrupted["why"] = "stop_below"
 
     def on_interrupt(e: Any) -> None:
+        if e.callback_type == MIP_INT and e.data_out is not None:
+            seen["dual"] = float(e.data_out.mip_dual_bound)
+            seen["nodes"] = int(e.data_out.mip_node_count)
         if interrupted["why"]:
             e.interrupt()
             return
@@ -244,8 +258,8 @@ def _solve_highs(model: MipModel, opts: SolveOptions) -> SolveRecord:
             interrupted["why"] = "deadline"
         elif opts.cancel is not None and opts.cancel.is_set():
             interrupted["why"] = "cancelled"
-        elif (opts.stop_dual_above is not None and e.data_out is not None
-              and e.callback_type == highspy.cb.HighsCallbackType.kCallbackMipInterrupt
+        elif (opts.stop_dual_above is not None and e.callback_type == MIP_INT
+              and e.data_out is not None
               and e.data_out.mip_dual_bound >= opts.stop_dual_above):
             interrupted["why"] = "stop_dual_above"
         if interrupted["why"]:
@@ -256,7 +270,36 @@ def _solve_highs(model: MipModel, opts: SolveOptions) -> SolveRecord:
         h.cbMipInterrupt.subscribe(on_interrupt)
     h.cbSimplexInterrupt.subscribe(on_interrupt)
     h.cbIpmInterrupt.subscribe(on_interrupt)
-    h.run()
+    # HiGHS does not check its time limit or the interrupt callbacks in every phase (root
+    # cut separation ran 5 s past a 1 s limit here). Run it in a thread; at the hard
+    # deadline, or on cancel, return what the callbacks saw (the last global dual bound and
+    # the last incumbent) and leave the thread to stop at its next interrupt check.
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            h.run()
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=target, name="highs-solve", daemon=True)
+    worker.start()
+    while not done.wait(0.05):
+        if time.monotonic() > hard + HARD_GRACE_S or (
+                opts.cancel is not None and opts.cancel.is_set()
+                and time.monotonic() > start + HARD_GRACE_S):
+            break
+    if not done.is_set():
+        interrupted["why"] = interrupted["why"] or (
+            "cancelled" if opts.cancel is not None and opts.cancel.is_set() else "deadline")
+        xa = _clean_x(model, seen["x"])
+        dual_a = seen["dual"] if seen["dual"] is not None and math.isfinite(seen["dual"]) \
+            else None
+        _ABANDONED.append(worker)
+        return SolveRecord(Status.TIME_LIMIT, dual_a, seen["primal"] if xa is not None
+                           else None, xa, "highs", version, time.perf_counter() - t0,
+                           seen["nodes"], trace, message="abandoned at the deadline",
+                           stopped_by=interrupted["why"])
     solve_time = time.perf_counter() - t0
     ms = h.getModelStatus()
     info = h.getInfo()

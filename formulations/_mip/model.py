@@ -132,6 +132,8 @@ class Expr:
     def value(self, x: ArrayLike) -> FloatArray:
         """Evaluate the expressions at the column values ``x``."""
         xv = np.asarray(x, dtype=np.float64)
+        if xv.size == 0:
+            xv = np.zeros(1)
         safe = np.where(self.cols >= 0, self.cols, 0)
         terms = np.where(self.cols >= 0, self.vals * xv[safe], 0.0)
         return terms.sum(axis=-1) + self.const
