@@ -113,11 +113,10 @@ def _tensors(value: Any) -> list[Any]:
 def _numel(t: Any, what: str) -> int:
     n = 1
     for d in t.shape:
-        try:
-            n *= int(d)
-        except (TypeError, ValueError):
+        if not isinstance(d, int):  # a SymInt: dynamic or data-dependent size
             raise InputError(f"{what} has a data-dependent or dynamic shape "
-                             f"{tuple(t.shape)}; only static shapes are supported") from None
+                             f"{tuple(t.shape)}; only static shapes are supported")
+        n *= d
     return n
 
 
