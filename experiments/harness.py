@@ -418,6 +418,7 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                              log_path=None if log_dir is None else log_dir / f"worker-{i}.log")
                for i in range(n)]
     running: dict[int, tuple[Cell, dict[str, Any], dict[str, Any]]] = {}
+    startup_failures = [0] * n
     try:
         for w in workers:
             w.start()
@@ -459,6 +460,10 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                     ans = w.recv()
                 except Exception as exc:  # WorkerDied
                     desc = str(exc)
+                    if not w.ready and i not in running:
+                        startup_failures[i] += 1
+                        if startup_failures[i] >= 3:  # e.g. a plug-in that does not import
+                            raise InputError(f"worker process cannot start: {desc}") from None
                     _restart(w)
                     if i in running:
                         cell, ctx, _ = running.pop(i)
@@ -468,6 +473,7 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                 op = ans.get("op")
                 if op == "ready":
                     w.ready = True
+                    startup_failures[i] = 0
                 elif op == "need_instance" and i in running:
                     cell, ctx, msg = running[i]
                     try:
@@ -617,7 +623,10 @@ def run_grid(
 
     t0 = time.monotonic()
     for mod in cfg["run"]["plugins"]:
-        importlib.import_module(mod)  # out-of-tree methods register in this process too
+        try:
+            importlib.import_module(mod)  # out-of-tree methods register in this process too
+        except ImportError as exc:
+            raise InputError(f"cannot import plug-in module {mod!r}: {exc}") from None
     cells = build_cells(cfg, entries)
     for e in entries:
         if not store.has_instance(e.id):
@@ -647,6 +656,10 @@ def run_grid(
             _run_dask(g, dask_client if dask_client is not None else cfg["run"]["scheduler"],
                       mem, plugins, int(b["threads"]))
         elif executor == "local":
+            if log_dir is None:  # worker logs explain crashes: keep them somewhere
+                import tempfile
+
+                log_dir = Path(tempfile.mkdtemp(prefix="pipecert-logs-"))
             _run_local(g, int(cfg["run"]["jobs"]), mem, plugins, int(b["threads"]), log_dir)
         else:
             raise InputError(f"unknown executor {executor!r}")

@@ -50,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-report", action="store_true", help="do not print the report")
     p.add_argument("--no-figures", action="store_true", help="do not write figures")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve the config and the instances, print the plan, run nothing")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -92,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
     from experiments.store import ResultsStore
 
     cfg = load_config(args.config, _overrides(args))
+    if args.dry_run:
+        return _dry_run(cfg)
     out = Path(cfg["experiment"]["out"])
     out.mkdir(parents=True, exist_ok=True)
     resolved = to_toml(cfg)
@@ -154,3 +158,26 @@ def run(args: argparse.Namespace) -> int:
         print(f"figures: {len(figs)} files in {out / 'figures'}", file=err)
     store.close()
     return status
+
+
+def _dry_run(cfg: dict[str, Any]) -> int:
+    """Print the resolved config and the grid's size; validate every method spec."""
+    import importlib
+
+    from experiments.config import to_toml
+    from experiments.harness import build_cells, load_entries
+    from pipecert.errors import InputError
+
+    for mod in cfg["run"]["plugins"]:
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            raise InputError(f"cannot import plug-in module {mod!r}: {exc}") from None
+    entries = load_entries(cfg)
+    cells = build_cells(cfg, entries)
+    sys.stdout.write(to_toml(cfg))
+    worst = sum(c.kill_after_s for c in cells) / max(1, cfg["run"]["jobs"])
+    sizes = sorted(e.instance.n_nodes for e in entries)
+    print(f"# {len(entries)} instances ({sizes[0]} to {sizes[-1]} nodes), {len(cells)} runs; "
+          f"worst case {worst / 3600:.1f} h with {cfg['run']['jobs']} worker(s)")
+    return 0
