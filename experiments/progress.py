@@ -115,9 +115,14 @@ class ProgressBar:
         bar = "#" * fill + "." * (width - fill)
         err = f", {self.errors} errors" if self.errors else ""
         cur = f"  {self.current}" if self.current and self.tty else ""
+        if self.done >= self.total:
+            left = "0:00"
+        elif self.done < min(3, self.total):
+            left = "?"  # no measurement yet; the time limits alone would say days
+        else:
+            left = format_duration(self.eta())
         return (f"[{bar}] {self.done}/{self.total} {self.label}{err}  "
-                f"elapsed {format_duration(now - self.t0)}  "
-                f"left ~{format_duration(self.eta()) if self.done < self.total else '0:00'}{cur}")
+                f"elapsed {format_duration(now - self.t0)}  left ~{left}{cur}")
 
     def close(self) -> None:
         """Final redraw and newline."""
