@@ -43,9 +43,10 @@ from typing import Any
 
 from formulations._mip.template import MipFormulation
 from formulations.base import FORMULATIONS, Formulation
+from formulations.guess import meets
 from pipecert.instance import Instance
 from pipecert.partition import Partition
-from pipecert.results import BoundResult, Budget, SolveContext, Status, bound_exceeds
+from pipecert.results import BoundResult, Budget, SolveContext, Status
 
 __all__ = ["Best", "default_methods"]
 
@@ -129,8 +130,7 @@ class Best(Formulation):
                 if budget.expired() or grp_budget.expired():
                     break
                 known = _max(own, ctx.lower_bound)
-                if known is not None and best_ub is not None and \
-                        not bound_exceeds(best_ub, known):
+                if known is not None and best_ub is not None and meets(known, best_ub):
                     break
                 rem = grp_budget.remaining()
                 share = rem if math.isinf(rem) else rem / (len(group) - i)
@@ -155,7 +155,7 @@ class Best(Formulation):
                 if getattr(m, "exact", False) and out.status is Status.OPTIMAL:
                     all_optimal = True
         bound = own
-        closed = bound is not None and best_ub is not None and not bound_exceeds(best_ub, bound)
+        closed = bound is not None and best_ub is not None and meets(bound, best_ub)
         status = Status.OPTIMAL if (all_optimal or closed) else (
             Status.BOUND if bound is not None else Status.NO_SOLUTION)
         stats = {"runs": runs, "errors": errors, "methods": [m.method_id() for m in methods],

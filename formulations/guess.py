@@ -34,6 +34,10 @@ whose model is proven infeasible counts as +inf.
 
 Each Guess(b) >= the bottleneck relaxation, because (G-A) + (G-D) implies (B2).
 
+``stats["per_b"]`` holds the bound proven for each b tried; in the max variant a later b
+is solved with ``T >=`` the best earlier bound, so its entry is max(earlier best, Guess(b))
+(use :meth:`Guess.solve_one` for a single Guess(b)).
+
 Budget
 ------
 b is tried in the order of spec §4.4: the bottleneck stage of ``context.partition`` first,
@@ -67,7 +71,16 @@ from pipecert.instance import Instance
 from pipecert.partition import stage_costs
 from pipecert.results import BoundResult, Budget, SolveContext, Status, bound_exceeds
 
-__all__ = ["Guess", "guess_order"]
+__all__ = ["Guess", "guess_order", "meets", "CLOSE_RTOL"]
+
+#: A bound within this relative distance of a feasible value has closed the gap (it is at
+#: least the safety margin of the dual bound, so a solved-to-optimality bound meets it).
+CLOSE_RTOL = 1e-5
+
+
+def meets(bound: float, value: float) -> bool:
+    """True if ``bound`` is within :data:`CLOSE_RTOL` of the feasible ``value`` (or above)."""
+    return bound >= value - CLOSE_RTOL * abs(value) - 1e-9
 
 
 def guess_order(k: int, first: int | None = None) -> list[int]:
@@ -216,7 +229,7 @@ class Guess(MipFormulation):
                 if val is not None and (best is None or val > best):
                     best = val
                     logs.append((time.perf_counter() - t0, best, None))
-                if best is not None and ub is not None and not bound_exceeds(ub, best):
+                if best is not None and ub is not None and meets(best, ub):
                     break  # the bound meets the incumbent: nothing left to prove
             else:
                 if val is None:
@@ -226,7 +239,7 @@ class Guess(MipFormulation):
         if self.variant == "max":
             bound = best
             complete = (len(per_b) == k and all(s == "optimal" for s in per_status.values())) \
-                or (best is not None and ub is not None and not bound_exceeds(ub, best))
+                or (best is not None and ub is not None and meets(best, ub))
         else:
             bound = low if (low is not None and len(per_b) == k and math.isfinite(low)) \
                 else None
