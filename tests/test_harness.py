@@ -321,3 +321,25 @@ def test_sigkill_mid_grid_then_resume_completes_every_cell_exactly_once(tmp_path
     check = subprocess.run([sys.executable, "-m", "experiments", "results", "check", str(db)],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and "OK" in check.stdout
+
+
+def test_progress_bar_estimates_from_finished_runs_of_the_same_method():
+    import io
+
+    from experiments.progress import ProgressBar, format_duration
+
+    out = io.StringIO()
+    pb = ProgressBar(4, workers=2, stream=out)
+    for m, limit in (("slow", 100.0), ("slow", 100.0), ("fast", 100.0), ("fast", 100.0)):
+        pb.plan(m, limit)
+    pb.update("slow", 10.0)
+    pb.update("fast", 1.0)
+    # one slow (10 s) and one fast (1 s) cell left, two workers
+    assert pb.eta() == pytest.approx((10.0 + 1.0) / 2)
+    pb.update("slow", 10.0)
+    pb.update("fast", 1.0)
+    pb.close()
+    lines = out.getvalue().strip().splitlines()
+    assert lines[-1].startswith("[####################] 4/4 cells")
+    assert len(lines) == len(set(lines))  # no duplicate final line
+    assert format_duration(3725) == "1:02:05" and format_duration(float("nan")) == "?"
