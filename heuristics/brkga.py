@@ -42,6 +42,7 @@ from numpy.typing import NDArray
 
 from heuristics.base import HEURISTICS, Heuristic
 from heuristics.decoder import bfs_order, decode, decode_batch, dfs_order, keys_from_order
+from heuristics.downset_dp import lift_partition, reduce_instance
 from heuristics.local_search import finish
 from pipecert.instance import Instance
 from pipecert.partition import Partition
@@ -165,6 +166,12 @@ class Brkga(Heuristic):
         Threads decoding a population (default 1).
     prune : bool
         Exact incumbent pruning of the decoder (module docstring); does not change results.
+    reduce : bool
+        Search the instance reduced by the exact reductions of :mod:`heuristics.downset_dp`
+        (zero-work single-consumer sources join their consumer; zero-cost sources go to
+        stage 0) and lift the result back at equal cost. ``False`` is the paper's plain
+        decoder, whose random keys scatter weight nodes (sources, ready from the start)
+        through the order.
     refine : bool
         Finish with the local search.
     """
@@ -183,6 +190,7 @@ class Brkga(Heuristic):
         seed_orders: bool = False,
         n_jobs: int = 1,
         prune: bool = True,
+        reduce: bool = True,
         refine: bool = False,
     ) -> None:
         self.population = population
@@ -193,6 +201,7 @@ class Brkga(Heuristic):
         self.seed_orders = seed_orders
         self.n_jobs = n_jobs
         self.prune = prune
+        self.reduce = reduce
         self.refine = refine
 
     def solve(
@@ -204,14 +213,19 @@ class Brkga(Heuristic):
         context: SolveContext | None = None,
     ) -> HeuristicResult:
         """Run the search, decode the best chromosome with its slices, optionally refine."""
+        red, kept, host = reduce_instance(instance) if self.reduce else (instance, None, None)
         keys, _, stats, history, stopped = brkga_search(
-            instance, k, budget, rng,
+            red, k, budget, rng,
             population=self.population, generations=self.generations,
             elite_frac=self.elite_frac, mutant_frac=self.mutant_frac, rho_e=self.rho_e,
             seed_orders=self.seed_orders, n_jobs=self.n_jobs, prune=self.prune,
         )
-        _, order, cuts = decode(instance, keys, k)
+        _, order, cuts = decode(red, keys, k)
         part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
+        if kept is not None and host is not None and red is not instance:
+            assert part is not None
+            part = lift_partition(instance, kept, host, part.stage_of, k)
+        stats["n_nodes_searched"] = red.n_nodes
         part = finish(instance, k, part, budget, self.refine, stats)
         status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
         return HeuristicResult(part, status, stats, tuple(history))
@@ -234,11 +248,13 @@ class Brkga100(Brkga):
         seed_orders: bool = False,
         n_jobs: int = 1,
         prune: bool = True,
+        reduce: bool = True,
         refine: bool = False,
     ) -> None:
         super().__init__(population=population, generations=generations,
                          elite_frac=elite_frac, mutant_frac=mutant_frac, rho_e=rho_e,
-                         seed_orders=seed_orders, n_jobs=n_jobs, prune=prune, refine=refine)
+                         seed_orders=seed_orders, n_jobs=n_jobs, prune=prune, reduce=reduce,
+                         refine=refine)
 
 
 @HEURISTICS.register

@@ -81,7 +81,7 @@ from pipecert.instance import Instance
 from pipecert.partition import Partition, evaluate
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 
-__all__ = ["DownsetDP", "reduce_instance", "downset_solve"]
+__all__ = ["DownsetDP", "reduce_instance", "lift_partition", "downset_solve"]
 
 _ONE = np.uint64(1)
 
@@ -128,8 +128,9 @@ def reduce_instance(instance: Instance) -> tuple[Instance, NDArray[np.int64], ND
     return red, kept, host
 
 
-def _lift(instance: Instance, kept: NDArray[np.int64], host: NDArray[np.int64],
-          stage_red: NDArray[np.int64], k: int) -> Partition:
+def lift_partition(instance: Instance, kept: NDArray[np.int64], host: NDArray[np.int64],
+                   stage_red: NDArray[np.int64], k: int) -> Partition:
+    """Map stages of the reduced instance back (removed nodes join their host's stage)."""
     stage = np.zeros(instance.n_nodes, dtype=np.int64)
     stage[kept] = stage_red
     rem = np.flatnonzero(host != np.arange(instance.n_nodes))
@@ -477,7 +478,7 @@ class DownsetDP(Heuristic):
             p = context.partition
             if p.stage_of.size == instance.n_nodes and p.k <= k:
                 red_part = Partition(p.stage_of[kept], k)
-                lifted = _lift(instance, kept, host, red_part.stage_of, k)
+                lifted = lift_partition(instance, kept, host, red_part.stage_of, k)
                 if np.array_equal(lifted.stage_of, p.stage_of) and \
                         not _infeasible(red, red_part, k):
                     v = evaluate(red, red_part)
@@ -489,7 +490,8 @@ class DownsetDP(Heuristic):
                  "time_s": time.perf_counter() - t0}
         if part is None:
             return HeuristicResult(None, status, stats)
-        return HeuristicResult(_lift(instance, kept, host, part.stage_of, k), status, stats)
+        lifted = lift_partition(instance, kept, host, part.stage_of, k)
+        return HeuristicResult(lifted, status, stats)
 
 
 def _infeasible(inst: Instance, part: Partition, k: int) -> bool:

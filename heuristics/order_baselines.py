@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from heuristics.base import HEURISTICS, Heuristic
 from heuristics.decoder import bfs_order, decode, decode_batch, dfs_order
+from heuristics.downset_dp import lift_partition, reduce_instance
 from heuristics.local_search import finish
 from heuristics.slicing import slice_order
 from pipecert.instance import Instance
@@ -103,6 +104,8 @@ class RandomOrders(Heuristic):
         Number of random key vectors (default 100, brkga-100's evaluation budget).
     batch : int
         Orders decoded between budget checks.
+    reduce : bool
+        Search the exactly reduced instance, as :class:`heuristics.brkga.Brkga` does.
     refine : bool
         Finish with the local search.
 
@@ -115,9 +118,11 @@ class RandomOrders(Heuristic):
     name = "random_orders"
     citation = "random search control (same budget as brkga-100)"
 
-    def __init__(self, *, n_orders: int = 100, batch: int = 10, refine: bool = False) -> None:
+    def __init__(self, *, n_orders: int = 100, batch: int = 10, reduce: bool = True,
+                 refine: bool = False) -> None:
         self.n_orders = n_orders
         self.batch = batch
+        self.reduce = reduce
         self.refine = refine
 
     def solve(
@@ -130,6 +135,9 @@ class RandomOrders(Heuristic):
     ) -> HeuristicResult:
         """Decode random key vectors until ``n_orders`` are done or the budget ends."""
         t0 = time.perf_counter()
+        full = instance
+        red, kept, host = reduce_instance(full) if self.reduce else (full, None, None)
+        instance = red
         n = instance.n_nodes
         best_val, best_keys = math.inf, None
         history: list[tuple[float, int, float]] = []
@@ -150,7 +158,10 @@ class RandomOrders(Heuristic):
         assert best_keys is not None
         _, order, cuts = decode(instance, best_keys, k)
         part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
+        if kept is not None and host is not None and red is not full:
+            assert part is not None
+            part = lift_partition(full, kept, host, part.stage_of, k)
         stats: dict[str, Any] = {"evaluations": done, "best_value": best_val}
-        part = finish(instance, k, part, budget, self.refine, stats)
+        part = finish(full, k, part, budget, self.refine, stats)
         status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
         return HeuristicResult(part, status, stats, tuple(history))
