@@ -411,11 +411,22 @@ class _Grid:
 
 
 # ---------------------------------------------------------------------------- executors
+def _warmup_list(cells: Sequence[Cell]) -> list[str]:
+    """Registry names (default parameters: they compile the same code) to warm up."""
+    return sorted({f"{c.role}:{c.method}" for c in cells})
+
+
+#: Seconds a worker may take to import and warm up before the grid gives up on it.
+STARTUP_TIMEOUT_S = 900.0
+
+
 def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                threads: int, log_dir: Path | None) -> None:
     n = max(1, min(jobs, len(g.pending)))
+    warm = _warmup_list(g.pending)
     workers = [WorkerProcess(memory_limit_mb=memory_mb, plugins=plugins, threads=threads,
-                             log_path=None if log_dir is None else log_dir / f"worker-{i}.log")
+                             log_path=None if log_dir is None else log_dir / f"worker-{i}.log",
+                             warmup=warm)
                for i in range(n)]
     running: dict[int, tuple[Cell, dict[str, Any], dict[str, Any]]] = {}
     startup_failures = [0] * n
@@ -486,6 +497,10 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                     cell, ctx, _ = running.pop(i)
                     g.finish(cell, ans["result"], ctx)
             now = time.monotonic()
+            for w in workers:
+                if not w.ready and now - w.started_at > STARTUP_TIMEOUT_S:
+                    raise InputError(f"a worker process did not start within "
+                                     f"{STARTUP_TIMEOUT_S:.0f} s: {w.exit_description()}")
             for i in list(running):
                 w = workers[i]
                 if now >= w.deadline:
@@ -553,7 +568,8 @@ def _run_dask(g: _Grid, address: str | Any, memory_mb: float | None, plugins: li
     client = Client(address) if own else address
     try:
         blobs: dict[str, Any] = {}
-        opts = {"memory_limit_mb": memory_mb, "plugins": plugins, "threads": threads}
+        opts = {"memory_limit_mb": memory_mb, "plugins": plugins, "threads": threads,
+                "warmup": _warmup_list(g.pending)}
         meta: dict[Any, tuple[Cell, dict[str, Any]]] = {}
         ac = as_completed()
 
