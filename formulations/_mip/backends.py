@@ -188,35 +188,45 @@ def _clean_x(model: MipModel, x: Any) -> NDArray[np.float64] | None:
 
 
 # ---------------------------------------------------------------------------- HiGHS
+def build_highs(model: MipModel) -> tuple[Any, bool]:
+    """A silent ``highspy.Highs`` holding ``model``, passed as arrays.
+
+    ``addVars`` + ``changeColsCost`` + ``changeColsIntegrality`` + ``addRows`` from the CSR
+    arrays: 0.8 s for 3e5 columns and 1.9e6 non-zeros here, where filling a ``HighsLp``'s
+    matrix fields from numpy took 1.6 s on its own.
+    """
+    import highspy
+
+    h = highspy.Highs()
+    h.silent()
+    n, m = model.n_vars, model.n_cons
+    h.addVars(n, np.ascontiguousarray(model.col_lb, dtype=np.float64),
+              np.ascontiguousarray(model.col_ub, dtype=np.float64))
+    nz = np.flatnonzero(model.c).astype(np.int32)
+    if nz.size:
+        h.changeColsCost(int(nz.size), nz, np.ascontiguousarray(model.c[nz], dtype=np.float64))
+    ints = np.flatnonzero(model.integrality).astype(np.int32)
+    is_mip = bool(ints.size)
+    if is_mip:
+        kint = highspy.HighsVarType.kInteger
+        h.changeColsIntegrality(int(ints.size), ints,
+                                np.full(ints.size, int(kint), dtype=np.uint8))
+    if m:
+        csr = model.A.tocsr()
+        csr.sort_indices()
+        h.addRows(m, np.ascontiguousarray(model.row_lb, dtype=np.float64),
+                  np.ascontiguousarray(model.row_ub, dtype=np.float64), int(csr.nnz),
+                  csr.indptr[:-1].astype(np.int32), csr.indices.astype(np.int32),
+                  np.ascontiguousarray(csr.data, dtype=np.float64))
+    return h, is_mip
+
+
 def _solve_highs(model: MipModel, opts: SolveOptions) -> SolveRecord:
     import highspy
 
     t0 = time.perf_counter()
-    h = highspy.Highs()
-    h.silent()
+    h, is_mip = build_highs(model)
     version = f"{h.versionMajor()}.{h.versionMinor()}.{h.versionPatch()}"
-    lp = highspy.HighsLp()
-    n, m = model.n_vars, model.n_cons
-    csc = model.A.tocsc()
-    csc.sort_indices()
-    lp.num_col_ = n
-    lp.num_row_ = m
-    lp.col_cost_ = model.c
-    lp.col_lower_ = model.col_lb
-    lp.col_upper_ = model.col_ub
-    lp.row_lower_ = model.row_lb
-    lp.row_upper_ = model.row_ub
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-    lp.a_matrix_.num_col_ = n
-    lp.a_matrix_.num_row_ = m
-    lp.a_matrix_.start_ = csc.indptr.astype(np.int32)
-    lp.a_matrix_.index_ = csc.indices.astype(np.int32)
-    lp.a_matrix_.value_ = csc.data.astype(np.float64)
-    is_mip = bool(model.integrality.any())
-    if is_mip:
-        kint, kcont = highspy.HighsVarType.kInteger, highspy.HighsVarType.kContinuous
-        lp.integrality_ = [kint if t else kcont for t in model.integrality.tolist()]
-    h.passModel(lp)
     h.setOptionValue("time_limit", _finite_limit(opts.time_limit_s))
     h.setOptionValue("mip_rel_gap", float(opts.gap))
     h.setOptionValue("mip_abs_gap", 1e-9)
@@ -546,10 +556,14 @@ def _cvxpy_dual(sub: str, prob: Any) -> float | None:
     return None
 
 
-def _solve_cvxpy(model: MipModel, sub: str, opts: SolveOptions) -> SolveRecord:
+def build_cvxpy_problem(model: MipModel) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """``model`` as one cvxpy problem: ``(problem, x, x_int, x_cont, int_cols, cont_cols)``.
+
+    Integer and continuous columns are two cvxpy variables, stacked and permuted back into
+    column order (a vectorized compile: no per-column Python expression).
+    """
     import cvxpy as cpx
 
-    t0 = time.perf_counter()
     n = model.n_vars
     ints = np.flatnonzero(model.integrality)
     conts = np.flatnonzero(model.integrality == 0)
@@ -580,6 +594,14 @@ def _solve_cvxpy(model: MipModel, sub: str, opts: SolveOptions) -> SolveRecord:
             cons.append(A[r] @ x >= model.row_lb[r] if side == "lb" else
                         A[r] @ x <= model.row_ub[r])
     prob = cpx.Problem(cpx.Minimize(model.c @ x), cons)
+    return prob, x, xi, xc, ints, conts
+
+
+def _solve_cvxpy(model: MipModel, sub: str, opts: SolveOptions) -> SolveRecord:
+    import cvxpy as cpx
+
+    t0 = time.perf_counter()
+    prob, x, xi, xc, ints, conts = build_cvxpy_problem(model)
     warm = opts.warm_start is not None
     if warm:
         x0 = np.asarray(opts.warm_start, dtype=np.float64)
