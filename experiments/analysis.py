@@ -7,6 +7,8 @@ Metrics, per (instance, k):
 
 * ``UB*`` - the best partition value found by any run at k or at a smaller k (a partition
   into at most k' <= k stages is feasible for k). MIP incumbents count (spec U17).
+* an exact heuristic that finished (status ``optimal``, e.g. ``downset_dp``) proves its
+  value as a lower bound too: it counts in ``best-of`` and in the derived best bound.
 * ``r_M = LB_M / UB*`` for every lower-bound method M. A method that proved nothing (error,
   unsupported, killed) falls back to the combinatorial bound (spec U18) and is counted.
 * per k: ``GM(r_M)`` over instances (geometric mean), the approximation ratio
@@ -61,6 +63,18 @@ def _ok_bound(r: Mapping[str, Any]) -> bool:
     return r.get("bound") is not None and r.get("status") != "error"
 
 
+def proven_bound(r: Mapping[str, Any]) -> float | None:
+    """The lower bound a row proves: a bound run's ``bound``, or the value of a heuristic
+    that finished with status ``optimal`` (an exact method such as ``downset_dp``: its value
+    is OPT, hence also a lower bound). None otherwise."""
+    if _ok_bound(r):
+        return float(r["bound"])
+    if (r.get("role") == "heuristic" and r.get("status") == "optimal"
+            and r.get("incumbent") is not None):
+        return float(r["incumbent"])
+    return None
+
+
 def derive_best(
     runs: Sequence[Mapping[str, Any]], instances: Mapping[str, Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
@@ -81,8 +95,8 @@ def derive_best(
         for k in ks:
             inc = [(float(r["incumbent"]), int(r["k"]), r["method_id"]) for r in rows
                    if r.get("incumbent") is not None and int(r["k"]) <= k]
-            bnd = [(float(r["bound"]), -int(r["k"]), r["method_id"]) for r in rows
-                   if _ok_bound(r) and int(r["k"]) >= k]
+            bnd = [(b, -int(r["k"]), r["method_id"]) for r in rows
+                   if int(r["k"]) >= k and (b := proven_bound(r)) is not None]
             comb = combinatorial(instances.get(name, {}), k)
             ub = min(inc) if inc else None
             lb = max(bnd) if bnd else None
@@ -208,6 +222,11 @@ def summarize(
                                    "ub_method": ub_by, "best_bound": d["best_bound"],
                                    "bound_method": lb_by, "gap": d["gap"]}
             best_same_k = comb
+            for m in hmeth:  # exact heuristics that proved optimality count for best-of
+                for r in cell.get((name, k, m), []):
+                    pb = proven_bound(r)
+                    if pb is not None:
+                        best_same_k = max(best_same_k, min(pb, ustar))
             for m in bmeth:
                 rows = cell.get((name, k, m))
                 if not rows:

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from experiments.analysis import proven_bound
 from experiments.progress import ProgressBar
 from experiments.provenance import provenance
 from experiments.store import SCHEMA_VERSION, ResultsStore, run_key
@@ -261,7 +262,8 @@ def cell_context(cell: Cell, dep_rows: Iterable[Mapping[str, Any]]) -> dict[str,
     """The SolveContext fields passed to ``cell``, from the rows of its dependencies.
 
     ``upper_bound``/``partition``: the best partition of a heuristic run at k' <= k;
-    ``lower_bound``: the best bound proven at k' > k (bounds only; None otherwise).
+    ``lower_bound``: the best bound proven by a bound run at k' > k or by an exact heuristic
+    that proved optimality at k' >= k (None otherwise).
     """
     ub: tuple[float, list[int]] | None = None
     lb: float | None = None
@@ -272,10 +274,12 @@ def cell_context(cell: Cell, dep_rows: Iterable[Mapping[str, Any]]) -> dict[str,
         if inc is not None and part is not None and int(r["k"]) <= cell.k:
             if ub is None or inc < ub[0]:
                 ub = (float(inc), list(part))
-        bnd = r.get("bound")
-        if (bnd is not None and r.get("status") != "error" and r["role"] == "bound"
-                and int(r["k"]) > cell.k):
-            lb = float(bnd) if lb is None else max(lb, float(bnd))
+        bnd = proven_bound(r)
+        # bound runs of a larger k (they run before this one); exact heuristics that proved
+        # optimality at k' >= k (OPT(k') <= OPT(k))
+        usable = int(r["k"]) > cell.k if r["role"] == "bound" else int(r["k"]) >= cell.k
+        if bnd is not None and usable:
+            lb = bnd if lb is None else max(lb, bnd)
     if cell.role == "heuristic":
         return {}
     return {"upper_bound": None if ub is None else ub[0],

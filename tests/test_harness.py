@@ -177,6 +177,11 @@ def test_cell_context_carries_partitions_up_and_bounds_down(tmp_path, plugin):
     ]
     ctx = cell_context(b3, rows)
     assert ctx == {"upper_bound": 10.0, "partition": [0, 1], "lower_bound": 4.0}
+    # an exact heuristic that proved optimality at k=3 gives a lower bound for k=3 itself
+    rows.append({"instance": "g0", "k": 3, "role": "heuristic", "incumbent": 6.0,
+                 "partition": [0, 2], "bound": None, "status": "optimal"})
+    assert cell_context(b3, rows) == {"upper_bound": 6.0, "partition": [0, 2],
+                                      "lower_bound": 6.0}
 
 
 # ---------------------------------------------------------------------------- running

@@ -112,3 +112,13 @@ def test_report_command(tmp_path):
                          timeout=60)
     assert bad.returncode == 2 and "none.sqlite" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_an_exact_heuristic_that_proved_optimality_counts_as_a_bound():
+    runs = [*RUNS, _r("B", "heuristic", "exact_dp", inc=8.0, status="optimal")]
+    s = summarize(runs, INSTANCES)
+    b = {x.method: x for x in s.bounds}
+    # best-of at B: the exact method proved 8 = UB*; at A: mip 8 / 10
+    assert b[BEST].gm_ratio == pytest.approx(math.sqrt(0.8 * 1.0))
+    d = {x["instance"]: x for x in derive_best(runs, INSTANCES)}
+    assert d["B"]["best_bound"] == 8.0 and d["B"]["gap"] == 0.0

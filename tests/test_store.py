@@ -130,3 +130,15 @@ def test_stored_partition_rescored_equals_reference(store):
     st.add_run(_row("ex", 2, "h", "heuristic", partition=p.stage_of.tolist(),
                     incumbent=evaluate(inst, p)))
     assert st.check().ok and st.check().n_partitions == 1
+
+
+def test_check_flags_a_wrong_optimality_claim(store):
+    st, inst = store
+    opt, p = brute_force(inst, 2)
+    worse = Partition([0, 0, 0, 0, 1], 2)
+    assert evaluate(inst, worse) > opt
+    st.add_run(_row("ex", 2, "h", "heuristic", partition=p.stage_of.tolist(), incumbent=opt))
+    st.add_run(_row("ex", 2, "claims_opt", "heuristic", partition=worse.stage_of.tolist(),
+                    incumbent=evaluate(inst, worse), status="optimal"))
+    rep = st.check()
+    assert len(rep.problems) == 1 and "claims_opt" in rep.problems[0]
