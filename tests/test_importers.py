@@ -161,6 +161,12 @@ def test_hugging_face_model_layers_follow_the_config() -> None:
     assert ops.op_types.count("aten.linear.default") == n_linear
     assert {"encoder.layer.0", "encoder.layer.1"} <= set(layers.ids)
     assert layers.total_work == pytest.approx(ops.total_work)
+    # per-node FLOPs add up to the eager model's count
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        model(ids)
+    assert ops.metadata["totals"]["flops"] == fc.get_total_flops() > 0
     # operator graphs are communication-heavy, layer graphs much less so
     assert ops.comm_work_ratio > 3 * layers.comm_work_ratio
 
