@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="microseconds added to every kernel (default: the profile's)")
     parser.add_argument("--level", choices=["operator", "layer"], default="operator",
                         help="one node per operator (default) or per layer")
+    parser.add_argument("--layer-depth", type=int, default=1, metavar="D",
+                        help="--level layer: a layer is a module path up to its D-th numeric "
+                             "index (default 1: encoder.layer.3)")
+    parser.add_argument("--layer-extra", type=int, default=1, metavar="E",
+                        help="--level layer: keep E more path components after that index "
+                             "(default 1: encoder.layer.3.attention)")
     parser.add_argument("--decompose", action="store_true",
                         help="lower to core ATen operators first (finer graph)")
     parser.add_argument("--name", default=None, help="instance name (default: the factory)")
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
                                             options=options, spec=args.factory)
     name = args.name or args.factory.partition(":")[2]
     inst = import_module(module, f_args, f_kwargs, cost_model=cm, level=args.level,
+                         layer_depth=args.layer_depth, layer_extra=args.layer_extra,
                          decompose=args.decompose, name=name,
                          metadata={"factory": args.factory, "batch_size": args.batch_size,
                                    "factory_options": options})
