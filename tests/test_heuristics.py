@@ -150,6 +150,24 @@ def test_min_of_algorithm1_over_all_topological_orders_is_opt() -> None:
     assert checked == 120
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 100_000), n=st.integers(1, 7), p=st.floats(0.1, 0.7),
+       k=st.integers(1, 5), regime=st.sampled_from(["mixed", "compute", "comm"]))
+def test_property_orders_and_downset_dp_reach_opt(seed: int, n: int, p: float, k: int,
+                                                   regime: str) -> None:
+    inst = random_dag(seed, n, edge_prob=p, regime=regime, precedence_prob=0.1)
+    opt, _ = brute_force(inst, k)
+    best = min(slice_order(inst, o, k, check=False)[0] for o in all_topological_orders(inst))
+    assert math.isclose(best, opt, rel_tol=1e-9, abs_tol=1e-9)
+    res = DownsetDP().solve(inst, k, Budget(), RNG(0))
+    assert res.status == Status.OPTIMAL
+    assert math.isclose(evaluate(inst, res.partition), opt, rel_tol=1e-9, abs_tol=1e-9)
+    for name in ("brkga-100", "random_orders", "equal_work", "local_search"):
+        part = HEURISTICS.make(name).solve(inst, k, Budget(), RNG(seed)).partition
+        assert not check_feasible(inst, part, k=k)
+        assert evaluate(inst, part) >= opt - 1e-9
+
+
 def test_slice_order_rejects_a_non_topological_order() -> None:
     inst = worked_example()
     with pytest.raises(InputError, match="not topological"):
