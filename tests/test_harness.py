@@ -348,3 +348,30 @@ def test_progress_bar_estimates_from_finished_runs_of_the_same_method():
     assert lines[-1].startswith("[####################] 4/4 cells")
     assert len(lines) == len(set(lines))  # no duplicate final line
     assert format_duration(3725) == "1:02:05" and format_duration(float("nan")) == "?"
+
+
+def test_run_command_end_to_end_report_figures_resolved_config(tmp_path):
+    """The README's main-job path on a tiny grid: store, resolved config, report on stdout,
+    figures, and the results commands on the store."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "experiments", "run", "-i", "default/tiny-chain-8",
+           "-i", "default/tiny-comm-10", "-k", "2,3", "--heuristic", "input_order",
+           "--heuristic", "dfs_order", "--bound", "combinatorial", "--bound", "node_bound",
+           "-j", "2", "--time-limit", "20", "-o", str(out), "--name", "tiny"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.startswith("# Report: tiny") and "GM LB/UB*" in r.stdout
+    assert "16 runs to do" in r.stderr and "done: 16 runs" in r.stderr
+    resolved = load_config(out / "config.resolved.toml")
+    assert resolved["grid"]["k"] == [2, 3] and resolved["experiment"]["name"] == "tiny"
+    for f in ("results.sqlite", "report.md", "report.tex", "bounds.csv",
+              "figures/fig_a_bounds.png", "figures/table1_bounds.tex"):
+        assert (out / f).is_file(), f
+    db = str(out / "results.sqlite")
+    exp = subprocess.run([sys.executable, "-m", "experiments", "results", "export", db,
+                          "-o", str(tmp_path / "runs.csv")], capture_output=True, text=True,
+                         timeout=60)
+    assert exp.returncode == 0 and len((tmp_path / "runs.csv").read_text().splitlines()) == 17
+    again = subprocess.run(cmd + ["--resume", "--no-figures"], capture_output=True, text=True,
+                           timeout=300)
+    assert again.returncode == 0 and "0 runs to do, 16 already done" in again.stderr
