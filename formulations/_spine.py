@@ -26,9 +26,11 @@ __all__ = [
     "heaviest_path",
     "chain_indices",
     "run_sets",
+    "run_classes",
     "run_estimates",
     "min_runs_dp",
     "segment_value",
+    "row_suffix_min",
 ]
 
 F64 = NDArray[np.float64]
@@ -122,6 +124,19 @@ def chain_indices(instance: Instance, chain: I64) -> tuple[I64, I64]:
     sptr, sidx = instance.order_succ_csr
     return _chain_indices(instance.topo_order, pptr, pidx, sptr, sidx,
                           np.asarray(chain, dtype=np.int64))
+
+
+@njit(cache=True)
+def run_classes(a, d, i, j):  # type: ignore[no-untyped-def]
+    """Per node: 0 if in ``H(i, j)``, 2 if in ``X(i, j)``, 1 otherwise (free)."""
+    n = a.size
+    out = np.ones(n, np.int8)
+    for x in range(n):
+        if d[x] >= i and a[x] <= j:
+            out[x] = 0
+        elif a[x] <= i - 1 or d[x] >= j + 1:
+            out[x] = 2
+    return out
 
 
 def run_sets(a: I64, d: I64, i: int, j: int) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
@@ -247,8 +262,11 @@ def run_estimates(instance: Instance, a: I64, d: I64, node_low: F64, length: int
 
 
 @njit(cache=True)
-def _min_runs(g, T):  # type: ignore[no-untyped-def]
-    """Fewest runs covering positions 0..L-1 with every run value <= T; parents for recovery."""
+def _min_runs(g, smin, T, kmax):  # type: ignore[no-untyped-def]
+    """Fewest runs (if <= kmax) covering 0..L-1 with every run value <= T; parents.
+
+    ``smin[i, j] = min(g[i, j:])`` stops the scan of row ``i`` once no later run fits.
+    """
     L = g.shape[0]
     big = L + 10
     cnt = np.full(L + 1, big, np.int64)
@@ -256,23 +274,37 @@ def _min_runs(g, T):  # type: ignore[no-untyped-def]
     cnt[0] = 0
     for i in range(L):  # push from prefix i (final once reached); rows of g are contiguous
         ci = cnt[i] + 1
-        if ci >= big:
+        if ci > kmax:  # also skips unreachable prefixes
             continue
         row = g[i]
+        srow = smin[i]
         for j in range(i, L):
+            if srow[j] > T:
+                break
             if row[j] <= T and ci < cnt[j + 1]:
                 cnt[j + 1] = ci
                 par[j + 1] = i
     return cnt[L], par
 
 
-def min_runs_dp(g: F64, T: float) -> tuple[int, list[tuple[int, int]]]:
+def row_suffix_min(g: F64) -> F64:
+    """``out[i, j] = min(g[i, j:])`` (the early exit of the segmentation DP)."""
+    return np.ascontiguousarray(np.minimum.accumulate(g[:, ::-1], axis=1)[:, ::-1])
+
+
+def min_runs_dp(
+    g: F64, T: float, kmax: int | None = None, smin: F64 | None = None
+) -> tuple[int, list[tuple[int, int]]]:
     """Fewest runs with value <= ``T`` and one such split (list of ``(i, j)``, inclusive).
 
-    Returns the largest int64 and an empty split when no split exists.
+    Returns the largest int64 and an empty split when no split with at most ``kmax`` runs
+    (default: any number) exists. ``smin`` is :func:`row_suffix_min` of ``g`` (computed if
+    not given).
     """
-    count, par = _min_runs(g, T)
     L = g.shape[0]
+    if smin is None:
+        smin = row_suffix_min(g)
+    count, par = _min_runs(g, smin, T, L if kmax is None else int(kmax))
     if count > L:  # no split with every run <= T
         return np.iinfo(np.int64).max, []
     runs = []
@@ -285,7 +317,11 @@ def min_runs_dp(g: F64, T: float) -> tuple[int, list[tuple[int, int]]]:
 
 
 def segment_value(
-    g: F64, k: int, lower: float = 0.0, hint: list[tuple[int, int]] | None = None
+    g: F64,
+    k: int,
+    lower: float = 0.0,
+    hint: list[tuple[int, int]] | None = None,
+    smin: F64 | None = None,
 ) -> tuple[float, list[tuple[int, int]]]:
     """``min over splits of 0..L-1 into <= k runs of max g(run)`` (spec §3.1 recurrence).
 
@@ -293,7 +329,8 @@ def segment_value(
     an entry of ``g``: the smallest entry ``T`` whose fewest-runs split (:func:`min_runs_dp`)
     needs at most ``k`` runs. The search only looks at entries in ``[lower, m]``, where
     ``lower`` must be known to be <= the answer and ``m`` is the largest value on a feasible
-    split (``hint``, a previous split, or the single run ``0..L-1``).
+    split (``hint``, a previous split, or the single run ``0..L-1``). ``smin`` is
+    :func:`row_suffix_min` of ``g`` (kept up to date by the caller, computed if not given).
 
     Returns
     -------
@@ -310,21 +347,39 @@ def segment_value(
         m = min(m, float(np.diag(g).max()))
     if lower > m:  # pragma: no cover - contract violation by the caller
         raise ValueError("segment_value: lower is above a feasible split's value")
+    if smin is None:
+        smin = row_suffix_min(g)
+    if lower > 0:
+        # after a refinement the answer usually did not move: one O(L^2) check
+        cnt, runs = min_runs_dp(g, lower, k, smin)
+        if cnt <= k:
+            return max(float(g[i, j]) for i, j in runs), runs
     sel = g[(g >= lower) & (g <= m)]
     cand = np.unique(sel)
     # invariant: cand[hi] feasible (m is), every entry below cand[lo] infeasible or absent
     lo, hi = 0, cand.size - 1
     best_runs: list[tuple[int, int]] = []
+    # gallop up from the bottom first: the answer is usually a little above ``lower``, and a
+    # test at a small T is cheap (rows stop early)
+    step = 1
+    while lo + step < hi:
+        cnt, runs = min_runs_dp(g, float(cand[lo + step - 1]), k, smin)
+        if cnt <= k:
+            hi = lo + step - 1
+            best_runs = runs
+            break
+        lo += step
+        step *= 2
     while lo < hi:
         mid = (lo + hi) // 2
-        cnt, runs = min_runs_dp(g, float(cand[mid]))
+        cnt, runs = min_runs_dp(g, float(cand[mid]), k, smin)
         if cnt <= k:
             hi = mid
             best_runs = runs
         else:
             lo = mid + 1
     if not best_runs:
-        cnt, best_runs = min_runs_dp(g, float(cand[hi]))
+        cnt, best_runs = min_runs_dp(g, float(cand[hi]), k, smin)
         if cnt > k:  # pragma: no cover - cannot happen: m is feasible
             raise RuntimeError("segment_value: no feasible split")
     return float(cand[hi]), best_runs
