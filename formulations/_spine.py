@@ -24,6 +24,7 @@ from pipecert.instance import Instance
 
 __all__ = [
     "heaviest_path",
+    "path_tables",
     "chain_indices",
     "run_sets",
     "run_classes",
@@ -38,7 +39,8 @@ I64 = NDArray[np.int64]
 
 
 @njit(cache=True)
-def _heaviest_path(topo, pptr, pidx, sptr, sidx, weight):  # type: ignore[no-untyped-def]
+def _path_tables(topo, pptr, pidx, sptr, sidx, weight):  # type: ignore[no-untyped-def]
+    """Heaviest path weight ending at / starting from each node, with the best neighbours."""
     n = topo.size
     to = np.zeros(n)
     frm = np.zeros(n)
@@ -62,34 +64,40 @@ def _heaviest_path(topo, pptr, pidx, sptr, sidx, weight):  # type: ignore[no-unt
                 best = frm[u]
                 bs[v] = u
         frm[v] = best + weight[v]
-    tot = to + frm - weight
-    v = int(np.argmax(tot))
+    return to, frm, bp, bs
+
+
+def _path_through(v: int, bp: I64, bs: I64) -> I64:
     back = []
     u = v
     while u >= 0:
         back.append(u)
-        u = bp[u]
-    out = np.empty(len(back), np.int64)
-    for q in range(len(back)):
-        out[q] = back[len(back) - 1 - q]
+        u = int(bp[u])
     fwd = []
-    u = bs[v]
+    u = int(bs[v])
     while u >= 0:
         fwd.append(u)
-        u = bs[u]
-    res = np.empty(out.size + len(fwd), np.int64)
-    res[: out.size] = out
-    for q in range(len(fwd)):
-        res[out.size + q] = fwd[q]
-    return res
+        u = int(bs[u])
+    return np.asarray(back[::-1] + fwd, dtype=np.int64)
 
 
-def heaviest_path(instance: Instance, weight: F64) -> I64:
-    """A source-to-sink path over ordering edges of maximum total ``weight`` (>= 0)."""
+def path_tables(instance: Instance, weight: F64) -> tuple[F64, F64, I64, I64]:
+    """``(to, frm, bp, bs)``: heaviest path weights into / out of each node, and parents."""
     pptr, pidx = instance.order_pred_csr
     sptr, sidx = instance.order_succ_csr
-    return _heaviest_path(instance.topo_order, pptr, pidx, sptr, sidx,
-                          np.asarray(weight, dtype=np.float64))
+    return _path_tables(instance.topo_order, pptr, pidx, sptr, sidx,  # type: ignore[no-any-return]
+                        np.asarray(weight, dtype=np.float64))
+
+
+def heaviest_path(instance: Instance, weight: F64, through: int | None = None) -> I64:
+    """A source-to-sink path over ordering edges of maximum total ``weight`` (>= 0).
+
+    With ``through``, the heaviest such path that contains that node.
+    """
+    w = np.asarray(weight, dtype=np.float64)
+    to, frm, bp, bs = path_tables(instance, w)
+    v = int(np.argmax(to + frm - w)) if through is None else int(through)
+    return _path_through(v, bp, bs)
 
 
 @njit(cache=True)

@@ -70,8 +70,10 @@ from numpy.typing import NDArray
 
 from formulations._maxflow import network_for
 from formulations._spine import (
+    _path_through,
     chain_indices,
     heaviest_path,
+    path_tables,
     row_suffix_min,
     run_classes,
     run_estimates,
@@ -134,15 +136,37 @@ def _weights(instance: Instance, which: str, node_low: NDArray[np.float64]) -> N
     raise ValueError(f"unknown path weight {which!r}; known: {', '.join(WEIGHTS)}")
 
 
+def cover_paths(instance: Instance, chosen: list[NDArray[np.int64]], count: int,
+                node_low: NDArray[np.float64]) -> list[NDArray[np.int64]]:
+    """``count`` more paths, each the heaviest (work) path through the node with the largest
+    node bound that no chosen path covers yet (a greedy chain cover of the heavy nodes)."""
+    covered = np.zeros(instance.n_nodes, dtype=bool)
+    for p in chosen:
+        covered[p] = True
+    w = instance.work
+    to, frm, bp, bs = path_tables(instance, w)
+    out = []
+    for _ in range(count):
+        score = np.where(covered, -np.inf, node_low + w)
+        v = int(np.argmax(score))
+        if not np.isfinite(score[v]):
+            break
+        p = _path_through(v, bp, bs)
+        covered[p] = True
+        out.append(p)
+    return out
+
+
 def chain_states(
     instance: Instance,
     weights: tuple[str, ...],
     max_len: int,
     node_low: NDArray[np.float64],
     context: SolveContext | None = None,
+    cover: int = 0,
 ) -> list[ChainState]:
     """The chains of ``instance`` with their run tables (cached per graph and parameters)."""
-    key = f"{instance_fingerprint(instance)}|{','.join(weights)}|{max_len}"
+    key = f"{instance_fingerprint(instance)}|{','.join(weights)}|{max_len}|{cover}"
     if context is not None:
         hit = context.cache.get("path_bound")
         if hit is not None and hit[0] == key:
@@ -151,8 +175,12 @@ def chain_states(
     if states is None:
         states = []
         seen: set[bytes] = set()
-        for wname in weights:
-            path = _thin(heaviest_path(instance, _weights(instance, wname, node_low)), max_len)
+        named = [(wname, heaviest_path(instance, _weights(instance, wname, node_low)))
+                 for wname in weights]
+        named += [(f"cover{q}", p) for q, p in
+                  enumerate(cover_paths(instance, [p for _, p in named], cover, node_low))]
+        for wname, full in named:
+            path = _thin(full, max_len)
             sig = path.tobytes()
             if sig in seen:
                 continue
@@ -244,8 +272,10 @@ class PathBound(Formulation):
         max_len: int = 1000,
         node_share: float = 0.5,
         engine: str = "ortools",
+        cover: int = 0,
     ) -> None:
         self.paths = paths
+        self.cover = cover
         self.max_len = max_len
         self.node_share = node_share
         self.engine = engine
@@ -267,7 +297,8 @@ class PathBound(Formulation):
                             engine=self.engine)
         best = nodes.value
         t_node = time.perf_counter() - t0
-        states = chain_states(instance, weights, int(self.max_len), nodes.lower, context)
+        states = chain_states(instance, weights, int(self.max_len), nodes.lower, context,
+                              cover=int(self.cover))
         ub = context.upper_bound if context is not None else None
         stop_at = None if ub is None else ub * (1 - 1e-9)
         per_chain: dict[str, float] = {}
