@@ -229,7 +229,7 @@ def _ideal_costs(n_id, bits, fpar, fv, work, comm, outdeg, pred_ptr, pred_idx, s
 
 @nb.njit(cache=True)
 def _dp(a0, a1, full, kk, Uarr, total_w, wI, fI, bits, eptr, ev, edst, D, par, stamp,  # type: ignore[no-untyped-def]
-        queue, fc, lbv, work, comm, outdeg, pred_ptr, pred_idx, succ_ptr, succ_idx):
+        queue, fc, lbv, cA, cAst, work, comm, outdeg, pred_ptr, pred_idx, succ_ptr, succ_idx):
     """DP pushes from ideals ``a0..a1-1`` (in BFS order, so each row is final when used).
 
     Layer 1 is ``D[1][I] = f(I)`` and the last layer only targets ``V`` with
@@ -288,7 +288,10 @@ def _dp(a0, a1, full, kk, Uarr, total_w, wI, fI, bits, eptr, ev, edst, D, par, s
                     u = pred_idx[ee]
                     cp = _count_in(bits, P, u, succ_ptr, succ_idx)
                     if bits[a, u >> 6] & (_ONE << np.uint64(u & 63)):
-                        if cp == _count_in(bits, a, u, succ_ptr, succ_idx):
+                        if cAst[u] != a:  # cnt(I', u), computed once per start
+                            cA[u] = _count_in(bits, a, u, succ_ptr, succ_idx)
+                            cAst[u] = a
+                        if cp == cA[u]:
                             df += comm[u]
                             dl += comm[u]
                     elif cp + 1 == outdeg[u]:
@@ -393,6 +396,8 @@ def downset_solve(
     outdeg = np.ascontiguousarray(instance.out_degree, dtype=np.int64)
     pp, pi = (np.ascontiguousarray(x) for x in instance.pred_csr)
     sp, si = (np.ascontiguousarray(x) for x in instance.succ_csr)
+    cA = np.zeros(n, dtype=np.int64)
+    cAst = np.full(n, -1, dtype=np.int64)
     wI, fI = _ideal_costs(n_id, bits, fpar, fv, w, c, outdeg, pp, pi, sp, si)
     pairs = 0
     a = 0
@@ -403,7 +408,7 @@ def downset_solve(
             return Status.TIME_LIMIT, None, stats
         a1 = min(n_id, a + max(1, chunk // 10))
         pairs += _dp(a, a1, full, kk, Uarr, float(w.sum()), wI, fI, bits, eptr, ev, edst, D,
-                     par, stamp, queue, fc, lbv, w, c, outdeg, pp, pi, sp, si)
+                     par, stamp, queue, fc, lbv, cA, cAst, w, c, outdeg, pp, pi, sp, si)
         a = a1
     stats["pairs"] = int(pairs)
     stats["dp_time_s"] = time.perf_counter() - t1
