@@ -58,6 +58,9 @@ def test_anchored_block_matches_enumeration_of_all_subsets(engine: str) -> None:
             assert res.upper == pytest.approx(want, rel=1e-12, abs=1e-12), where
             assert res.in_block is not None and not (res.in_block & excl).any()
             assert block_costs_exact(inst, res.in_block) == pytest.approx(res.upper)
+            local = net.solve_local(hold, excl)
+            assert local.value <= want, f"{where} contracted = {local.value} > {want}"
+            assert local.value == pytest.approx(want, rel=1e-6, abs=1e-9), where
 
 
 def test_anchored_block_rounds_down_on_irrational_costs() -> None:
@@ -75,6 +78,11 @@ def test_anchored_block_rounds_down_on_irrational_costs() -> None:
             got = net.solve(hold).value
             assert got <= want, f"{inst.name} node {v}: {got} > F = {want} (rounding up)"
             assert got >= want * (1 - 1e-12)
+            excl = rng.random(inst.n_nodes) < 0.3
+            excl[v] = False
+            want = _enum_F(masks, costs, hold, excl)
+            got = net.solve_local(hold, excl).value
+            assert want * (1 - 1e-11) <= got <= want, f"{inst.name}: contracted {got} vs {want}"
 
 
 def test_anchored_block_on_worked_example() -> None:

@@ -88,7 +88,7 @@ def test_bench_path_bound_per_k(benchmark, graphs, size: str, k: int) -> None:
 
     def fresh() -> float:
         pb_mod.clear_cache()
-        res = PathBound().lower_bound(inst, k, Budget(120.0), SolveContext())
+        res = PathBound().lower_bound(inst, k, Budget(60.0), SolveContext())
         return float(res.bound or 0.0)
 
     assert benchmark.pedantic(fresh, rounds=1, iterations=1) > 0
