@@ -391,3 +391,78 @@ def segment_value(
         if cnt > k:  # pragma: no cover - cannot happen: m is feasible
             raise RuntimeError("segment_value: no feasible split")
     return float(cand[hi]), best_runs
+
+
+@njit(cache=True)
+def _pair_blocks(g, T):  # type: ignore[no-untyped-def]
+    """Fewest blocks for a split whose runs all have ``g <= T``, counting one extra block
+    between consecutive runs ``[i', i-1], [i, j]`` whose union has ``g[i', j] > 2T``.
+
+    ``D[i, j]`` = fewest blocks covering positions ``0..j`` with last run ``[i, j]``.
+    Returns the count and the parent table (previous run start, -1 for the first run).
+    """
+    L = g.shape[0]
+    big = 1 << 40
+    D = np.full((L, L), big, np.int64)
+    P = np.full((L, L), -1, np.int64)
+    for j in range(L):
+        if g[0, j] <= T:
+            D[0, j] = 1
+    for i in range(1, L):
+        for j in range(i, L):
+            if g[i, j] > T:
+                continue
+            best = big
+            arg = -1
+            for ip in range(i):
+                prev = D[ip, i - 1]
+                if prev >= big:
+                    continue
+                c = prev + 1
+                if g[ip, j] > 2.0 * T:
+                    c += 1
+                if c < best:
+                    best = c
+                    arg = ip
+            D[i, j] = best
+            P[i, j] = arg
+    best = big
+    arg = -1
+    for i in range(L):
+        if D[i, L - 1] < best:
+            best = D[i, L - 1]
+            arg = i
+    return best, arg, P
+
+
+def pair_segment_value(
+    g: F64, k: int, lower: float = 0.0
+) -> tuple[float, list[tuple[int, int]]]:
+    """The smallest ``T`` with a split of ``<= k`` blocks in the sense of :func:`_pair_blocks`.
+
+    Valid lower bound when every ``g`` entry is a lower bound of its run's ``F``: in an optimal
+    partition, consecutive runs in adjacent blocks ``S, S'`` hold every node between their
+    ends, so ``g(union) <= f(S ∪ S') <= f(S) + f(S') <= 2 OPT`` (f is submodular and
+    ``f(∅) = 0``); a pair with ``g(union) > 2 OPT`` has a block between them that meets no
+    run. So the split of the optimal partition is feasible at ``T = OPT``. O(L^3) per test.
+    """
+    L = g.shape[0]
+    vals = g[np.isfinite(g)]
+    cand = np.unique(np.concatenate([vals, vals / 2.0]))
+    cand = cand[cand >= lower]
+    lo, hi = 0, cand.size - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        cnt, _, _ = _pair_blocks(g, float(cand[mid]))
+        if cnt <= k:
+            hi = mid
+        else:
+            lo = mid + 1
+    T = float(cand[hi])
+    cnt, i, P = _pair_blocks(g, T)
+    runs: list[tuple[int, int]] = []
+    j = L - 1
+    while i >= 0 and cnt <= k:
+        runs.append((int(i), j))
+        i, j = int(P[i, j]), i - 1
+    return T, runs[::-1]

@@ -75,6 +75,7 @@ from formulations._spine import (
     _path_through,
     chain_indices,
     heaviest_path,
+    pair_segment_value,
     path_tables,
     row_suffix_min,
     run_classes,
@@ -111,6 +112,7 @@ class ChainState:
     values: dict[int, float] = field(default_factory=dict)
     converged: dict[int, bool] = field(default_factory=dict)
     splits: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
+    pair_values: dict[int, float] = field(default_factory=dict)
     max_flows: int = 0
 
 
@@ -260,6 +262,42 @@ def refine_chain(
     return state.values[k]
 
 
+def _refine_entry(net, state: ChainState, i: int, j: int) -> None:  # type: ignore[no-untyped-def]
+    res = net.solve_classes(run_classes(state.a, state.d, i, j))
+    state.max_flows += 1
+    state.g[i, j] = max(state.g[i, j], res.value)
+    state.exact[i, j] = True
+    after = state.smin[i, j + 1] if j + 1 < state.g.shape[0] else np.inf
+    state.smin[i, : j + 1] = np.minimum(np.minimum.accumulate(state.g[i, j::-1])[::-1], after)
+
+
+def refine_pairs(
+    instance: Instance, state: ChainState, k: int, budget: Budget, *, engine: str = "ortools",
+    max_rounds: int = 20,
+) -> float:
+    """Pair-window value of one chain (:func:`formulations._spine.pair_segment_value`).
+
+    Refines the runs of its split and the unions of consecutive runs until they are exact,
+    ``max_rounds`` or the budget; every value is valid (entries are lower bounds).
+    """
+    net = network_for(instance, engine)
+    lower = max(state.values.get(k, 0.0), state.pair_values.get(k, 0.0))
+    value = lower
+    for _ in range(max_rounds):
+        value, runs = pair_segment_value(state.g, k, lower)
+        lower = value
+        state.pair_values[k] = max(state.pair_values.get(k, 0.0), value)
+        want = list(runs) + [(runs[t][0], runs[t + 1][1]) for t in range(len(runs) - 1)]
+        todo = [(i, j) for i, j in want if not state.exact[i, j]]
+        if not todo or budget.expired():
+            break
+        for i, j in todo:
+            _refine_entry(net, state, i, j)
+            if budget.expired():
+                break
+    return state.pair_values.get(k, value)
+
+
 @FORMULATIONS.register
 class PathBound(Formulation):
     """Min-max split of heavy paths into <= k runs of anchored cheapest blocks (min cuts)."""
@@ -275,9 +313,11 @@ class PathBound(Formulation):
         node_share: float = 0.5,
         engine: str = "ortools",
         cover: int = 0,
+        pairs: int = 300,
     ) -> None:
         self.paths = paths
         self.cover = cover
+        self.pairs = pairs
         self.max_len = max_len
         self.node_share = node_share
         self.engine = engine
@@ -311,6 +351,9 @@ class PathBound(Formulation):
             rem = budget.remaining()
             share = Budget(time_limit_s=rem / left if math.isfinite(rem) else math.inf)
             v = refine_chain(instance, st, k, share, stop_at=stop_at, engine=self.engine)
+            if 0 < st.chain.size <= int(self.pairs) and k < st.chain.size and (
+                    stop_at is None or v < stop_at):
+                v = max(v, refine_pairs(instance, st, k, share, engine=self.engine))
             per_chain[st.name] = v
             converged &= bool(st.converged.get(k))
             best = max(best, v)

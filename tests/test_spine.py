@@ -9,7 +9,13 @@ import pytest
 
 from formulations import FORMULATIONS
 from formulations._maxflow import ENGINES, CutNetwork, block_costs_exact
-from formulations._spine import chain_indices, heaviest_path, run_estimates, segment_value
+from formulations._spine import (
+    chain_indices,
+    heaviest_path,
+    pair_segment_value,
+    run_estimates,
+    segment_value,
+)
 from formulations.node_bound import NodeBound, node_bounds
 from formulations.path_bound import PathBound
 from pipecert.instance import Instance
@@ -169,10 +175,26 @@ def test_segment_value_matches_the_spec_recurrence() -> None:
             assert max(g[r] for r in runs) == value
 
 
-@pytest.mark.parametrize("make", [NodeBound, PathBound, lambda: PathBound(cover=3, max_len=4)],
-                         ids=["node_bound", "path_bound", "path_bound-cover-thinned"])
+@pytest.mark.parametrize(
+    "make",
+    [NodeBound, PathBound, lambda: PathBound(cover=3, max_len=4), lambda: PathBound(pairs=0)],
+    ids=["node_bound", "path_bound", "path_bound-cover-thinned", "path_bound-no-pairs"],
+)
 def test_bound_below_brute_force_optimum_on_shared_small_cases(make) -> None:  # type: ignore[no-untyped-def]
     assert check_formulation(make(), count=60, ks=(1, 2, 3, 4)) == 240
+
+
+def test_pair_windows_never_below_plain_segmentation() -> None:
+    rng = np.random.default_rng(12)
+    for _ in range(40):
+        L = int(rng.integers(1, 9))
+        g = np.triu(rng.integers(0, 20, size=(L, L)).astype(float))
+        g[np.tril_indices(L, -1)] = np.inf
+        for k in (1, 2, 3, 5):
+            plain, _ = segment_value(g, k)
+            pair, runs = pair_segment_value(g, k)
+            assert pair >= plain
+            assert runs and runs[0][0] == 0 and runs[-1][1] == L - 1 and len(runs) <= k
 
 
 @pytest.mark.parametrize("regime", REGIMES)
