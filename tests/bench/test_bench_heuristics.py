@@ -104,5 +104,5 @@ def test_bench_downset_dp(benchmark, graphs, name: str, k: int) -> None:  # noqa
     def solve() -> str:
         return str(method.solve(inst, k, Budget(), np.random.default_rng(0)).status)
 
-    status = benchmark.pedantic(solve, rounds=1, iterations=1)
+    status = benchmark.pedantic(solve, rounds=1, iterations=1, warmup_rounds=1)
     assert status == "optimal"
