@@ -44,7 +44,8 @@ ROOT = Path(__file__).resolve().parents[3] / "shared" / "instances"
 def graph_files(root: Path) -> list[Path]:
     """Graph files (dnn-partitioning JSON, PipeDream graph.txt, REGAL pbtxt) under root."""
     return [p for p in sorted(root.rglob("*"))
-            if p.is_file() and (p.suffix in (".json", ".pbtxt") or p.name.endswith("graph.txt"))]
+            if p.is_file() and (p.suffix in (".json", ".pbtxt") or p.name.endswith("graph.txt")
+                                or p.name.endswith(".json.gz"))]
 
 
 def _ub_file(path: str | None) -> dict[tuple[str, int], float]:
