@@ -44,7 +44,7 @@ import numpy as np
 from heuristics.base import HEURISTICS, Heuristic
 from heuristics.slicing import kernel_arrays
 from pipecert.instance import Instance
-from pipecert.partition import Partition, check_feasible, evaluate
+from pipecert.partition import Partition, check_feasible, evaluate, stage_costs
 from pipecert.results import Budget, HeuristicResult, SolveContext
 
 __all__ = ["refine_partition", "LocalSearch", "finish"]
@@ -171,8 +171,6 @@ def refine_partition(
     outdeg = np.ascontiguousarray(instance.out_degree, dtype=np.int64)
     optr, osucc = (np.ascontiguousarray(x) for x in instance.order_succ_csr)
     pptr, ppred = (np.ascontiguousarray(x) for x in instance.order_pred_csr)
-    from pipecert.partition import stage_costs
-
     cost = np.ascontiguousarray(stage_costs(instance, Partition(stage, kk)).total, np.float64)
     before = float(cost.max())
     tol = 1e-9 * max(1.0, before)
