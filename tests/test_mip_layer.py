@@ -308,3 +308,19 @@ def test_solver_names_are_parsed_and_checked() -> None:
     ok, why = solver_available("cvxpy:NOPE")
     assert not ok and "not installed" in why
     assert {"highs", "scipy"} <= set(SOLVERS)
+
+
+def test_cvxpy_scip_at_a_time_limit_returns_only_feasible_solutions() -> None:
+    """SCIP stopped almost at once: no solution (cvxpy raises) or a feasible one, never x = 0
+    read as a result; any dual bound is at most the incumbent."""
+    if "cvxpy:SCIP" not in SOLVERS:
+        pytest.fail("pyscipopt is in the dev extra and must be installed")
+    model, _, _ = _hard_model()
+    rec = solve_model(model, "cvxpy:SCIP", SolveOptions(time_limit_s=0.01))
+    assert rec.status in (Status.TIME_LIMIT, Status.OPTIMAL)
+    if rec.x is None:
+        assert rec.primal is None
+    else:
+        assert model.violation(rec.x) < 1e-5
+        if rec.dual_bound is not None:
+            assert rec.dual_bound <= rec.primal + 1e-6
