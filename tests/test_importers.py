@@ -420,3 +420,23 @@ def test_models_suite_entry_rebuilds_bit_identically() -> None:
     import hashlib
 
     assert hashlib.sha256(raw).hexdigest() == entry["sha256"]
+
+
+def test_cli_onnx_options_bind_batch_and_hardware(tmp_path, capsys) -> None:
+    onnx = pytest.importorskip("onnx")
+    from experiments.cli import main
+
+    h, T = onnx.helper, onnx.TensorProto
+    model = _onnx_model([h.make_node("Relu", ["x"], ["y"], name="act")],
+                        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
+                        [h.make_tensor_value_info("y", T.FLOAT, None)])
+    f = tmp_path / "sym.onnx"
+    onnx.save(model, str(f))
+    assert main(["info", str(f)]) == 2  # a symbolic batch needs --batch-size
+    assert "batch_size" in capsys.readouterr().err
+    assert main(["info", str(f), "--batch-size", "2", "--json"]) == 0
+    a100 = json.loads(capsys.readouterr().out)
+    assert main(["info", str(f), "--batch-size", "2", "--hardware", "h100", "--json"]) == 0
+    h100 = json.loads(capsys.readouterr().out)
+    assert a100["nodes"] == h100["nodes"] == 2
+    assert h100["total_comm"] < a100["total_comm"]  # faster interconnect

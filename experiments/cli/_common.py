@@ -1,7 +1,8 @@
 """Helpers shared by the CLI sub-commands: reading graphs and printing tables.
 
 ``add_instance_options(parser)`` adds the reader options every graph-reading command
-accepts (``--format``, ``--bandwidth``, ``--keep-input-work``, ``--comm-outputs``);
+accepts (``--format``, ``--bandwidth``, ``--keep-input-work``, ``--comm-outputs``, and the
+ONNX cost-model options ``--hardware``, ``--batch-size``, ``--compute-dtype``, ``--level``);
 ``load_instance(spec, args)`` reads a graph with them. ``spec`` may be a file or a bundled
 instance id (``default/compute-0300``); anything :func:`instances.resolve` accepts that
 names exactly one instance works.
@@ -49,6 +50,15 @@ def add_instance_options(parser: argparse.ArgumentParser, *, format_flag: str = 
                         "nodes (zeroed by default)")
     g.add_argument("--comm-outputs", choices=["consumed", "all"], default=None,
                    help="REGAL: comm = sizes of consumed output ports (default) or of all")
+    g.add_argument("--hardware", default=None, metavar="NAME|FILE.toml",
+                   help="ONNX: hardware profile of the cost model (a100, a100-pcie, h100, "
+                        "tpu-v4, or a TOML file; default a100)")
+    g.add_argument("--batch-size", type=int, default=None, metavar="N",
+                   help="ONNX: bind the first (batch) dimension of every input to N")
+    g.add_argument("--compute-dtype", default=None, metavar="DTYPE",
+                   help="ONNX: dtype floating-point tensors are priced as (default bfloat16)")
+    g.add_argument("--level", choices=["operator", "layer"], default=None,
+                   help="ONNX: one node per operator (default) or per layer")
 
 
 def instance_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -65,6 +75,10 @@ def instance_options(args: argparse.Namespace) -> dict[str, Any]:
     co = getattr(args, "comm_outputs", None)
     if co is not None:
         opts["comm_outputs"] = co
+    for key in ("hardware", "batch_size", "compute_dtype", "level"):
+        value = getattr(args, key, None)
+        if value is not None:
+            opts[key] = value
     return opts
 
 
