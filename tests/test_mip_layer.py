@@ -324,3 +324,20 @@ def test_cvxpy_scip_at_a_time_limit_returns_only_feasible_solutions() -> None:
         assert model.violation(rec.x) < 1e-5
         if rec.dual_bound is not None:
             assert rec.dual_bound <= rec.primal + 1e-6
+
+
+def test_highs_backend_writes_nothing_to_stdout():
+    """HiGHS prints a banner on fd 1 at its first construction; the library must not."""
+    import subprocess
+    import sys
+
+    code = (
+        "from formulations import FORMULATIONS\n"
+        "from pipecert import Budget\n"
+        "from pipecert.testing import worked_example\n"
+        "r = FORMULATIONS.make('exact_mip').run(worked_example(), 2, Budget(time_limit_s=10))\n"
+        "assert r.bound is not None\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout == ""

@@ -188,6 +188,41 @@ def _clean_x(model: MipModel, x: Any) -> NDArray[np.float64] | None:
 
 
 # ---------------------------------------------------------------------------- HiGHS
+_HIGHS_BANNER_SHOWN = False
+
+
+def _new_highs() -> Any:
+    """A silent ``highspy.Highs``.
+
+    HiGHS writes its copyright banner straight to file descriptor 1 when the first instance of
+    a process is constructed, before any option can be set; a library must not write to the
+    caller's stdout (it corrupts ``--json`` output and pipes), so the first construction runs
+    with fd 1 pointed at /dev/null.
+    """
+    global _HIGHS_BANNER_SHOWN
+    import highspy
+
+    if _HIGHS_BANNER_SHOWN:
+        h = highspy.Highs()
+    else:
+        import os
+        import sys
+
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+            _HIGHS_BANNER_SHOWN = True
+    h.silent()
+    return h
+
+
 def build_highs(model: MipModel) -> tuple[Any, bool]:
     """A silent ``highspy.Highs`` holding ``model``, passed as arrays.
 
@@ -197,8 +232,7 @@ def build_highs(model: MipModel) -> tuple[Any, bool]:
     """
     import highspy
 
-    h = highspy.Highs()
-    h.silent()
+    h = _new_highs()
     n, m = model.n_vars, model.n_cons
     h.addVars(n, np.ascontiguousarray(model.col_lb, dtype=np.float64),
               np.ascontiguousarray(model.col_ub, dtype=np.float64))
