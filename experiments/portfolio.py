@@ -99,6 +99,7 @@ class PortfolioResult:
     lower_method: str | None = None
     runs: list[RunInfo] = field(default_factory=list)
     elapsed_s: float = 0.0
+    interrupted: bool = False
 
     @property
     def gap(self) -> float | None:
@@ -197,9 +198,12 @@ def solve(
     on_event : callable, optional
         Called as ``on_event(kind, run, result)`` with kind ``"start"`` (run None, before a
         step; ``result.runs`` tells how many ran) and ``"run"`` after each method.
-    """
-    import numpy as np
 
+    Notes
+    -----
+    A ``KeyboardInterrupt`` (Ctrl-C) stops the search and returns what the finished runs
+    proved, with ``interrupted = True``.
+    """
     from formulations.base import combinatorial_bound
 
     plan = list(DEFAULT_PLAN if plan is None else plan)
@@ -248,6 +252,24 @@ def solve(
                          partition=part)
         record(out, "local_search", "heuristic")
 
+    try:
+        _run_plan(plan, instance, k, overall, res, solver, seed, threads, cache, closed,
+                  record, refine_best, on_event)
+    except KeyboardInterrupt:
+        # Ctrl-C stops the search, not the answer: keep every finished run
+        res.interrupted = True
+    res.elapsed_s = overall.elapsed()
+    return res
+
+
+def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
+              res: PortfolioResult, solver: str | None, seed: int, threads: int,
+              cache: dict[str, Any], closed: Callable[[], bool],
+              record: Callable[[RunOutcome, str, str], None],
+              refine_best: Callable[[float], None], on_event: Event | None) -> None:
+    """Run the steps of ``plan`` in order, recording into ``res``."""
+    import numpy as np
+
     ran_heuristic = False
     for step in plan:
         remaining = overall.remaining()
@@ -279,5 +301,3 @@ def solve(
         else:
             out = method.run(instance, k, budget, ctx)
         record(out, step.spec, step.role)
-    res.elapsed_s = overall.elapsed()
-    return res

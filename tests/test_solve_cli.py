@@ -110,3 +110,27 @@ def test_bad_input_is_one_line_and_exit_2(args, msg, tmp_path):
     r = _cli(*args, cwd=tmp_path)
     assert r.returncode == 2
     assert msg in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_ctrl_c_keeps_the_finished_runs_and_writes_the_partition(tmp_path):
+    """SIGINT stops the search; the best partition and bound so far are printed and saved."""
+    import signal
+    import subprocess
+    import sys
+
+    out_file = tmp_path / "part.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments", "solve", "models/llama-3-8b", "-k", "16",
+         "--time-limit", "300", "-o", str(out_file), "--json"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait until a heuristic has produced a partition
+        if " heuri " in line and "feasible" in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    result = json.loads(out)
+    assert result["interrupted"] is True
+    assert result["upper_bound"] is not None and out_file.exists()
+    assert "interrupted after" in err

@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
             "lower_method": res.lower_method,
             "partition": None if res.partition is None else res.partition.to_json(inst),
             "partition_file": str(out_path) if res.partition is not None else None,
-            "runs": runs, "time_s": res.elapsed_s,
+            "runs": runs, "time_s": res.elapsed_s, "interrupted": res.interrupted,
         }
         print(json.dumps(obj, indent=1))
     else:
@@ -138,6 +138,10 @@ def run(args: argparse.Namespace) -> int:
                            ["method", "role", "value", "status", "time s"], align="llrlr"))
         if res.partition is not None:
             print(f"\npartition written to {out_path}")
+    if res.interrupted:
+        print(f"pipecert: interrupted after {res.elapsed_s:.1f} s; the result is that of the "
+              "runs that finished", file=err)
+        return 130
     if res.partition is None:
         print("pipecert: no feasible partition found", file=err)
         return 1
