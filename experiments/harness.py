@@ -135,6 +135,23 @@ def _dataset_of(ref_id: str, spec: str) -> str:
     return "files"
 
 
+def _size_ok(n_nodes: int, grid: Mapping[str, Any]) -> bool:
+    """Whether a graph of ``n_nodes`` passes ``grid.min_nodes``/``grid.max_nodes``."""
+    if grid["max_nodes"] and n_nodes > grid["max_nodes"]:
+        return False
+    return n_nodes >= grid["min_nodes"]
+
+
+def _manifest_nodes(instance_id: str) -> int | None:
+    """Node count of a bundled instance from its suite's manifest (``None`` if not bundled)."""
+    from instances.bundled import is_bundled_id, suite_manifest
+
+    if not is_bundled_id(instance_id):
+        return None
+    suite = instance_id.partition("/")[0]
+    return next(int(e["n_nodes"]) for e in suite_manifest(suite) if e["id"] == instance_id)
+
+
 def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
     """Resolve ``grid.instances`` with :func:`instances.resolve` and load each graph once.
 
@@ -154,10 +171,13 @@ def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
             if ref.id in seen:
                 continue
             seen.add(ref.id)
-            inst = ref.load()
-            if grid["max_nodes"] and inst.n_nodes > grid["max_nodes"]:
+            # a bundled graph's manifest records its size (tests/test_bundled.py checks it):
+            # filter before reading, so large graphs of a suite cost nothing when skipped
+            recorded = _manifest_nodes(str(ref.id)) if ref.path is None else None
+            if recorded is not None and not _size_ok(recorded, grid):
                 continue
-            if inst.n_nodes < grid["min_nodes"]:
+            inst = ref.load()
+            if not _size_ok(inst.n_nodes, grid):
                 continue
             out.append(InstanceEntry(str(ref.id), inst, _dataset_of(str(ref.id), spec), spec))
     if not out:

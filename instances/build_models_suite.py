@@ -163,6 +163,14 @@ def _specs() -> list[ModelSpec]:
           dict(_LLAMA3_8B, hidden_size=16384, intermediate_size=53248, num_hidden_layers=126,
                num_attention_heads=128, max_position_embeddings=131072),
           "causal", batch=1, seq_len=512, hardware="h100", decompose=True),
+        # ---- state-space model: without the CUDA kernels, transformers runs the selective
+        # scan as a Python loop over the sequence, so the trace has ~9 operators per token
+        # per layer (the recurrence as it is computed): the suite's deepest graph
+        S("mamba-130m", "state-spaces/mamba-130m-hf (selective SSM, sequential scan)",
+          "MambaForCausalLM", "MambaConfig",
+          dict(hidden_size=768, num_hidden_layers=24, vocab_size=50280, state_size=16,
+               expand=2, conv_kernel=4, time_step_rank=48),
+          "causal", batch=8, seq_len=128, hardware="a100"),
         # ---- encoder-decoders
         S("t5-small", "t5-small", "T5ForConditionalGeneration", "T5Config",
           dict(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6,

@@ -375,3 +375,20 @@ def test_run_command_end_to_end_report_figures_resolved_config(tmp_path):
     again = subprocess.run(cmd + ["--resume", "--no-figures"], capture_output=True, text=True,
                            timeout=300)
     assert again.returncode == 0 and "0 runs to do, 16 already done" in again.stderr
+
+
+def test_size_filters_skip_bundled_graphs_from_the_manifest_without_reading_them(monkeypatch):
+    from experiments.harness import load_entries
+    from instances.bundled import load_bundled, suite_manifest
+
+    man = suite_manifest("models")
+    want = [e["id"] for e in man if 300 <= e["n_nodes"] <= 700]
+    read: list[str] = []
+    monkeypatch.setattr(sys.modules["instances.resolve"], "load_bundled",
+                        lambda i: read.append(i) or load_bundled(i))
+    cfg = load_config(None, {"grid": {"instances": ["suite:models"], "min_nodes": 300,
+                                      "max_nodes": 700, "k": [2]}})
+    got = load_entries(cfg)
+    assert [e.id for e in got] == want and len(want) >= 5
+    assert all(300 <= e.instance.n_nodes <= 700 for e in got)
+    assert read == want  # the graphs outside the range were never read
