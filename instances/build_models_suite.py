@@ -171,6 +171,15 @@ def _specs() -> list[ModelSpec]:
           dict(hidden_size=768, num_hidden_layers=24, vocab_size=50280, state_size=16,
                expand=2, conv_kernel=4, time_step_rank=48),
           "causal", batch=8, seq_len=128, hardware="a100"),
+        S("jamba-v0.1", "ai21labs/Jamba-v0.1 (Mamba/attention 7:1, MoE 16 experts top-2 "
+          "every other layer, sequential scan)", "JambaForCausalLM", "JambaConfig",
+          dict(vocab_size=65536, hidden_size=4096, intermediate_size=14336,
+               num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
+               num_experts=16, num_experts_per_tok=2, expert_layer_period=2,
+               expert_layer_offset=1, attn_layer_period=8, attn_layer_offset=4,
+               mamba_d_state=16, mamba_d_conv=4, mamba_expand=2, mamba_dt_rank=256,
+               max_position_embeddings=262144),
+          "causal", batch=2, seq_len=128, hardware="h100"),
         # ---- encoder-decoders
         S("t5-small", "t5-small", "T5ForConditionalGeneration", "T5Config",
           dict(vocab_size=32128, d_model=512, d_kv=64, d_ff=2048, num_layers=6,
