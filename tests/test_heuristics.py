@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from heuristics import HEURISTICS
-from heuristics.brkga import Brkga, Brkga100, brkga_search
+from heuristics.brkga import Brkga, Brkga100, brkga_search, progress_priority
 from heuristics.decoder import (
     bfs_order,
     decode,
@@ -384,3 +384,109 @@ def test_local_search_wrapper_runs_any_base() -> None:
     assert ls.stats["base"] == "equal_work"
     with pytest.raises(ValueError, match="itself"):
         HEURISTICS.make("local_search[base='local_search']").solve(inst, 2, Budget(), RNG(0))
+
+
+# ------------------------------------------------------------ progress-biased decoder
+def test_progress_priority_interleaves_two_chains_by_fraction_of_work() -> None:
+    # chain A: 4 nodes of work 1; chain B: 2 nodes of work 2 (same total work)
+    inst = Instance.from_arrays([f"a{i}" for i in range(4)] + ["b0", "b1"],
+                                [1, 1, 1, 1, 2, 2], [0.1] * 6, [0, 1, 2, 4], [1, 2, 3, 5])
+    pi = progress_priority(inst)
+    assert np.allclose(pi, [0.125, 0.375, 0.625, 0.875, 0.25, 0.75])
+    order = minkey_order(inst, pi).tolist()
+    assert order == [0, 4, 1, 2, 5, 3]
+
+
+def test_progress_priority_longest_path_fallback_agrees_on_chains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import heuristics.brkga as brkga_mod
+
+    # on disjoint chains the heaviest path into a node is its whole ancestor cone
+    inst = Instance.from_arrays([f"a{i}" for i in range(4)] + ["b0", "b1", "b2"],
+                                [1, 3, 1, 1, 2, 2, 5], [0.1] * 7, [0, 1, 2, 4, 5],
+                                [1, 2, 3, 5, 6])
+    exact = progress_priority(inst)
+    monkeypatch.setattr(brkga_mod, "PROGRESS_EXACT_MAX", 0)
+    assert np.allclose(progress_priority(inst), exact)
+    # on a diamond the path version undercounts the cone, but stays in [0, 1]
+    dia = Instance.from_arrays(list("abcd"), [1, 2, 3, 1], [0.1] * 4, [0, 0, 1, 2],
+                               [1, 2, 3, 3])
+    pi = progress_priority(dia)
+    assert np.all((pi >= 0) & (pi <= 1)) and pi[0] < pi[1] < pi[3]
+
+
+def test_brkga_bias_zero_is_the_papers_decoder_and_bias_is_exposed() -> None:
+    inst = random_dag(3, 40, edge_prob=0.1)
+    paper = Brkga(population=8, generations=4, bias=0.0).solve(inst, 4, Budget(), RNG(1))
+    plain = Brkga(population=8, generations=4).solve(inst, 4, Budget(), RNG(1))
+    assert np.array_equal(paper.partition.stage_of, plain.partition.stage_of)
+    assert HEURISTICS.make("brkga-10000").bias > 0
+    assert HEURISTICS.make("brkga-10000[bias=0]").bias == 0
+    with pytest.raises(ValueError):
+        Brkga(bias=-1.0)
+
+
+def test_brkga_biased_search_is_feasible_and_never_below_opt() -> None:
+    for i, inst in enumerate(small_cases(6, seed=11, max_nodes=7)):
+        k = 2 + i % 3
+        opt, _ = brute_force(inst, k)
+        res = Brkga(population=6, generations=3, bias=2.0, seed_orders=True).run(
+            inst, k, Budget(), RNG(0))
+        assert res.partition is not None and not check_feasible(inst, res.partition, k=k)
+        assert res.incumbent >= opt - 1e-9
+
+
+def test_brkga_biased_seeds_decode_to_the_seeded_orders() -> None:
+    inst = dnn_chain(6, 80)
+    res = Brkga(population=10, generations=3, seed_orders=True, bias=3.0).solve(
+        inst, 8, Budget(), RNG(0))
+    seeds = min(slice_order(inst, o, 8)[0] for o in (bfs_order(inst), dfs_order(inst)))
+    assert evaluate(inst, res.partition) <= seeds + 1e-9
+
+
+# ------------------------------------------------------------ pair re-splitting
+def test_resplit_pair_finds_the_best_two_stage_split_of_a_pair() -> None:
+    from heuristics.resplit import resplit_pair
+
+    for i, inst in enumerate(small_cases(12, seed=21, max_nodes=7)):
+        # the optimum at k=2 is the best split of the single pair (0, 1)
+        opt, _ = brute_force(inst, 2)
+        stage = np.zeros(inst.n_nodes, dtype=np.int64)
+        stage[inst.topo_order[inst.n_nodes // 2:]] = 1
+        val, nodes_a, _ = resplit_pair(inst, stage, 0)
+        assert nodes_a is not None
+        new = np.ones(inst.n_nodes, dtype=np.int64)
+        new[nodes_a] = 0
+        part = Partition(new, 2)
+        assert not check_feasible(inst, part, k=2), i
+        assert math.isclose(evaluate(inst, part), val, rel_tol=1e-9, abs_tol=1e-9)
+        assert math.isclose(val, opt, rel_tol=1e-9, abs_tol=1e-9), i
+
+
+def test_resplit_partition_never_worsens_and_stays_feasible() -> None:
+    from heuristics.resplit import resplit_partition
+
+    for i, inst in enumerate(small_cases(10, seed=4, max_nodes=8)):
+        k = 2 + i % 3
+        opt, _ = brute_force(inst, k)
+        order = dfs_order(inst)
+        _, cuts = slice_order(inst, order, k)
+        start = Partition.from_slices(order, cuts.tolist(), k)
+        out, st = resplit_partition(inst, start, k)
+        assert not check_feasible(inst, out, k=k)
+        assert opt - 1e-9 <= evaluate(inst, out) <= evaluate(inst, start) + 1e-9
+        assert st["rs_after"] == evaluate(inst, out)
+
+
+def test_brkga_resplit_polish_is_exposed_and_never_worse() -> None:
+    inst = dnn_chain(2, 60)
+    plain = Brkga(population=8, generations=3).solve(inst, 6, Budget(), RNG(0))
+    polished = Brkga(population=8, generations=3, resplit=True).solve(inst, 6, Budget(),
+                                                                      RNG(0))
+    assert not check_feasible(inst, polished.partition, k=6)
+    assert evaluate(inst, polished.partition) <= evaluate(inst, plain.partition) + 1e-9
+    assert polished.stats["polish_after"] <= polished.stats["polish_before"]
+    assert HEURISTICS.make("brkga-10000").resplit is True
+    paper = HEURISTICS.make("brkga-10000[bias=0,resplit=false]")
+    assert (paper.bias, paper.resplit) == (0, False)
