@@ -66,6 +66,7 @@ from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 __all__ = ["Brkga", "Brkga100", "Brkga10000", "brkga_search", "progress_priority"]
 
 PROGRESS_EXACT_MAX = 20_000
+RESPLIT_MAX_IDEALS = 1_000  # down-sets per stage pair in the resplit polish
 
 
 @nb.njit(cache=True, nogil=True)
@@ -233,7 +234,7 @@ def _polish(instance: Instance, k: int, part: Partition, budget: Budget,
     stats["polish_before"] = val
     for _ in range(30):
         cand, _ = refine_partition(instance, part, k, budget)
-        cand, _ = resplit_partition(instance, cand, k, budget)
+        cand, _ = resplit_partition(instance, cand, k, budget, max_ideals=RESPLIT_MAX_IDEALS)
         cval = evaluate(instance, cand)
         if cval >= val or budget.expired():
             if cval < val:
