@@ -35,7 +35,7 @@ def draw(info: Info) -> Any:
     """Two panels: log-binned node counts and the communication share in [0, 1]."""
     import matplotlib.pyplot as plt
     import numpy as np
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import LogLocator, MaxNLocator, NullFormatter, ScalarFormatter
 
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.8))
     alln = [n for v in info.n_nodes.values() for n in v] or [1]
@@ -45,6 +45,10 @@ def draw(info: Info) -> Any:
     if series:
         a1.hist(series, bins=bins, label=info.datasets, stacked=True, edgecolor="white")
     a1.set_xscale("log")
+    # plain numbers at 1, 2, 5 x 10^j; no labels on the other minor ticks (they overlapped)
+    a1.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    a1.xaxis.set_major_formatter(ScalarFormatter())
+    a1.xaxis.set_minor_formatter(NullFormatter())
     a1.set_xlabel("nodes per graph")
     a1.set_ylabel("graphs")
     a1.set_title("Graph size", fontsize=11)
