@@ -14,6 +14,7 @@ local search of :mod:`heuristics.local_search`.
 
 from __future__ import annotations
 
+import abc
 import math
 import time
 from typing import Any, ClassVar
@@ -42,8 +43,9 @@ class _SingleOrder(Heuristic):
     def __init__(self, *, refine: bool = False) -> None:
         self.refine = refine
 
+    @abc.abstractmethod
     def order(self, instance: Instance) -> NDArray[np.int64]:
-        raise NotImplementedError
+        """The topological order to slice (each subclass defines its own)."""
 
     def solve(
         self,
