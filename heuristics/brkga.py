@@ -59,6 +59,7 @@ from heuristics.decoder import bfs_order, decode, decode_batch, dfs_order, keys_
 from heuristics.downset_dp import lift_partition, reduce_instance
 from heuristics.local_search import finish, refine_partition
 from heuristics.resplit import resplit_partition
+from heuristics.tube import tube_search
 from pipecert.instance import Instance
 from pipecert.partition import Partition, evaluate
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
@@ -67,6 +68,8 @@ __all__ = ["Brkga", "Brkga100", "Brkga10000", "brkga_search", "progress_priority
 
 PROGRESS_EXACT_MAX = 20_000
 RESPLIT_MAX_IDEALS = 1_000  # down-sets per stage pair in the resplit polish
+TUBE_MAX_WIDTH = 4  # the polish's tube search widens from 1 up to this width
+TUBE_MAX_IDEALS = 50_000  # down-sets per tube in the polish
 
 
 @nb.njit(cache=True, nogil=True)
@@ -245,13 +248,19 @@ def brkga_search(
 
 def _polish(instance: Instance, k: int, part: Partition, budget: Budget,
             stats: dict[str, Any]) -> Partition:
-    """Alternate the local search and exact pair re-splitting while either improves."""
+    """Alternate local search, exact pair re-splitting and the tube search while any improves."""
     val = evaluate(instance, part)
     stats["polish_before"] = val
     for _ in range(30):
         cand, _ = refine_partition(instance, part, k, budget)
         cand, _ = resplit_partition(instance, cand, k, budget, max_ideals=RESPLIT_MAX_IDEALS)
+        cand, st = tube_search(instance, cand, k, budget, width=1, max_width=TUBE_MAX_WIDTH,
+                               max_ideals=TUBE_MAX_IDEALS)
+        stats["tube_stop"] = st["tube_stop"]
         cval = evaluate(instance, cand)
+        if st.get("tube_optimal"):  # the tube held every down-set: cand is optimal
+            part, val = (cand, cval) if cval < val else (part, val)
+            break
         if cval >= val or budget.expired():
             if cval < val:
                 part, val = cand, cval
@@ -290,9 +299,12 @@ class Brkga(Heuristic):
         Progress-biased decoder (module docstring): sort by ``r + bias * pi``. ``0`` is the
         paper's decoder.
     resplit : bool
-        Polish the final best partition: alternate the local search and the exact
-        re-splitting of adjacent stage pairs (:mod:`heuristics.resplit`) while either
-        improves. Post-processing only (no decoder evaluations).
+        Polish the final best partition: alternate the local search, the exact
+        re-splitting of adjacent stage pairs (:mod:`heuristics.resplit`) and the tube
+        search (:mod:`heuristics.tube`: the exact down-set DP over the partitions whose
+        every cut stays within a few stages of the incumbent's, widths 1 to
+        ``TUBE_MAX_WIDTH``) while any improves. Post-processing only (no decoder
+        evaluations).
     """
 
     name = "brkga"

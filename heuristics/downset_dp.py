@@ -141,14 +141,22 @@ def lift_partition(instance: Instance, kept: NDArray[np.int64], host: NDArray[np
 
 # ---------------------------------------------------------------------------- kernels
 @nb.njit(cache=True)
-def _expand(a, a_end, n_id, n_e, bits, hashes, eptr, ev, edst, fpar, fv, zob, table, opp, opi):  # type: ignore[no-untyped-def]
+def _expand(a, a_end, n_id, n_e, bits, hashes, eptr, ev, edst, fpar, fv, zob, table, opp, opi,  # type: ignore[no-untyped-def]
+            tube, st, width, hi, lo, miss, smask, ssize, rej):
     """Expand ideals ``a..a_end-1`` (BFS). Returns (a, n_id, n_e, code).
+
+    With ``tube`` only ideals ``Q`` with ``hi(Q) <= lo(Q) + width`` are kept (see
+    :func:`tube_search`): ``hi`` = largest incumbent stage ``st`` inside ``Q`` (-1 if empty),
+    ``lo`` = smallest stage with a node outside ``Q`` (number of stages if none), ``miss`` =
+    how many nodes of stage ``lo`` are outside ``Q``; ``smask``/``ssize`` are the stages'
+    bitsets and sizes; ``rej[0]`` counts the down-sets left out.
 
     code 0: done or needs more capacity (caller grows arrays if ``a < a_end``);
     code 2: a hash collision between different ideals.
     """
     n = zob.size
     words = bits.shape[1]
+    nst = ssize.size
     while a < a_end and a < n_id:
         if n_id + n > bits.shape[0] or n_e + n > ev.size:
             return a, n_id, n_e, 0
@@ -166,6 +174,31 @@ def _expand(a, a_end, n_id, n_e, bits, hashes, eptr, ev, edst, fpar, fv, zob, ta
                     break
             if not ok:
                 continue
+            hq = 0
+            lq = 0
+            mq = 0
+            if tube:
+                sv = st[v]
+                hq = hi[a] if hi[a] > sv else sv
+                lq = lo[a]
+                mq = miss[a]
+                if sv == lq:
+                    mq -= 1
+                    while mq == 0 and lq < nst:  # stage lq complete: next stage with a gap
+                        lq += 1
+                        if lq < nst:
+                            inq = 0
+                            for w in range(words):
+                                x = bits[a, w] & smask[lq, w]
+                                if w == wv:
+                                    x |= bv & smask[lq, w]
+                                while x:  # popcount
+                                    x &= x - _ONE
+                                    inq += 1
+                            mq = ssize[lq] - inq
+                if hq > lq + width:
+                    rej[0] += 1
+                    continue
             h = hashes[a] ^ zob[v]
             if h in table:
                 c = table[h]
@@ -180,6 +213,10 @@ def _expand(a, a_end, n_id, n_e, bits, hashes, eptr, ev, edst, fpar, fv, zob, ta
                 fpar[c] = a
                 fv[c] = v
                 table[h] = c
+                if tube:
+                    hi[c] = hq
+                    lo[c] = lq
+                    miss[c] = mq
                 n_id += 1
             else:
                 for w in range(words):
@@ -333,15 +370,32 @@ def downset_solve(
     max_ideals: int = 100_000,
     upper: tuple[float, Partition] | None = None,
     chunk: int = 2_000,
+    tube: tuple[NDArray[np.int64], int] | None = None,
 ) -> tuple[Status, Partition | None, dict[str, Any]]:
     """Solve ``instance`` (already reduced) exactly; see the module docstring.
 
     ``upper`` is an incumbent ``(value, partition)``. Returns ``(status, partition, stats)``
     with status OPTIMAL, UNSUPPORTED (too many ideals), TIME_LIMIT or ERROR (hash collision).
+    ``tube = (stage_of, width)`` restricts the DP to the down-sets of the tube around the
+    partition ``stage_of`` (:func:`tube_search`); OPTIMAL then means optimal in the tube.
     """
     n = instance.n_nodes
     kk = min(k, n)
     words = (n + 63) // 64
+    if tube is not None:
+        st = np.ascontiguousarray(tube[0], dtype=np.int64)
+        width = int(tube[1])
+        nst = int(st.max()) + 1
+        ssize = np.bincount(st, minlength=nst).astype(np.int64)
+        smask = np.zeros((nst, words), dtype=np.uint64)
+        np.bitwise_or.at(smask, (st, np.arange(n) >> 6),
+                         np.left_shift(_ONE, (np.arange(n) & 63).astype(np.uint64)))
+        first = int(np.flatnonzero(ssize)[0])
+    else:
+        st = np.zeros(1, dtype=np.int64)
+        width, nst, first = 0, 1, 0
+        ssize = np.ones(1, dtype=np.int64)
+        smask = np.zeros((1, words), dtype=np.uint64)
     stats: dict[str, Any] = {}
     t0 = time.perf_counter()
     zob = np.random.default_rng(0x5EED).integers(1, 2**63 - 1, size=n, dtype=np.int64)
@@ -355,6 +409,11 @@ def downset_solve(
     edst = np.zeros(ecap, dtype=np.int64)
     fpar = np.zeros(cap, dtype=np.int64)
     fv = np.zeros(cap, dtype=np.int64)
+    hi = np.full(cap, -1, dtype=np.int64)
+    lo = np.zeros(cap, dtype=np.int64)
+    miss = np.zeros(cap, dtype=np.int64)
+    lo[0], miss[0] = first, ssize[first]
+    rej = np.zeros(1, dtype=np.int64)
     table[0] = 0
     n_id, n_e, a = 1, 0, 0
     opp, opi = (np.ascontiguousarray(x) for x in instance.order_pred_csr)
@@ -368,7 +427,8 @@ def downset_solve(
                 f"expanding {a}); the graph is too wide for the exact DP"))
             return Status.UNSUPPORTED, None, stats
         a, n_id, n_e, code = _expand(a, a + chunk, n_id, n_e, bits, hashes, eptr, ev, edst,
-                                     fpar, fv, zob, table, opp, opi)
+                                     fpar, fv, zob, table, opp, opi, tube is not None, st,
+                                     width, hi, lo, miss, smask, ssize, rej)
         if code == 2:
             stats.update(n_ideals=n_id, reason="64-bit hash collision between down-sets")
             return Status.ERROR, None, stats
@@ -376,10 +436,13 @@ def downset_solve(
             new = max(2 * bits.shape[0], n_id + n + 1)
             bits, hashes, eptr = _grow(bits, new), _grow(hashes, new), _grow(eptr, new + 1)
             fpar, fv = _grow(fpar, new), _grow(fv, new)
+            hi, lo, miss = _grow(hi, new), _grow(lo, new), _grow(miss, new)
         if n_e + n > ev.size:
             ev, edst = _grow(ev, 2 * ev.size + n), _grow(edst, 2 * ev.size + n)
     stats["n_ideals"] = n_id
     stats["n_lattice_edges"] = n_e
+    if tube is not None:  # 0: the tube is the whole lattice, so the result is OPT
+        stats["tube_left_out"] = int(rej[0])
     stats["enumerate_time_s"] = time.perf_counter() - t0
     full = n_id - 1
     U0 = math.inf if upper is None else float(upper[0])

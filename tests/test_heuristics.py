@@ -490,3 +490,68 @@ def test_brkga_resplit_polish_is_exposed_and_never_worse() -> None:
     assert HEURISTICS.make("brkga-10000").resplit is True
     paper = HEURISTICS.make("brkga-10000[bias=0,resplit=false]")
     assert (paper.bias, paper.resplit) == (0, False)
+
+
+# ------------------------------------------------------------ tube search
+def test_tube_search_never_worsens_stays_feasible_and_respects_opt() -> None:
+    from heuristics.tube import tube_search
+
+    for i, inst in enumerate(small_cases(30, seed=7, max_nodes=9)):
+        for k in (2, 3, 4):
+            opt, _ = brute_force(inst, k)
+            order = dfs_order(inst)
+            start_val, cuts = slice_order(inst, order, k)
+            start = Partition.from_slices(order, cuts.tolist(), k)
+            for width in (0, 1, 2):
+                out, st = tube_search(inst, start, k, width=width)
+                assert not check_feasible(inst, out, k=k), (i, k, width)
+                val = evaluate(inst, out)
+                assert opt - 1e-9 <= val <= start_val + 1e-9, (i, k, width)
+                assert st["tube_after"] == val
+
+
+def test_tube_wider_than_the_stage_count_is_the_whole_lattice_so_it_finds_opt() -> None:
+    from heuristics.tube import tube_search
+
+    for i, inst in enumerate(small_cases(30, seed=8, max_nodes=9)):
+        for k in (2, 3, 4):
+            opt, _ = brute_force(inst, k)
+            order = bfs_order(inst)
+            _, cuts = slice_order(inst, order, k)
+            start = Partition.from_slices(order, cuts.tolist(), k)
+            out, st = tube_search(inst, start, k, width=k)
+            assert math.isclose(evaluate(inst, out), opt, rel_tol=1e-9, abs_tol=1e-9), (i, k)
+            assert st.get("tube_optimal") is True
+            _, st0 = tube_search(inst, start, k, width=0)
+            if not st0.get("tube_optimal"):  # some down-set was left out: only a local optimum
+                assert st0["tube_stop"] == "optimal in its tube of width 0"
+
+
+def test_tube_shifts_every_cut_at_once_where_pair_resplits_are_stuck() -> None:
+    from heuristics.resplit import resplit_partition
+    from heuristics.tube import tube_search
+
+    # a 12-node chain of unit work, no communication: stages of 2, 3, 3, 4 nodes cost 4;
+    # no pair of adjacent stages can be re-split below 4, but 3, 3, 3, 3 costs 3
+    n = 12
+    inst = Instance(list(range(n)), [1.0] * n, [0.0] * n, [(i, i + 1) for i in range(n - 1)])
+    stage = np.repeat([0, 1, 2, 3], [2, 3, 3, 4])
+    start = Partition(stage, 4)
+    stuck, _ = resplit_partition(inst, start, 4)
+    assert evaluate(inst, stuck) == 4.0
+    out, st = tube_search(inst, start, 4, width=0)
+    assert evaluate(inst, out) == 3.0
+    # a chain's down-sets are its prefixes, all in the tube: the DP was the full exact DP
+    assert st["tube_rounds"] == 1 and st["tube_optimal"] is True
+
+
+def test_tube_heuristic_wraps_a_base_and_reports_its_stats() -> None:
+    inst = dnn_chain(3, 60)
+    res = HEURISTICS.make("tube[base=input_order,width=0,max_width=2]").run(inst, 6, Budget(),
+                                                                            0)
+    base = HEURISTICS.make("input_order").run(inst, 6, Budget(), 0)
+    assert res.incumbent is not None and base.incumbent is not None
+    assert res.incumbent <= base.incumbent + 1e-9
+    assert res.stats["base"] == "input_order" and res.stats["tube_width"] <= 2
+    with pytest.raises(ValueError, match="cannot wrap itself"):
+        HEURISTICS.make("tube[base=tube]").solve(inst, 2, Budget(), RNG(0))
