@@ -248,15 +248,21 @@ def brkga_search(
 
 def _polish(instance: Instance, k: int, part: Partition, budget: Budget,
             stats: dict[str, Any]) -> Partition:
-    """Alternate local search, exact pair re-splitting and the tube search while any improves."""
+    """Alternate local search, the tube search and (where the tube is too large) exact pair
+    re-splitting while any improves."""
     val = evaluate(instance, part)
     stats["polish_before"] = val
-    for _ in range(30):
+    for it in range(30):
         cand, _ = refine_partition(instance, part, k, budget)
-        cand, _ = resplit_partition(instance, cand, k, budget, max_ideals=RESPLIT_MAX_IDEALS)
+        if it > 0 and not evaluate(instance, cand) < val:
+            break  # the last round's result, which the tube search already settled
         cand, st = tube_search(instance, cand, k, budget, width=1, max_width=TUBE_MAX_WIDTH,
                                max_ideals=TUBE_MAX_IDEALS)
         stats["tube_stop"] = st["tube_stop"]
+        if st["tube_width_done"] < 1:
+            # the tube of width 1 (which holds every pair re-split) was too large: pairs only
+            cand, _ = resplit_partition(instance, cand, k, budget,
+                                        max_ideals=RESPLIT_MAX_IDEALS)
         cval = evaluate(instance, cand)
         if st.get("tube_optimal"):  # the tube held every down-set: cand is optimal
             part, val = (cand, cval) if cval < val else (part, val)
@@ -299,12 +305,13 @@ class Brkga(Heuristic):
         Progress-biased decoder (module docstring): sort by ``r + bias * pi``. ``0`` is the
         paper's decoder.
     resplit : bool
-        Polish the final best partition: alternate the local search, the exact
-        re-splitting of adjacent stage pairs (:mod:`heuristics.resplit`) and the tube
-        search (:mod:`heuristics.tube`: the exact down-set DP over the partitions whose
-        every cut stays within a few stages of the incumbent's, widths 1 to
-        ``TUBE_MAX_WIDTH``) while any improves. Post-processing only (no decoder
-        evaluations).
+        Polish the final best partition: alternate the local search and the tube search
+        (:mod:`heuristics.tube`: the exact down-set DP over the partitions whose every cut
+        stays within a few stages of the incumbent's, widths 1 to ``TUBE_MAX_WIDTH``, at
+        most ``TUBE_MAX_IDEALS`` down-sets) while either improves; where the tube of
+        width 1 is too large, the exact re-splitting of adjacent stage pairs
+        (:mod:`heuristics.resplit`, which that tube contains) runs instead.
+        Post-processing only (no decoder evaluations).
     """
 
     name = "brkga"

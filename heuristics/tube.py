@@ -34,9 +34,14 @@ partition ``I_1 ⊆ ... ⊆ I_k = V`` with every ``I_b`` in the tube:
 
 The incumbent's own chain ``P_0 ⊆ ... ⊆ P_{m-1}`` lies in the tube, so the result is never
 worse. Width 0 lets every cut move anywhere inside the two stages it separates, all cuts at
-once; width 1 also lets a cut pass a whole stage. :func:`tube_search` re-centres the tube
-on each improvement until none is found (a partition optimal in its own tube), the budget
-ends, or the tube has more than ``max_ideals`` down-sets.
+once; width 1 also lets a cut pass a whole stage, and holds every re-split of a pair of
+adjacent stages (:mod:`heuristics.resplit`: it replaces ``P_s`` by a down-set between
+``P_{s-1}`` and ``P_{s+1}``, which has ``hi <= s + 1 <= lo + 1``). A tube that leaves no
+down-set out is the whole lattice: the DP is then the exact one and its result optimal.
+
+:func:`tube_search` re-centres the tube on each improvement until none is found (a partition
+optimal in its own tube), then widens it by one up to ``max_width``; it stops early when the
+budget ends or a tube has more than ``max_ideals`` down-sets.
 
 The search runs on the instance reduced by the exact reductions of
 :mod:`heuristics.downset_dp`, after moving every removed node to its host's stage (which
@@ -110,12 +115,15 @@ def tube_search(
     (Partition, dict)
         The best partition found (never worse than ``partition``) and stats ``tube_rounds``,
         ``tube_before``, ``tube_after``, ``tube_ideals`` (largest tube), ``tube_width``
-        (last width), ``tube_stop`` (why it stopped), ``tube_time_s``.
+        (last width), ``tube_width_done`` (largest width whose tube the result is optimal
+        in, -1 if none), ``tube_optimal`` (the tube held every down-set, so the result is
+        optimal), ``tube_stop`` (why it stopped), ``tube_time_s``.
     """
     t0 = time.perf_counter()
     budget = budget if budget is not None else Budget()
     before = evaluate(instance, partition)
-    stats: dict[str, Any] = {"tube_before": before, "tube_rounds": 0, "tube_ideals": 0}
+    stats: dict[str, Any] = {"tube_before": before, "tube_rounds": 0, "tube_ideals": 0,
+                             "tube_width_done": -1}
     red, kept, host = reduce_instance(instance)
     best, best_val = partition, before
     # put every removed node with its host (never worse, by the reductions' proofs)
@@ -158,8 +166,10 @@ def tube_search(
         if whole:  # every down-set was in the tube: the DP was the full exact DP
             stop = "optimal (the tube was the whole down-set lattice)"
             stats["tube_optimal"] = True
+            stats["tube_width_done"] = red.n_nodes
             break
         if not improved:
+            stats["tube_width_done"] = w
             if w < last_width:
                 w += 1
                 continue
