@@ -5,7 +5,7 @@ Run with::
     pytest -o addopts="" tests/bench/test_bench_heuristics.py --benchmark-only
 
 Algorithm 1 (one slicing of a good order), the decoder (one random-key chromosome: sort +
-slice), one BRKGA generation (population 100) and the down-set DP, on generated
+slice), one BRKGA generation (population 100), the down-set DP and the tube search, on generated
 operator-like graphs (comm-heavy: chains of layers, zero-work weight sources, skip edges) up
 to 10,000 nodes and on real graphs from ../shared/instances. Figures are quoted in the README
 section "Upper bounds".
@@ -32,6 +32,7 @@ REAL = {
     "resnet50-177": "pipedream/image_classification/resnet50.graph.txt",
     "nasnetalarge-1251": "pipedream/image_classification/nasnetalarge.graph.txt",
     "inceptionv3-inf-326": "dnn-partitioning/LayerGraphs/inceptionv3_inference.json",
+    "resnet50-training-354": "dnn-partitioning/LayerGraphs/resnet50_training.json",
 }
 
 
@@ -106,3 +107,25 @@ def test_bench_downset_dp(benchmark, graphs, name: str, k: int) -> None:  # noqa
 
     status = benchmark.pedantic(solve, rounds=1, iterations=1, warmup_rounds=1)
     assert status == "optimal"
+
+
+@pytest.mark.parametrize(("name", "k"), [("op-500", 8), ("op-500", 32), ("op-2000", 16),
+                                         ("resnet50-training-354", 32)])
+def test_bench_tube_search(benchmark, graphs, name: str, k: int) -> None:  # noqa: ANN001
+    """The brkga polish's tube search (widths 1..4, 50,000 down-sets) from the DFS slicing."""
+    from heuristics.brkga import TUBE_MAX_IDEALS, TUBE_MAX_WIDTH
+    from heuristics.tube import tube_search
+    from pipecert.partition import Partition
+
+    inst = graphs[name]
+    order = dfs_order(inst)
+    start_val, cuts = slice_order(inst, order, k)
+    start = Partition.from_slices(order, cuts.tolist(), k)
+    tube_search(inst, start, k, width=0, max_width=0, max_ideals=100)  # compile / load
+    part, st = benchmark.pedantic(
+        tube_search, args=(inst, start, k),
+        kwargs={"width": 1, "max_width": TUBE_MAX_WIDTH, "max_ideals": TUBE_MAX_IDEALS},
+        rounds=1, iterations=1)
+    benchmark.extra_info.update(n=inst.n_nodes, k=k, start=start_val, value=st["tube_after"],
+                                rounds=st["tube_rounds"], ideals=st["tube_ideals"],
+                                stop=st["tube_stop"])
