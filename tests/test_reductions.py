@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 
+from heuristics import HEURISTICS
 from heuristics.downset_dp import DownsetDP, lift_partition, reduce_instance
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate
@@ -152,3 +153,14 @@ def test_chain_contraction_counterexample_is_not_reduced() -> None:
     inst = Instance(["u", "v"], work=[10, 10], comm=[1, 0], edges=[("u", "v")])
     assert reduce_instance(inst)[0] is inst
     assert brute_force(inst, 2)[0] == 11.0
+
+
+@pytest.mark.parametrize("name", ["dfs_order", "bfs_order", "input_order"])
+def test_single_order_baselines_on_the_reduced_instance(name: str) -> None:
+    for inst in CASES[:30]:
+        for k in (2, 3):
+            out = HEURISTICS.make(f"{name}[reduce=true]").run(inst, k, Budget(), 0)
+            assert out.partition is not None and not check_feasible(inst, out.partition, k=k)
+            # the reduced slicing's value is the lifted partition's value
+            assert math.isclose(out.value, out.stats["slice_value"], abs_tol=1e-9)
+            assert out.value >= brute_force(inst, k)[0] - 1e-9
