@@ -86,9 +86,14 @@ expose new candidates (after a weight joins its transpose by rule 1, the transpo
 zero-work source with a single consumer). The host of a removed node may be removed later;
 hosts are resolved along the chain (a host is always removed after its guest, so resolving
 in reverse removal order ends at a kept node or stage 0), and :func:`lift_partition`
-follows unresolved chains too. The exchanges move nodes between stages, which changes stage
-memory: an instance with a ``memory_limit`` is not reduced (without a limit, ``memory`` does
-not enter the objective and the reduced instance drops it).
+follows unresolved chains too.
+
+*Memory.* The statements are for the objective without a memory limit (spec §2.6): the
+exchanges move a node's memory to its host's stage, so under a binding ``memory_limit``
+they are not exact, and the reduced instance drops ``memory`` and ``memory_limit``. The
+methods that use them (this DP, BRKGA, the order baselines) do not enforce memory limits
+either; the bundled jamba-v0.1 and llama-3.1-405b-core-aten graphs carry limits that can
+bind (total memory 1.5x and 11.8x the limit).
 
 Not used: contracting a chain edge ``u -> v`` (``u``'s only successor is ``v``, ``v``'s only
 predecessor is ``u``) is **not** safe in general: the chain ``u -> v`` with
@@ -136,8 +141,6 @@ def reduce_instance(instance: Instance) -> tuple[Instance, NDArray[np.int64], ND
     communication cost, so ``reduced.comm`` may differ from ``instance.comm[kept]``.
     """
     n = instance.n_nodes
-    if instance.memory_limit is not None:  # moving a node changes stage memory: not exact
-        return instance, np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
     work = instance.work
     comm = instance.comm.astype(np.float64, copy=True)
     dsucc: list[set[int]] = [set() for _ in range(n)]

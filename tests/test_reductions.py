@@ -165,10 +165,3 @@ def test_single_order_baselines_on_the_reduced_instance(name: str) -> None:
             assert math.isclose(out.value, out.stats["slice_value"], abs_tol=1e-9)
             assert out.value >= brute_force(inst, k)[0] - 1e-9
 
-
-def test_instances_with_a_memory_limit_are_not_reduced() -> None:
-    # W's memory would move to mm's stage: with a limit that exchange is not exact
-    inst = Instance(["W", "mm"], work=[0, 4], comm=[9, 1], edges=[("W", "mm")],
-                    memory=[3, 3], memory_limit=4.0)
-    assert reduce_instance(inst)[0] is inst
-    assert reduce_instance(inst.replace(memory_limit=None))[0].n_nodes == 1
