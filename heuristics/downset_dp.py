@@ -35,21 +35,65 @@ expand an ``I`` with ``lb(I) >= U``: no superset can give a block cheaper than `
 start ``I'`` with ``D[k-1][I'] >= U`` is skipped. If nothing below ``U`` exists, the
 incumbent is optimal.
 
-**Exact reductions** (applied first, undone on the result; each preserves OPT):
+**Exact reductions** (applied first, repeatedly until none applies, undone on the result;
+each preserves OPT). Every rule has the same two-part proof: (a) an *exchange*: in any
+feasible partition, moving the removed node ``v`` into its host's stage keeps it feasible
+and makes no stage more expensive, so some optimal partition has ``v`` beside its host;
+(b) an *equal-cost lift*: every feasible partition of the reduced instance, with ``v`` put
+in its host's stage, is feasible for the current instance and has the same stage costs.
+Together: OPT(reduced) = OPT(current), and lifting preserves every value. Only the charges
+of ``v``'s own tensor and of its producer's tensor can change when ``v`` moves (a charge of
+producer ``x`` depends only on the stages of ``x`` and of its consumers), so those are the
+only ones examined. Notation: ``σ(x)`` is the stage of ``x``; "only successor" counts data
+and precedence edges (ordering edges) together.
 
-1. *Zero-work source with a single consumer.* Let ``s`` have no ordering predecessors,
-   ``w(s) = 0``, exactly one data successor ``t`` and no other ordering successor. In any
-   feasible partition move ``s`` into ``t``'s stage: it stays feasible (``s`` has no
-   predecessors, its only successor is beside it). No stage gets more expensive: the work
-   is unchanged; if ``s`` was in another stage ``A``, ``A`` loses the out-charge ``c(s)``
-   and ``t``'s stage loses the in-charge ``c(s)``; ``s`` now has no consumer outside its
-   stage and no predecessor, so it creates no charge; every other charge involves neither
-   ``s``'s position nor its consumers. So some optimal partition has ``s`` with ``t``, and
-   deleting ``s`` (with its edge) gives an instance with the same optimum whose solutions
-   map back by putting ``s`` in ``t``'s stage at the same cost.
-2. *Zero-cost source.* A node with no ordering predecessors and ``w(s) = c(s) = 0`` adds 0
-   to every stage wherever it is (its charges are ``c(s) = 0``; it consumes nothing), and
-   stage 0 precedes every stage; delete it and put it in stage 0.
+1. *Zero-work source with a single consumer.* ``v`` has no ordering predecessors,
+   ``w(v) = 0`` and its only ordering successor is a data consumer ``t``; host ``t``.
+   (a) ``σ(v) <= σ(t)``, and ``σ(t)`` is at or after every predecessor of ``v`` (it has
+   none); if ``σ(v) ≠ σ(t)``, ``σ(v)`` loses the out-charge ``c(v)`` and ``σ(t)`` the
+   in-charge ``c(v)``, nothing is added (``v`` consumes nothing). (b) With ``v`` beside
+   its only consumer and without predecessors it creates no charge; work is unchanged.
+2. *Source that is never charged.* ``v`` has no ordering predecessors, ``w(v) = 0`` and
+   ``c(v) = 0`` or no data consumer; host: stage 0. It adds 0 to any stage wherever it is
+   (its charges are all ``c(v)`` or absent; it consumes nothing) and stage 0 precedes
+   every stage.
+3. *Zero-work pass-through, tensor not shrinking.* ``w(v) = 0``; the only ordering
+   predecessor of ``v`` is a data producer ``u``, the only ordering successor a data
+   consumer ``t``, and ``c(u) <= c(v)``; host ``t``; the reduced instance gets the data
+   edge ``u -> t``. (a) Let ``A = σ(v) < T = σ(t)`` (``σ(u) <= A``). ``v``'s charges go
+   (``A`` loses the out-charge ``c(v)``, ``T`` the in-charge ``c(v)``); ``u``'s charges
+   may grow only on ``A`` (an out-charge ``c(u)`` if ``σ(u) = A``) and on ``T`` (an
+   in-charge ``c(u)``), at most ``c(u) <= c(v)`` each; other stages keep their charges.
+   (b) ``v`` beside ``t`` pays nothing for its own tensor; ``u``'s consumers occupy the
+   same set of stages as ``u``'s consumers in the reduced instance (``t`` stands in for
+   ``v``), so ``u``'s charges are equal; the edge ``u -> t`` is implied by
+   ``u -> v -> t``.
+4. *Zero-work pass-through, tensor not growing.* ``w(v) = 0``; the only ordering
+   predecessor of ``v`` is a data producer ``u`` whose only ordering successor is ``v``,
+   and ``c(v) <= c(u)``; host ``u``; in the reduced instance ``u`` takes over ``v``'s
+   successors and its cost becomes ``c(v)`` (``u`` sends ``v``'s tensor). (a) Let
+   ``U = σ(u) < A = σ(v)`` (``v``'s successors are at ``>= A``). ``u``'s charges go
+   (``U`` loses the out-charge ``c(u)``, ``A`` the in-charge ``c(u)``); ``v``'s charges
+   may grow only on ``U`` (an out-charge ``c(v)``) and on ``A`` (an in-charge ``c(v)`` if
+   a consumer of ``v`` is in ``A``), at most ``c(v) <= c(u)`` each; a stage ``B ≠ U, A``
+   with a consumer of ``v`` paid ``c(v)`` before and after. (b) With ``v`` beside ``u``,
+   ``u``'s tensor is never charged and ``v``'s tensor is charged exactly as the reduced
+   ``u``'s (same stage, same consumers, same cost).
+
+*Iteration.* Each application turns the current instance into a smaller one with the same
+OPT and an equal-cost lift, so any sequence of applications does, by induction; removals
+expose new candidates (after a weight joins its transpose by rule 1, the transpose is a
+zero-work source with a single consumer). The host of a removed node may be removed later;
+hosts are resolved along the chain (a host is always removed after its guest, so resolving
+in reverse removal order ends at a kept node or stage 0), and :func:`lift_partition`
+follows unresolved chains too.
+
+*Memory.* The statements are for the objective without a memory limit (spec §2.6): the
+exchanges move a node's memory to its host's stage, so under a binding ``memory_limit``
+they are not exact, and the reduced instance drops ``memory`` and ``memory_limit``. The
+methods that use them (this DP, BRKGA, the order baselines) do not enforce memory limits
+either; the bundled jamba-v0.1 and llama-3.1-405b-core-aten graphs carry limits that can
+bind (total memory 1.5x and 11.8x the limit).
 
 Not used: contracting a chain edge ``u -> v`` (``u``'s only successor is ``v``, ``v``'s only
 predecessor is ``u``) is **not** safe in general: the chain ``u -> v`` with
@@ -88,41 +132,134 @@ _ONE = np.uint64(1)
 
 # ---------------------------------------------------------------------------- reductions
 def reduce_instance(instance: Instance) -> tuple[Instance, NDArray[np.int64], NDArray[np.int64]]:
-    """Apply the exact reductions of the module docstring.
+    """Apply the exact reductions 1-4 of the module docstring to a fixpoint.
 
     Returns ``(reduced, kept, host)``: ``kept`` are the original indices of the reduced
-    instance's nodes; ``host[v]`` for a removed node ``v`` is the original index of the node
-    whose stage it joins, or ``-1`` for stage 0 (``host[v] = v`` for kept nodes).
+    instance's nodes; ``host[v]`` for a removed node ``v`` is the original index of the
+    *kept* node whose stage it joins (chains of hosts are already resolved), or ``-1`` for
+    stage 0 (``host[v] = v`` for kept nodes). Rule 4 can lower a kept node's
+    communication cost, so ``reduced.comm`` may differ from ``instance.comm[kept]``.
     """
     n = instance.n_nodes
-    indeg = np.bincount(instance.all_dst, minlength=n)
-    out_all = np.bincount(instance.all_src, minlength=n)
-    out_data = instance.out_degree
+    work = instance.work
+    comm = instance.comm.astype(np.float64, copy=True)
+    dsucc: list[set[int]] = [set() for _ in range(n)]
+    dpred: list[set[int]] = [set() for _ in range(n)]
+    psucc: list[set[int]] = [set() for _ in range(n)]
+    ppred: list[set[int]] = [set() for _ in range(n)]
+    for u, v in zip(instance.src.tolist(), instance.dst.tolist(), strict=True):
+        dsucc[u].add(v)
+        dpred[v].add(u)
+    for u, v in zip(instance.prec_src.tolist(), instance.prec_dst.tolist(), strict=True):
+        if v not in dsucc[u]:  # a precedence edge beside a data edge adds nothing
+            psucc[u].add(v)
+            ppred[v].add(u)
     host = np.arange(n, dtype=np.int64)
-    src_no_pred = indeg == 0
-    zero_w = instance.work == 0
-    single = src_no_pred & zero_w & (out_data == 1) & (out_all == 1)
-    if single.any():
-        ptr, succ = instance.succ_csr
-        for s in np.flatnonzero(single):
-            host[s] = succ[ptr[s]]
-    zero_cost = src_no_pred & zero_w & (instance.comm == 0) & ~single
-    host[zero_cost] = -1
-    removed = single | zero_cost
-    if not removed.any() or removed.all():
+    alive = np.ones(n, dtype=bool)
+    removal: list[int] = []
+
+    def n_pred(v: int) -> int:
+        return len(dpred[v]) + len(ppred[v])
+
+    def n_succ(v: int) -> int:
+        return len(dsucc[v]) + len(psucc[v])
+
+    def detach(v: int) -> list[int]:
+        """Delete ``v`` and its edges; return its former neighbours."""
+        nb_ = list(dsucc[v] | psucc[v] | dpred[v] | ppred[v])
+        for x in dsucc[v]:
+            dpred[x].discard(v)
+        for x in psucc[v]:
+            ppred[x].discard(v)
+        for x in dpred[v]:
+            dsucc[x].discard(v)
+        for x in ppred[v]:
+            psucc[x].discard(v)
+        dsucc[v].clear()
+        psucc[v].clear()
+        dpred[v].clear()
+        ppred[v].clear()
+        alive[v] = False
+        removal.append(v)
+        return nb_
+
+    def add_data_edge(u: int, v: int) -> None:
+        dsucc[u].add(v)
+        dpred[v].add(u)
+        psucc[u].discard(v)
+        ppred[v].discard(u)
+
+    def try_rule(v: int) -> list[int] | None:
+        """Apply the first rule that fits ``v``; return the nodes to re-examine."""
+        if work[v] != 0:
+            return None
+        np_, ns = n_pred(v), n_succ(v)
+        if np_ == 0:
+            if comm[v] == 0 or not dsucc[v]:  # rule 2: never charged, goes to stage 0
+                host[v] = -1
+                return detach(v)
+            if ns == 1:  # rule 1 (dsucc[v] is non-empty, so it is the only successor)
+                (t,) = dsucc[v]
+                host[v] = t
+                return detach(v)
+            return None
+        if np_ != 1 or len(dpred[v]) != 1:
+            return None
+        (u,) = dpred[v]
+        if ns == 1 and len(dsucc[v]) == 1 and comm[u] <= comm[v]:  # rule 3: v joins t
+            (t,) = dsucc[v]
+            host[v] = t
+            touched = detach(v)
+            add_data_edge(u, t)
+            return touched
+        if n_succ(u) == 1 and comm[v] <= comm[u]:  # rule 4: v joins u, u sends v's tensor
+            ds, ps = list(dsucc[v]), list(psucc[v])
+            host[v] = u
+            touched = detach(v)
+            for x in ds:
+                add_data_edge(u, x)
+            for x in ps:
+                if x not in dsucc[u]:
+                    psucc[u].add(x)
+                    ppred[x].add(u)
+            comm[u] = comm[v]
+            return touched
+        return None
+
+    stack = list(range(n - 1, -1, -1))
+    queued = np.ones(n, dtype=bool)
+    while stack:
+        v = stack.pop()
+        queued[v] = False
+        if not alive[v]:
+            continue
+        touched = try_rule(v)
+        if touched is None:
+            continue
+        for x in touched:
+            if alive[x] and not queued[x]:
+                queued[x] = True
+                stack.append(x)
+    if not removal or not alive.any():
         return instance, np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
-    kept = np.flatnonzero(~removed)
+    # resolve host chains: a host removed later than its guest is resolved first
+    for v in reversed(removal):
+        h = host[v]
+        if h >= 0 and not alive[h]:
+            host[v] = host[h]
+    kept = np.flatnonzero(alive)
     new_idx = np.full(n, -1, dtype=np.int64)
     new_idx[kept] = np.arange(kept.size)
 
-    def sub(s: NDArray[np.int64], d: NDArray[np.int64]) -> tuple[Any, Any]:
-        keep = ~removed[s] & ~removed[d]
-        return new_idx[s[keep]], new_idx[d[keep]]
+    def edges(succ: list[set[int]]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+        pairs = [(u, x) for u in kept.tolist() for x in succ[u]]
+        arr = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        return new_idx[arr[:, 0]], new_idx[arr[:, 1]]
 
-    s2, d2 = sub(instance.src, instance.dst)
-    ps2, pd2 = sub(instance.prec_src, instance.prec_dst)
+    s2, d2 = edges(dsucc)
+    ps2, pd2 = edges(psucc)
     red = Instance.from_arrays(
-        [instance.ids[i] for i in kept], instance.work[kept], instance.comm[kept],
+        [instance.ids[i] for i in kept], work[kept], comm[kept],
         s2, d2, ps2, pd2, name=f"{instance.name}[reduced]",
     )
     return red, kept, host
@@ -130,12 +267,29 @@ def reduce_instance(instance: Instance) -> tuple[Instance, NDArray[np.int64], ND
 
 def lift_partition(instance: Instance, kept: NDArray[np.int64], host: NDArray[np.int64],
                    stage_red: NDArray[np.int64], k: int) -> Partition:
-    """Map stages of the reduced instance back (removed nodes join their host's stage)."""
-    stage = np.zeros(instance.n_nodes, dtype=np.int64)
+    """Map stages of the reduced instance back (removed nodes join their host's stage).
+
+    ``host`` may chain (a removed node's host removed in turn); chains are followed to a
+    kept node or to ``-1`` (stage 0).
+    """
+    n = instance.n_nodes
+    stage = np.full(n, -1, dtype=np.int64)
     stage[kept] = stage_red
-    rem = np.flatnonzero(host != np.arange(instance.n_nodes))
-    for v in rem:
-        stage[v] = 0 if host[v] < 0 else stage[host[v]]
+    for v in np.flatnonzero(stage < 0).tolist():
+        path = []
+        x = v
+        while stage[x] < 0:
+            path.append(x)
+            h = int(host[x])
+            if h < 0:
+                s = 0
+                break
+            if h == x:
+                raise ValueError(f"node {instance.ids[x]} is neither kept nor hosted")
+            x = h
+        else:
+            s = int(stage[x])
+        stage[path] = s
     return Partition(stage, k)
 
 
