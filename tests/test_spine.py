@@ -199,7 +199,8 @@ def test_pair_windows_never_below_plain_segmentation() -> None:
 
 @pytest.mark.parametrize("regime", REGIMES)
 def test_path_bound_valid_on_random_dags_and_dnn_chains(regime: str) -> None:
-    rng = np.random.default_rng(hash(regime) % 1000)
+    # a fixed seed per regime (str hash() is salted per process: runs would differ)
+    rng = np.random.default_rng(REGIMES.index(regime) + 17)
     form = PathBound()
     closes = 0
     total = 0
