@@ -144,7 +144,9 @@ def brkga_search(
     """Run BRKGA; returns ``(best_keys, best_value, stats, history, stopped_by_budget)``.
 
     ``key_offset`` (one value per node) is added to every chromosome before decoding (the
-    progress-biased decoder); ``best_keys`` are returned without it.
+    progress-biased decoder); ``best_keys`` are returned without it. A 2-D ``key_offset``
+    of ``m > 1`` rows makes each chromosome one key longer: its last key ``g`` picks the
+    row ``floor(g m)`` added to the other keys (the decoder is itself inherited).
     """
     if population < 1 or generations < 1:
         raise ValueError("population and generations must be >= 1")
@@ -152,6 +154,8 @@ def brkga_search(
         raise ValueError("need 0 < elite_frac < 1, 0 <= mutant_frac < 1, 0 <= rho_e <= 1")
     t0 = time.perf_counter()
     n = instance.n_nodes
+    offsets = None if key_offset is None else np.atleast_2d(key_offset)
+    genes = n + 1 if offsets is not None and offsets.shape[0] > 1 else n
     p = population
     ne = min(p, max(1, math.ceil(elite_frac * p)))
     nm = min(p - ne, math.ceil(mutant_frac * p))
@@ -188,7 +192,14 @@ def brkga_search(
                 step = max(1, min(base, int(cap) * max(1, n_jobs)))
             block = keys[a : a + step]
             tb = time.perf_counter()
-            dec = block if key_offset is None else block + key_offset
+            if offsets is None:
+                dec = block
+            elif genes == n:
+                dec = block + offsets[0]
+            else:
+                pick = np.minimum((block[:, n] * offsets.shape[0]).astype(np.int64),
+                                  offsets.shape[0] - 1)
+                dec = block[:, :n] + offsets[pick]
             if pool is None:
                 vals = decode_batch(instance, dec, k, upper)
             else:
@@ -209,12 +220,13 @@ def brkga_search(
         return out
 
     try:
-        pop = rng.random((p, n))
+        pop = rng.random((p, genes))
         if seed_orders:
             for r, order in enumerate((bfs_order(instance), dfs_order(instance))[:p]):
-                pop[r] = keys_from_order(order)
-                if key_offset is not None:  # decode exactly to the seeded order
-                    pop[r] -= key_offset
+                pop[r, :n] = keys_from_order(order)
+                if offsets is not None:  # decode exactly to the seeded order
+                    pop[r, :n] -= offsets[0]
+                    pop[r, n:] = 0.0
         fit = evaluate_rows(pop, math.inf)
         gens = 1
         while gens < generations and not stopped:
@@ -224,10 +236,10 @@ def brkga_search(
             non_idx = np.sort(rank[ne:])
             elite, elite_fit = pop[rank[:ne]], fit[rank[:ne]]
             nonelite = pop[non_idx] if p > ne else elite
-            mutants = rng.random((nm, n))
+            mutants = rng.random((nm, genes))
             a_idx = rng.integers(0, ne, size=n_off)
             b_idx = rng.integers(0, nonelite.shape[0], size=n_off)
-            mask = rng.random((n_off, n)) < rho_e
+            mask = rng.random((n_off, genes)) < rho_e
             offspring = np.where(mask, elite[a_idx], nonelite[b_idx])
             newcomers = np.vstack([mutants, offspring])
             upper = float(elite_fit.max()) if prune else math.inf
@@ -304,6 +316,11 @@ class Brkga(Heuristic):
     bias : float
         Progress-biased decoder (module docstring): sort by ``r + bias * pi``. ``0`` is the
         paper's decoder.
+    bias_gene : bool
+        With ``bias > 0``: each chromosome carries one more key that picks its decoder,
+        the paper's (key < 0.5) or the progress-biased one, so the search keeps both and
+        selection settles which suits the graph (the bias helps training graphs and hurts
+        communication-heavy operator graphs at large k).
     resplit : bool
         Polish the final best partition: alternate the local search and the tube search
         (:mod:`heuristics.tube`: the exact down-set DP over the partitions whose every cut
@@ -332,6 +349,7 @@ class Brkga(Heuristic):
         refine: bool = False,
         bias: float = 0.0,
         resplit: bool = False,
+        bias_gene: bool = False,
     ) -> None:
         if bias < 0:
             raise ValueError("bias must be >= 0")
@@ -347,6 +365,7 @@ class Brkga(Heuristic):
         self.refine = refine
         self.bias = bias
         self.resplit = resplit
+        self.bias_gene = bias_gene
 
     def solve(
         self,
@@ -358,7 +377,11 @@ class Brkga(Heuristic):
     ) -> HeuristicResult:
         """Run the search, decode the best chromosome with its slices, optionally refine."""
         red, kept, host = reduce_instance(instance) if self.reduce else (instance, None, None)
-        offset = self.bias * progress_priority(red) if self.bias > 0 else None
+        offset: NDArray[np.float64] | None = None
+        if self.bias > 0:
+            offset = self.bias * progress_priority(red)
+            if self.bias_gene:  # rows: the paper's decoder, the progress-biased one
+                offset = np.vstack([np.zeros_like(offset), offset])
         keys, _, stats, history, stopped = brkga_search(
             red, k, budget, rng,
             population=self.population, generations=self.generations,
@@ -366,7 +389,16 @@ class Brkga(Heuristic):
             seed_orders=self.seed_orders, n_jobs=self.n_jobs, prune=self.prune,
             key_offset=offset,
         )
-        _, order, cuts = decode(red, keys if offset is None else keys + offset, k)
+        n = red.n_nodes
+        if offset is None:
+            dec = keys
+        elif offset.ndim == 1:
+            dec = keys + offset
+        else:  # the chromosome's last key picked its decoder
+            pick = min(int(keys[n] * offset.shape[0]), offset.shape[0] - 1)
+            dec = keys[:n] + offset[pick]
+            stats["biased_decoder"] = bool(pick)
+        _, order, cuts = decode(red, dec, k)
         part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
         if kept is not None and host is not None and red is not instance:
             assert part is not None
@@ -400,19 +432,22 @@ class Brkga100(Brkga):
         refine: bool = False,
         bias: float = 0.0,
         resplit: bool = False,
+        bias_gene: bool = False,
     ) -> None:
         super().__init__(population=population, generations=generations,
                          elite_frac=elite_frac, mutant_frac=mutant_frac, rho_e=rho_e,
                          seed_orders=seed_orders, n_jobs=n_jobs, prune=prune, reduce=reduce,
-                         refine=refine, bias=bias, resplit=resplit)
+                         refine=refine, bias=bias, resplit=resplit,
+                         bias_gene=bias_gene)
 
 
 @HEURISTICS.register
 class Brkga10000(Brkga):
     """brkga-10000: BRKGA with population 100 x 100 generations (10^4 evaluations, [S6]).
 
-    Defaults to the progress-biased decoder (``bias=2``) and the pair re-splitting polish
-    (``resplit=True``); ``brkga-10000[bias=0,resplit=false]`` is the paper's configuration.
+    Defaults to a decoder gene choosing between the paper's decoder and the progress-biased
+    one (``bias=2, bias_gene=True``) and the exact polish (``resplit=True``: tube search,
+    pair re-splits); ``brkga-10000[bias=0,resplit=false]`` is the paper's configuration.
     """
 
     name = "brkga-10000"
@@ -432,8 +467,10 @@ class Brkga10000(Brkga):
         refine: bool = False,
         bias: float = 2.0,
         resplit: bool = True,
+        bias_gene: bool = True,
     ) -> None:
         super().__init__(population=population, generations=generations,
                          elite_frac=elite_frac, mutant_frac=mutant_frac, rho_e=rho_e,
                          seed_orders=seed_orders, n_jobs=n_jobs, prune=prune, reduce=reduce,
-                         refine=refine, bias=bias, resplit=resplit)
+                         refine=refine, bias=bias, resplit=resplit,
+                         bias_gene=bias_gene)

@@ -555,3 +555,20 @@ def test_tube_heuristic_wraps_a_base_and_reports_its_stats() -> None:
     assert res.stats["base"] == "input_order" and res.stats["tube_width"] <= 2
     with pytest.raises(ValueError, match="cannot wrap itself"):
         HEURISTICS.make("tube[base=tube]").solve(inst, 2, Budget(), RNG(0))
+
+
+def test_brkga_bias_gene_carries_one_more_key_and_both_decoders_can_win() -> None:
+    inst = dnn_chain(4, 80)
+    red, _, _ = reduce_instance(inst)
+    pi = progress_priority(red)
+    offsets = np.vstack([np.zeros_like(pi), 2.0 * pi])
+    keys, val, _, _, _ = brkga_search(red, 6, Budget(), RNG(3), population=12, generations=4,
+                                      key_offset=offsets)
+    assert keys.shape == (red.n_nodes + 1,)
+    pick = min(int(keys[-1] * 2), 1)
+    got, _, _ = decode(red, keys[:-1] + offsets[pick], 6)
+    assert math.isclose(got, val, rel_tol=1e-12)
+    res = HEURISTICS.make("brkga[population=12,generations=4,bias=2,bias_gene=true]").run(
+        inst, 6, Budget(), 0)
+    assert res.partition is not None and isinstance(res.stats["biased_decoder"], bool)
+    assert HEURISTICS.make("brkga-10000").bias_gene is True
