@@ -58,7 +58,6 @@ from heuristics.base import HEURISTICS, Heuristic
 from heuristics.decoder import bfs_order, decode, decode_batch, dfs_order, keys_from_order
 from heuristics.downset_dp import lift_partition, reduce_instance
 from heuristics.local_search import finish, refine_partition
-from heuristics.resplit import resplit_partition
 from heuristics.tube import tube_search
 from pipecert.instance import Instance
 from pipecert.partition import Partition, evaluate
@@ -67,7 +66,6 @@ from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 __all__ = ["Brkga", "Brkga100", "Brkga10000", "brkga_search", "progress_priority"]
 
 PROGRESS_EXACT_MAX = 20_000
-RESPLIT_MAX_IDEALS = 1_000  # down-sets per stage pair in the resplit polish
 TUBE_MAX_WIDTH = 4  # the polish's tube search widens from 1 up to this width
 TUBE_MAX_IDEALS = 50_000  # down-sets per tube in the polish
 
@@ -140,13 +138,15 @@ def brkga_search(
     prune: bool = True,
     chunk: int = 8,
     key_offset: NDArray[np.float64] | None = None,
+    best_by_option: dict[int, tuple[float, NDArray[np.float64]]] | None = None,
 ) -> tuple[NDArray[np.float64], float, dict[str, Any], list[tuple[float, int, float]], bool]:
     """Run BRKGA; returns ``(best_keys, best_value, stats, history, stopped_by_budget)``.
 
     ``key_offset`` (one value per node) is added to every chromosome before decoding (the
     progress-biased decoder); ``best_keys`` are returned without it. A 2-D ``key_offset``
     of ``m > 1`` rows makes each chromosome one key longer: its last key ``g`` picks the
-    row ``floor(g m)`` added to the other keys (the decoder is itself inherited).
+    row ``floor(g m)`` added to the other keys (the decoder is itself inherited);
+    ``best_by_option``, if given, is filled with the best ``(value, keys)`` of each row.
     """
     if population < 1 or generations < 1:
         raise ValueError("population and generations must be >= 1")
@@ -208,6 +208,12 @@ def brkga_search(
                         for ix in parts if ix.size]
                 vals = np.concatenate([f.result() for f in futs])
             out[a : a + step] = vals
+            if best_by_option is not None and genes > n:
+                for o in np.unique(pick).tolist():
+                    sel = np.flatnonzero(pick == o)
+                    j = int(sel[np.argmin(vals[sel])])
+                    if vals[j] < best_by_option.get(o, (math.inf, None))[0]:
+                        best_by_option[o] = (float(vals[j]), block[j].copy())
             row_time[0] = (time.perf_counter() - tb) / block.shape[0] * max(1, n_jobs)
             a += block.shape[0]
             evals += block.shape[0]
@@ -260,8 +266,7 @@ def brkga_search(
 
 def _polish(instance: Instance, k: int, part: Partition, budget: Budget,
             stats: dict[str, Any]) -> Partition:
-    """Alternate local search, the tube search and (where the tube is too large) exact pair
-    re-splitting while any improves."""
+    """Alternate local search and the tube search while either improves."""
     val = evaluate(instance, part)
     stats["polish_before"] = val
     for it in range(30):
@@ -271,10 +276,6 @@ def _polish(instance: Instance, k: int, part: Partition, budget: Budget,
         cand, st = tube_search(instance, cand, k, budget, width=1, max_width=TUBE_MAX_WIDTH,
                                max_ideals=TUBE_MAX_IDEALS)
         stats["tube_stop"] = st["tube_stop"]
-        if st["tube_width_done"] < 1:
-            # the tube of width 1 (which holds every pair re-split) was too large: pairs only
-            cand, _ = resplit_partition(instance, cand, k, budget,
-                                        max_ideals=RESPLIT_MAX_IDEALS)
         cval = evaluate(instance, cand)
         if st.get("tube_optimal"):  # the tube held every down-set: cand is optimal
             part, val = (cand, cval) if cval < val else (part, val)
@@ -322,13 +323,12 @@ class Brkga(Heuristic):
         selection settles which suits the graph (the bias helps training graphs and hurts
         communication-heavy operator graphs at large k).
     resplit : bool
-        Polish the final best partition: alternate the local search and the tube search
-        (:mod:`heuristics.tube`: the exact down-set DP over the partitions whose every cut
-        stays within a few stages of the incumbent's, widths 1 to ``TUBE_MAX_WIDTH``, at
-        most ``TUBE_MAX_IDEALS`` down-sets) while either improves; where the tube of
-        width 1 is too large, the exact re-splitting of adjacent stage pairs
-        (:mod:`heuristics.resplit`, which that tube contains) runs instead.
-        Post-processing only (no decoder evaluations).
+        Polish the final best partition (with ``bias_gene``: the best of each decoder):
+        alternate the local search and the tube search (:mod:`heuristics.tube`: the exact
+        down-set DP over the partitions whose every cut stays within a few stages of the
+        incumbent's, widths 1 to ``TUBE_MAX_WIDTH``, at most ``TUBE_MAX_IDEALS``
+        down-sets; width 1 holds every exact pair re-split of :mod:`heuristics.resplit`)
+        while either improves. Post-processing only (no decoder evaluations).
     """
 
     name = "brkga"
@@ -382,30 +382,48 @@ class Brkga(Heuristic):
             offset = self.bias * progress_priority(red)
             if self.bias_gene:  # rows: the paper's decoder, the progress-biased one
                 offset = np.vstack([np.zeros_like(offset), offset])
+        by_option: dict[int, tuple[float, NDArray[np.float64]]] = {}
         keys, _, stats, history, stopped = brkga_search(
             red, k, budget, rng,
             population=self.population, generations=self.generations,
             elite_frac=self.elite_frac, mutant_frac=self.mutant_frac, rho_e=self.rho_e,
             seed_orders=self.seed_orders, n_jobs=self.n_jobs, prune=self.prune,
-            key_offset=offset,
+            key_offset=offset, best_by_option=by_option,
         )
         n = red.n_nodes
-        if offset is None:
-            dec = keys
-        elif offset.ndim == 1:
-            dec = keys + offset
-        else:  # the chromosome's last key picked its decoder
-            pick = min(int(keys[n] * offset.shape[0]), offset.shape[0] - 1)
-            dec = keys[:n] + offset[pick]
-            stats["biased_decoder"] = bool(pick)
-        _, order, cuts = decode(red, dec, k)
-        part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
-        if kept is not None and host is not None and red is not instance:
-            assert part is not None
-            part = lift_partition(instance, kept, host, part.stage_of, k)
+
+        def partition_of(keys: NDArray[np.float64]) -> Partition:
+            """Decode ``keys`` (with the decoder its gene picked) and lift the result."""
+            if offset is None:
+                dec = keys
+            elif offset.ndim == 1:
+                dec = keys + offset
+            else:
+                pick = min(int(keys[n] * offset.shape[0]), offset.shape[0] - 1)
+                dec = keys[:n] + offset[pick]
+            _, order, cuts = decode(red, dec, k)
+            out = Partition.from_slices(order, cuts.tolist(), k)
+            if kept is not None and host is not None and red is not instance:
+                out = lift_partition(instance, kept, host, out.stage_of, k)
+            return out
+
+        part: Partition | None = partition_of(keys)
+        if offset is not None and offset.ndim == 2:
+            stats["biased_decoder"] = bool(min(int(keys[n] * 2), 1))
         stats["n_nodes_searched"] = red.n_nodes
         if self.resplit and part is not None:
-            part = _polish(instance, k, part, budget, stats)
+            # polish the best of each decoder: the two settle in different local optima, and
+            # the second best before polishing is sometimes the best after (measured)
+            starts = [part] + [partition_of(kv) for o, (_, kv) in sorted(by_option.items())
+                               if not np.array_equal(kv, keys)]
+            best_val = math.inf
+            for i, start in enumerate(starts):
+                st: dict[str, Any] = {}
+                cand = _polish(instance, k, start, budget, st)
+                cval = evaluate(instance, cand)
+                if cval < best_val:
+                    best_val, part = cval, cand
+                    stats.update(st, polish_start=i)
         part = finish(instance, k, part, budget, self.refine, stats)
         status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
         return HeuristicResult(part, status, stats, tuple(history))

@@ -572,3 +572,9 @@ def test_brkga_bias_gene_carries_one_more_key_and_both_decoders_can_win() -> Non
         inst, 6, Budget(), 0)
     assert res.partition is not None and isinstance(res.stats["biased_decoder"], bool)
     assert HEURISTICS.make("brkga-10000").bias_gene is True
+    # with the polish, the best chromosome of each decoder is polished and the best kept
+    spec = "brkga[population=12,generations=4,bias=2,bias_gene=true,resplit=true]"
+    polished = HEURISTICS.make(spec).run(inst, 6, Budget(), 0)
+    assert polished.stats["polish_start"] in (0, 1)
+    assert polished.incumbent is not None and res.incumbent is not None
+    assert polished.incumbent <= res.incumbent + 1e-9
