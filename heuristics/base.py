@@ -8,8 +8,10 @@ checks its feasibility.
 from __future__ import annotations
 
 import abc
+import math
 import time
 import traceback
+from typing import Any
 
 import numpy as np
 
@@ -18,7 +20,7 @@ from pipecert.partition import check_feasible, evaluate
 from pipecert.registry import Method, Registry
 from pipecert.results import Budget, HeuristicResult, RunOutcome, SolveContext, Status
 
-__all__ = ["Heuristic", "HEURISTICS"]
+__all__ = ["Heuristic", "HEURISTICS", "run_base"]
 
 
 class Heuristic(Method, abc.ABC):
@@ -114,3 +116,27 @@ class Heuristic(Method, abc.ABC):
 
 
 HEURISTICS: Registry[Heuristic] = Registry("heuristic", Heuristic)
+
+
+def run_base(
+    wrapper: Heuristic,
+    base: str,
+    instance: Instance,
+    k: int,
+    budget: Budget,
+    rng: np.random.Generator,
+    context: SolveContext | None,
+    share: float,
+) -> tuple[HeuristicResult, dict[str, Any]]:
+    """Run the heuristic ``base`` (a method spec) for the improving method ``wrapper``.
+
+    ``base`` gets ``share`` of a finite budget (all of an unlimited one), so the wrapper has
+    time left to improve its partition. Returns the base's result and the stats to start
+    from (``base`` = its method id, then its own stats).
+    """
+    inner = HEURISTICS.make(base)
+    if isinstance(inner, type(wrapper)):
+        raise ValueError(f"{wrapper.name} cannot wrap itself")
+    sub = budget if math.isinf(budget.remaining()) else budget.fraction(share)
+    res = inner.solve(instance, k, sub, rng, context)
+    return res, {"base": inner.method_id(), **dict(res.stats)}

@@ -36,14 +36,13 @@ its ``base`` spec and refines the result; every heuristic of this package also t
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import numba as nb
 import numpy as np
 
-from heuristics.base import HEURISTICS, Heuristic
+from heuristics.base import HEURISTICS, Heuristic, run_base
 from heuristics.slicing import kernel_arrays
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate, stage_costs
@@ -270,13 +269,7 @@ class LocalSearch(Heuristic):
         context: SolveContext | None = None,
     ) -> HeuristicResult:
         """Run ``base`` on a share of the budget, then refine its partition."""
-        inner = HEURISTICS.make(self.base)
-        if isinstance(inner, LocalSearch):
-            raise ValueError("local_search cannot wrap itself")
-        t_left = budget.remaining()
-        sub = budget if math.isinf(t_left) else budget.fraction(0.8)
-        res = inner.solve(instance, k, sub, rng, context)
-        stats: dict[str, Any] = {"base": inner.method_id(), **dict(res.stats)}
+        res, stats = run_base(self, self.base, instance, k, budget, rng, context, 0.8)
         if res.partition is None:
             return HeuristicResult(None, res.status, stats, res.history)
         part, st = refine_partition(instance, res.partition, k, budget,

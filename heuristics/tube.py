@@ -53,13 +53,12 @@ down-set DP it solves the core problem: per-stage memory limits (an optional var
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
 import numpy as np
 
-from heuristics.base import HEURISTICS, Heuristic
+from heuristics.base import HEURISTICS, Heuristic, run_base
 from heuristics.downset_dp import downset_solve, lift_partition, reduce_instance
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate
@@ -213,13 +212,7 @@ class TubeSearch(Heuristic):
         context: SolveContext | None = None,
     ) -> HeuristicResult:
         """Run ``base`` on half the budget (all of it if unlimited), then the tube search."""
-        inner = HEURISTICS.make(self.base)
-        if isinstance(inner, TubeSearch):
-            raise ValueError("tube cannot wrap itself")
-        t_left = budget.remaining()
-        sub = budget if math.isinf(t_left) else budget.fraction(0.5)
-        res = inner.solve(instance, k, sub, rng, context)
-        stats: dict[str, Any] = {"base": inner.method_id(), **dict(res.stats)}
+        res, stats = run_base(self, self.base, instance, k, budget, rng, context, 0.5)
         if res.partition is None:
             return HeuristicResult(None, res.status, stats, res.history)
         part, st = tube_search(instance, res.partition, k, budget, width=self.width,
