@@ -578,3 +578,28 @@ def test_brkga_bias_gene_carries_one_more_key_and_both_decoders_can_win() -> Non
     assert polished.stats["polish_start"] in (0, 1)
     assert polished.incumbent is not None and res.incumbent is not None
     assert polished.incumbent <= res.incumbent + 1e-9
+
+
+def test_tube_search_from_random_feasible_partitions_with_empty_stages() -> None:
+    from heuristics.tube import tube_search
+
+    gen = RNG(5)
+    for i, inst in enumerate(small_cases(25, seed=9, max_nodes=9)):
+        k = 2 + i % 4
+        opt, _ = brute_force(inst, k)
+        # a random topological order cut at random places; stage labels spread over 0..k-1
+        # with gaps (empty stages), which the tube must renumber
+        order = minkey_order(inst, gen.random(inst.n_nodes))
+        cuts = np.sort(gen.integers(0, inst.n_nodes + 1, size=k - 1))
+        stage = np.zeros(inst.n_nodes, dtype=np.int64)
+        for j, c in enumerate(cuts.tolist(), start=1):
+            stage[order[c:]] = j
+        start = Partition(stage, k)
+        assert not check_feasible(inst, start, k=k)
+        for width in (0, 1):
+            out, st = tube_search(inst, start, k, width=width, max_width=width + 1)
+            assert not check_feasible(inst, out, k=k), (i, width)
+            val = evaluate(inst, out)
+            assert opt - 1e-9 <= val <= evaluate(inst, start) + 1e-9, (i, width)
+            if st.get("tube_optimal"):
+                assert math.isclose(val, opt, rel_tol=1e-9, abs_tol=1e-9), (i, width)
