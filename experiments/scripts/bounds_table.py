@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.analysis import geomean as gmean
 from formulations import FORMULATIONS
 from heuristics import HEURISTICS
 from instances.io import read_instance
@@ -119,11 +120,6 @@ def run(args: argparse.Namespace) -> None:
                     fh.flush()
                     print(f"{graph} k={k} {spec}: {res.status} {res.bound} "
                           f"(ub {best:.6g}, {row['time_s']:.2f}s)", file=sys.stderr)
-
-
-def gmean(xs: list[float]) -> float:
-    """Geometric mean (nan for an empty list)."""
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
 
 
 def report(args: argparse.Namespace) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from collections import defaultdict
@@ -27,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from experiments.analysis import geomean as gmean
 from heuristics import HEURISTICS
 from instances.io import read_instance
 from pipecert.results import Budget
@@ -79,10 +79,6 @@ def run(args: argparse.Namespace) -> None:
                     fh.flush()
                     print(f"{graph} k={k} {spec}: {res.status} {res.incumbent} "
                           f"({row['time_s']:.2f}s)", file=sys.stderr)
-
-
-def gmean(xs: list[float]) -> float:
-    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else math.nan
 
 
 def report(args: argparse.Namespace) -> None:
