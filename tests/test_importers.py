@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -413,7 +414,11 @@ def test_models_suite_entry_rebuilds_bit_identically() -> None:
 
     entry = {e["id"]: e for e in suite_manifest("models")}["models/resnet-18"]
     if entry["versions"] != b._versions():
-        pytest.skip(f"suite built with {entry['versions']}, running {b._versions()}")
+        msg = f"suite built with {entry['versions']}, running {b._versions()}"
+        # CI installs the recorded versions (.ci/run): there the check must run, not skip;
+        # elsewhere bit-identity is undefined across library versions
+        assert not os.environ.get("CI"), msg
+        pytest.skip(msg)
     spec = next(s for s in b.SPECS if s.name == "resnet-18")
     [(name, inst, _)] = b.build_entry(spec)
     raw = dumps(inst).encode("utf-8")
