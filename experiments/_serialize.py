@@ -8,7 +8,6 @@ round-trips exactly (``float`` values are written with ``repr`` precision by :mo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zlib
 from typing import Any
@@ -67,10 +66,5 @@ def instance_from_bytes(blob: bytes) -> Instance:
 
 
 def instance_fingerprint(instance: Instance) -> str:
-    """sha256 (first 16 hex digits) of the cost-relevant arrays: ids, costs, edges."""
-    h = hashlib.sha256()
-    h.update("\0".join(instance.ids).encode())
-    for a in (instance.work, instance.comm, instance.src, instance.dst,
-              instance.prec_src, instance.prec_dst):
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
+    """The instance's cost fingerprint (:attr:`pipecert.Instance.fingerprint`)."""
+    return instance.fingerprint

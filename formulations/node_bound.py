@@ -42,7 +42,6 @@ pipecert, ``docs/spine-bound.md`` §2 (not in Archer et al., ICML 2024).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from dataclasses import dataclass
@@ -95,13 +94,8 @@ _MODULE_CACHE: dict[str, NodeBoundData] = {}
 
 
 def instance_fingerprint(instance: Instance) -> str:
-    """A hash of the arrays that define ``f`` and the order (costs, data and precedence edges)."""
-    h = hashlib.sha1()
-    for a in (instance.work, instance.comm, instance.src, instance.dst,
-              instance.prec_src, instance.prec_dst):
-        h.update(np.ascontiguousarray(a).tobytes())
-        h.update(b"|")
-    return h.hexdigest()
+    """The instance's cost fingerprint (:attr:`pipecert.Instance.fingerprint`)."""
+    return instance.fingerprint
 
 
 def singleton_costs(instance: Instance) -> NDArray[np.float64]:

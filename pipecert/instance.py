@@ -17,6 +17,7 @@ is computed once so methods run fast.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,7 +30,12 @@ from numpy.typing import ArrayLike, NDArray
 
 from pipecert.errors import InputError, InstanceError
 
-__all__ = ["Instance", "validate_k"]
+__all__ = ["Instance", "validate_k", "UNIT_KEYS", "UNSPECIFIED"]
+
+#: The quantities that carry a unit (``Instance.units``).
+UNIT_KEYS = ("work", "comm", "memory")
+#: The unit of a quantity whose source does not state one.
+UNSPECIFIED = "unspecified"
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.float64]
@@ -287,6 +293,13 @@ class Instance:
             memory_limit = ml
         self.memory_limit = memory_limit
         self.metadata = MappingProxyType(dict(metadata or {}))
+        # every stage cost is at most W + 2 sum(c): it must stay finite (costs near the
+        # float maximum would turn bounds and values into inf)
+        span = float(self.work.sum()) + 2.0 * float(self.comm.sum())
+        if not math.isfinite(span):
+            raise InstanceError(
+                "costs overflow: the total work plus twice the total comm is not a finite "
+                "float (rescale the costs, e.g. to other units)", source=source)
         if index is not None:
             self.__dict__["index"] = index
         self._topo = self._toposort_or_raise()
@@ -380,6 +393,72 @@ class Instance:
                         path = [s]
                         stack = [(s, ptr[s])]
         return sorted(rest)[:2]  # pragma: no cover - Kahn guarantees a cycle exists
+
+    # ------------------------------------------------------------------ units
+    @property
+    def units(self) -> dict[str, str]:
+        """Units of ``work``, ``comm`` and ``memory`` (``metadata["units"]``).
+
+        A cost whose unit the source does not state is ``"unspecified"``. Readers set the
+        units their format defines (PipeDream and dnn-partitioning: ms and bytes; the
+        torch/ONNX cost model: us and bytes); generators use ``"unit"`` (dimensionless).
+        """
+        given = self.metadata.get("units") or {}
+        if isinstance(given, str):  # one unit for the time costs
+            given = {"work": given, "comm": given}
+        if not isinstance(given, Mapping):
+            given = {}
+        return {k: str(given.get(k) or UNSPECIFIED) for k in UNIT_KEYS}
+
+    @property
+    def time_unit(self) -> str:
+        """The unit of stage costs (work + comm): the work unit, or ``"work/comm"`` when the
+        source gives the two in different units (their sum is then only a model)."""
+        u = self.units
+        if u["comm"] in (u["work"], UNSPECIFIED) or u["work"] == UNSPECIFIED:
+            return u["work"] if u["work"] != UNSPECIFIED else u["comm"]
+        return f"{u['work']}/{u['comm']}"
+
+    @property
+    def memory_unit(self) -> str:
+        """The unit of node memory and of the memory limit."""
+        return self.units["memory"]
+
+    @property
+    def cost_model(self) -> Mapping[str, Any] | None:
+        """Where the costs come from when a model priced them (``metadata["cost_model"]``:
+        name, hardware profile, dtype, batch size ...), else None (costs as given)."""
+        cm = self.metadata.get("cost_model")
+        return cm if isinstance(cm, Mapping) else None
+
+    # ------------------------------------------------------------------ fingerprints
+    @cached_property
+    def structure_fingerprint(self) -> str:
+        """sha256 (32 hex digits) of the node ids and the edges: what a partition refers to.
+
+        Two instances with the same fingerprint accept the same partitions (costs aside).
+        """
+        h = hashlib.sha256(b"pipecert-structure-1\0")
+        h.update("\0".join(self._ids).encode())
+        for a in (self.src, self.dst, self.prec_src, self.prec_dst):
+            h.update(b"|")
+            h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
+        return h.hexdigest()[:32]
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 (32 hex digits) of everything that defines the problem: the structure,
+        work, comm, memory, groups and the memory limit. Equal fingerprints mean equal
+        optima; any changed cost changes it."""
+        h = hashlib.sha256(b"pipecert-instance-1\0")
+        h.update(self.structure_fingerprint.encode())
+        for a in (self.work, self.comm, self.memory, self.groups):
+            h.update(b"|")
+            if a is not None:
+                h.update(np.ascontiguousarray(a).astype("<f8" if a.dtype.kind == "f" else "<i8")
+                         .tobytes())
+        h.update(repr(self.memory_limit).encode())
+        return h.hexdigest()[:32]
 
     # ------------------------------------------------------------------ basic views
     @property

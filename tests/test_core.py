@@ -172,3 +172,22 @@ def test_partition_from_stages_errors():
         Partition.from_stages(inst, [["a", "b", "c", "d", "e", "x"]])
     with pytest.raises(InputError, match="in stages 0 and 1"):
         Partition.from_stages(inst, [["a", "b", "c", "d", "e"], ["a"]])
+
+
+def test_units_fingerprints_and_overflow() -> None:
+    import pytest
+
+    from pipecert.errors import InstanceError
+
+    a = Instance(["a", "b"], work=[1.0, 2.0], comm=[3.0, 0.0], edges=[("a", "b")],
+                 metadata={"units": {"work": "ms", "comm": "ms", "memory": "bytes"}})
+    assert a.units == {"work": "ms", "comm": "ms", "memory": "bytes"}
+    assert a.time_unit == "ms" and a.memory_unit == "bytes"
+    b = a.replace(work=[1.0, 2.5], metadata={})
+    assert b.units["work"] == "unspecified"
+    assert a.structure_fingerprint == b.structure_fingerprint
+    assert a.fingerprint != b.fingerprint
+    c = a.replace(dst=[0], src=[1])
+    assert c.structure_fingerprint != a.structure_fingerprint
+    with pytest.raises(InstanceError, match="overflow"):
+        Instance(["a", "b"], work=[1.7e308, 1.7e308], comm=[0.0, 0.0])
