@@ -23,6 +23,7 @@ __all__ = [
     "safe_dual_bound",
     "bound_exceeds",
     "RunOutcome",
+    "STATUS_MEANINGS",
 ]
 
 #: Relative tolerance when comparing a bound with a partition value.
@@ -55,7 +56,10 @@ def bound_exceeds(bound: float, value: float) -> bool:
 class Status(StrEnum):
     """Outcome of one method run (lowercase strings in results files)."""
 
-    OPTIMAL = "optimal"  #: proven optimal (bound == incumbent, or exact method finished)
+    OPTIMAL = "optimal"  #: proven optimal for the MTPP instance (bound == incumbent, or an
+    #: exact method finished)
+    SOLVED = "solved"  #: a relaxation was solved to optimality: the bound is final for this
+    #: method, but it need not equal OPT (a gap to the best partition may remain)
     FEASIBLE = "feasible"  #: a partition was found, optimality not proven
     BOUND = "bound"  #: a valid lower bound was proven, the relaxation not closed
     TIME_LIMIT = "time_limit"  #: stopped by the budget (bound/partition may still exist)
@@ -66,7 +70,29 @@ class Status(StrEnum):
 
     def is_success(self) -> bool:
         """True for statuses that may carry a usable result."""
-        return self in (Status.OPTIMAL, Status.FEASIBLE, Status.BOUND, Status.TIME_LIMIT)
+        return self in (Status.OPTIMAL, Status.SOLVED, Status.FEASIBLE, Status.BOUND,
+                        Status.TIME_LIMIT)
+
+    @property
+    def meaning(self) -> str:
+        """One line that says what the status means (for reports and ``--help``)."""
+        return STATUS_MEANINGS[self]
+
+
+#: What each status means, as printed in reports.
+STATUS_MEANINGS: dict[Status, str] = {
+    Status.OPTIMAL: "proved optimal for the instance (the value equals OPT)",
+    Status.SOLVED: "relaxation solved to optimality: the bound is final for this method, "
+                   "a gap to OPT may remain",
+    Status.FEASIBLE: "a feasible partition, optimality not proven",
+    Status.BOUND: "a valid lower bound, the method's own model not closed",
+    Status.TIME_LIMIT: "stopped by the time limit (the best result so far is kept)",
+    Status.NO_SOLUTION: "finished without a bound or a partition",
+    Status.INFEASIBLE: "no partition satisfies the constraints (e.g. the memory limit)",
+    Status.UNSUPPORTED: "the method does not apply to this instance, k or variant (the "
+                        "reason is given)",
+    Status.ERROR: "the method raised, crashed, or returned an invalid result",
+}
 
 
 @dataclass(frozen=True, slots=True)
