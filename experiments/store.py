@@ -204,9 +204,9 @@ def _connect(path: Path, *, readonly: bool = False) -> _Con:
         if readonly:
             raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
         else:
+            # WAL and synchronous are set by ResultsStore._open once the schema is known to
+            # be ours: a foreign file is refused without a byte written
             raw = sqlite3.connect(str(path), timeout=30, isolation_level=None)
-            raw.execute("PRAGMA journal_mode=WAL")
-            raw.execute("PRAGMA synchronous=FULL")
     except sqlite3.Error as exc:
         raise _store_error(path, exc) from None
     raw.row_factory = sqlite3.Row
@@ -284,6 +284,7 @@ class ResultsStore:
             if self.readonly:
                 raise StoreError("not a pipecert results database (empty)",
                                  source=str(self.path))
+            self._wal()
             self._create()
         run_cols = self._table_columns("runs")
         inst_cols = self._table_columns("instances")
@@ -298,6 +299,7 @@ class ResultsStore:
             raise StoreError(f"results database of schema version {version!r}; this pipecert "
                              f"reads versions up to {SCHEMA_VERSION}", source=str(self.path))
         if not self.readonly:
+            self._wal()
             self._create()  # the derived table and indexes of an older store
             with self._tx():
                 for c, t in RUN_COLUMNS:
@@ -310,6 +312,11 @@ class ResultsStore:
             inst_cols = self._table_columns("instances")
         self._run_cols = set(run_cols)
         self._inst_cols = set(inst_cols)
+
+    def _wal(self) -> None:
+        """WAL journal and synchronous commits (durability, see the module docstring)."""
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute("PRAGMA synchronous=FULL")
 
     def _create(self) -> None:
         cols = ", ".join(f"{c} {t}" for c, t in RUN_COLUMNS)

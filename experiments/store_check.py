@@ -130,7 +130,7 @@ def check_store(store: ResultsStore) -> CheckReport:
         try:
             inst = store.load_instance(name)
         except StoreError as exc:
-            problems.append(f"instance {name}: {_line(exc.problem)}")
+            problems.append(_line(exc.problem))
             continue
         graphs[name] = inst
         fp = inst.fingerprint

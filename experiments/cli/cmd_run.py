@@ -147,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     if not check.ok:
         status = 1
-        print(f"results check FAILED ({len(check.problems)} problems):", file=err)
+        print(f"results check FAILED ({len(check.problems)} finding(s)):", file=err)
         for line in check.problems[:20]:
             print(f"  {line}", file=err)
     if cfg["run"]["report"] or cfg["run"]["figures"]:
