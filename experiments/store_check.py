@@ -126,35 +126,34 @@ def check_store(store: ResultsStore) -> CheckReport:
     group_of: dict[str, str] = {}
     inst_rows = store.instance_rows_raw()
     for row in inst_rows:
-        name = str(row["instance"])
+        iname = str(row["instance"])
         try:
-            inst = store.load_instance(name)
+            inst = store.load_instance(iname)
         except StoreError as exc:
             problems.append(_line(exc.problem))
             continue
-        graphs[name] = inst
+        graphs[iname] = inst
         fp = inst.fingerprint
-        group_of[name] = fp
+        group_of[iname] = fp
         stored = row.get("fingerprint")
         if stored is None:
-            problems.append(f"instance {name}: no fingerprint stored")
+            problems.append(f"instance {iname}: no fingerprint stored")
         elif not isinstance(stored, str):
-            problems.append(f"instance {name}: column fingerprint holds {_short(stored)}")
+            problems.append(f"instance {iname}: column fingerprint holds {_short(stored)}")
         elif len(stored) == len(fp) and stored != fp:  # (older 16-digit scheme: not compared)
-            problems.append(f"instance {name}: stored fingerprint {stored} is not that of its "
+            problems.append(f"instance {iname}: stored fingerprint {stored} is not that of its "
                             f"stored graph ({fp}): the graph or the fingerprint was altered")
 
     # ------------------------------------------------------------- rows
     raw = store.raw_runs()
     runs: list[_Run] = []
-    parts: dict[int, list[int]] = {}
     n_part = n_bound = 0
-    for idx, r in enumerate(raw):
+    for r in raw:
         key = r.get("run_key")
         tag = str(key)[:8] if isinstance(key, str) and key else f"rowid {r.get('rowid_')}"
         mid = r.get("method_id")
-        name = r.get("instance")
-        k = r.get("k")
+        name: Any = r.get("instance")
+        k: Any = r.get("k")
         where = f"{name} k={k} {mid} (run {tag})"
         bad: list[str] = []
         if not isinstance(name, str) or not name:
@@ -207,24 +206,23 @@ def check_store(store: ResultsStore) -> CheckReport:
         if part is not None:
             n_part += 1
             run.has_partition = True
-            inst = graphs.get(name)
-            if group != stored_fp or inst is None:
-                if inst is None and name not in {str(x["instance"]) for x in inst_rows}:
+            graph = graphs.get(name)
+            if group != stored_fp or graph is None:
+                if graph is None and name not in {str(x["instance"]) for x in inst_rows}:
                     problems.append(f"{where}: instance not stored, the partition cannot be "
                                     "re-scored")
             else:
                 try:
                     p = Partition(part, k)
-                    infeasible = check_feasible(inst, p, k=k)
+                    infeasible = check_feasible(graph, p, k=k)
                 except (ValueError, InputError) as exc:
                     infeasible = [str(exc)]
                 if infeasible:
                     problems.append(f"{where}: stored partition infeasible for k={k}: "
                                     f"{_line(infeasible[0])}")
                 else:
-                    value = float(evaluate(inst, p))
+                    value = float(evaluate(graph, p))
                     run.verified = value
-                    parts[idx] = part
                     inc = run.incumbent
                     if inc is None:
                         problems.append(f"{where}: a partition (value {value!r}) but no "
