@@ -160,9 +160,13 @@ def _ratio(x: float | None, *, down: bool) -> str:
 
 
 def _pct(g: float | None) -> str:
+    """A gap in percent, 3 significant digits; a gap of floating-point rounding size shows
+    as ``<1e-6`` (it is not zero, so it is not printed as 0)."""
     if g is None or math.isnan(g):
         return "-"
-    return "0" if g <= 0 else f"{100 * g:.3g}"
+    if g <= 0:
+        return "0"
+    return "<1e-6" if 100 * g < 1e-6 else f"{100 * g:.3g}"
 
 
 def _closing(x: float) -> str:
@@ -254,7 +258,7 @@ INST_LEGEND = (
     "unit: the instance's time unit (Instance.time_unit: from the file's format or metadata; "
     "unspecified when the source does not say).",
     "gap %: 100 (UB* - best LB) / UB*, the certified optimality gap; 0 means UB* is proved "
-    "optimal.",
+    "optimal, <1e-6 a gap of floating-point rounding size.",
     "UB* by / LB by: the method attaining each; (k=K) when carried from another k; "
     "combinatorial* when the combinatorial bound max(W/k, max w) is the best.",
 )

@@ -163,9 +163,18 @@ def unit_note(rec: Records) -> str:
     return f"Ratios are per instance and unit-free (instances' time unit: {mix.split(':')[0]})."
 
 
-def dataset_title(rec: Records) -> str:
+def _short_name(text: str) -> str:
+    """A file path as its file name; an id (``suite/name``) as it is."""
+    p = Path(text)
+    return p.name if (p.is_absolute() or text.startswith(".") or len(p.parts) > 2) else text
+
+
+def dataset_title(rec: Records, width: int = 110) -> str:
     """Which data set a figure shows: the experiment, its suites or sources with graph counts
-    (naming the graphs when there are at most three) and the specs of files read."""
+    (naming the graphs, by file name, when there are at most three) and the files or
+    directories read; wrapped to lines of ``width`` characters."""
+    import textwrap
+
     used = sorted({r["instance"] for r in rec.runs})
     by: dict[str, list[str]] = {}
     specs: set[str] = set()
@@ -178,16 +187,16 @@ def dataset_title(rec: Records) -> str:
     parts = []
     for d, names in sorted(by.items()):
         n = len(names)
-        label = d
-        if d == "files" and specs:
-            shown = sorted(specs)
-            label = "files " + ", ".join(shown[:2]) + (f" +{len(shown) - 2} more"
-                                                       if len(shown) > 2 else "")
         what = f"{n} graph{'s' if n != 1 else ''}"
         if n <= 3:
-            what += ": " + ", ".join(names)
-        parts.append(f"{label} ({what})")
-    return f"Data set of experiment {rec.experiment!r}: " + "; ".join(parts)
+            what += ": " + ", ".join(_short_name(x) for x in names)
+        elif d == "files" and specs:
+            shown = sorted(specs)
+            what += " from " + ", ".join(shown[:2]) + (f" +{len(shown) - 2} more"
+                                                       if len(shown) > 2 else "")
+        parts.append(f"{d} ({what})")
+    text = f"Data set of experiment {rec.experiment!r}: " + "; ".join(parts)
+    return "\n".join(textwrap.wrap(text, width)) if width else text
 
 
 def add_notes(fig: Any, lines: Sequence[str]) -> None:

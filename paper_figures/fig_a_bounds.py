@@ -81,7 +81,8 @@ def draw(info: Info, notes: Sequence[str] = ()) -> Any:
         ax.set_xticklabels([str(k) for k in info.ks])
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("k (stages)")
-        ax.set_title(f"{d} ({info.n.get(d, 0)} instances)", fontsize=10)
+        n = info.n.get(d, 0)
+        ax.set_title(f"{d} ({n} instance{'s' if n != 1 else ''})", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("geometric mean of LB / best partition\n(unit-free)")
     fig.legend(list(handles.values()), list(handles), loc="center left",

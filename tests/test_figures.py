@@ -234,7 +234,14 @@ def test_fig_d_says_which_data_set_it_shows(rec):
         assert "unit-free when work and comm share a unit" in _texts(fig)
     finally:
         plt.close(fig)
-    files = rec._replace(instances={n: {**v, "source": "files", "spec": f"/data/{n}.json"}
-                                    for n, v in INST.items()})
+    runs = [{**r, "instance": f"/data/{r['instance']}.json"} for r in rec.runs]
+    files = rec._replace(runs=runs, instances={
+        f"/data/{n}.json": {**v, "source": "files", "spec": "/data"} for n, v in INST.items()})
     assert fig_d_dataset.data(files).title == (
-        "Data set of experiment 'unit': files /data/A.json, /data/B.json (2 graphs: A, B)")
+        "Data set of experiment 'unit': files (2 graphs: A.json, B.json)")
+    many = files._replace(runs=[{**r, "instance": f"/data/{i}{r['instance']}"}
+                                for i in range(3) for r in runs],
+                          instances={f"/data/{i}{n}": v for i in range(3)
+                                     for n, v in files.instances.items()})
+    assert fig_d_dataset.data(many).title == (
+        "Data set of experiment 'unit': files (6 graphs from /data)")
