@@ -68,7 +68,7 @@ def draw(info: Info, notes: Sequence[str] = ()) -> Any:
         for m, ys in series.items():
             j = rank.get(m, 0)
             st = sty[m]
-            extra = {"mfc": "none", "mew": 1.4} if j else {}
+            extra: dict[str, Any] = {"mfc": "none", "mew": 1.4} if j else {}
             # an overlapping line goes under the earlier ones, wider, with a larger hollow
             # marker: its colour shows around theirs
             (h,) = ax.plot(info.ks, ys, label=m, lw=(1.3 if m == BEST else 1.8) + 1.8 * j,

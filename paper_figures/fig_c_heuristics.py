@@ -56,7 +56,7 @@ def draw(info: Info, notes: Sequence[str] = ()) -> Any:
         ys = info.gm[m]
         j = rank.get(m, 0)
         st = sty[m]
-        extra = {"mfc": "none", "mew": 1.4} if j else {}
+        extra: dict[str, Any] = {"mfc": "none", "mew": 1.4} if j else {}
         ax.plot(info.ks, ys, label=m, lw=1.6 + 1.8 * j, ms=5 + 3.5 * j, zorder=3 - 0.1 * j,
                 color=st["color"],
                 marker=st["marker"], linestyle=st["linestyle"], **extra)
