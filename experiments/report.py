@@ -22,7 +22,7 @@ from typing import Any
 
 from experiments.analysis import EXACT_RTOL, Summary, summarize
 from experiments.store import ResultsStore
-from pipecert.results import STATUS_MEANINGS, Status
+from pipecert.results import STATUS_MEANINGS, Status, bound_exceeds
 
 __all__ = ["Report", "build_report", "to_markdown", "to_latex", "write_csv", "write_all"]
 
@@ -192,11 +192,30 @@ def _heur_rows(rep: Report) -> list[list[str]]:
             for h in rep.summary.heuristics]
 
 
+def _contradictions(rep: Report) -> list[dict[str, Any]]:
+    """Per-instance rows whose best bound exceeds UB*: impossible in a sound store."""
+    return [r for r in rep.summary.per_instance
+            if r["best_bound"] is not None and r["ub_star"] is not None
+            and bound_exceeds(float(r["best_bound"]), float(r["ub_star"]))]
+
+
 def _inst_rows(rep: Report) -> list[list[str]]:
+    bad = {(r["instance"], r["k"]) for r in _contradictions(rep)}
     return [[r["instance"], str(r["k"]), _g(r["ub_star"]), _g(r["best_bound"]),
-             rep.unit_of.get(r["instance"], "unspecified"), _pct(r["gap"]),
+             rep.unit_of.get(r["instance"], "unspecified"),
+             "LB>UB*!" if (r["instance"], r["k"]) in bad else _pct(r["gap"]),
              r["ub_method"] or "-", r["bound_method"] or "-"]
             for r in rep.summary.per_instance]
+
+
+def _warning(rep: Report) -> str:
+    bad = _contradictions(rep)
+    if not bad:
+        return ""
+    where = ", ".join(f"{r['instance']} k={r['k']}" for r in bad[:3])
+    return (f"**WARNING: the best bound exceeds the best partition (UB*) on {len(bad)} "
+            f"(instance, k) ({where}{', ...' if len(bad) > 3 else ''}): a bound or an "
+            "incumbent in this store is wrong; run `pipecert results check`.**\n")
 
 
 def _status_table(rep: Report) -> tuple[list[str], list[list[str]]]:
@@ -258,7 +277,8 @@ INST_LEGEND = (
     "unit: the instance's time unit (Instance.time_unit: from the file's format or metadata; "
     "unspecified when the source does not say).",
     "gap %: 100 (UB* - best LB) / UB*, the certified optimality gap; 0 means UB* is proved "
-    "optimal, <1e-6 a gap of floating-point rounding size.",
+    "optimal, <1e-6 a gap of floating-point rounding size, LB>UB*! a contradiction (a wrong "
+    "bound or incumbent in the store).",
     "UB* by / LB by: the method attaining each; (k=K) when carried from another k; "
     "combinatorial* when the combinatorial bound max(W/k, max w) is the best.",
 )
@@ -331,6 +351,7 @@ def to_markdown(rep: Report, *, per_instance: bool = True) -> str:
         f"{rep.n_instances} instances ({ds}), k in {s.ks}, {rep.n_runs} runs, "
         f"{s.n_errors} errors. UB* = best partition found for k (or a smaller k); ratios "
         "are geometric means over instances (spec §5.4). " + _units_text(rep) + "\n",
+        _warning(rep),
         "## Lower bounds: GM(LB / UB*) per k\n",
         _md_table(BOUND_HEAD, _bound_rows(rep)), _md_legend(BOUND_LEGEND),
         "\n## Heuristics: GM(UB / UB*) per k\n",

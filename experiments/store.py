@@ -556,8 +556,11 @@ class ResultsStore:
                             bad = f"column {c} is not JSON"
                             break
             if bad is not None:
-                key = d.get("run_key") or d.get("instance") or "?"
-                raise StoreError(f"run {str(key)[:8]}: {bad}; run `pipecert results check` "
+                label = " ".join(str(d[c]) if c != "k" else f"k={d[c]}"
+                                 for c in ("instance", "k", "method_id") if d.get(c) is not None)
+                if d.get("run_key"):
+                    label += f" (run {str(d['run_key'])[:8]})"
+                raise StoreError(f"run {label or '?'}: {bad}; run `pipecert results check` "
                                  "for every damaged value", source=str(self.path))
             if d.get("feasible") is not None:
                 d["feasible"] = bool(d["feasible"])

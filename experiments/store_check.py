@@ -233,7 +233,7 @@ def check_store(store: ResultsStore) -> CheckReport:
         elif run.incumbent is not None:
             problems.append(f"{where}: incumbent {run.incumbent!r} without a stored "
                             "partition: the value cannot be verified")
-        if r.get("feasible") and part is None:
+        if r.get("feasible") and part is None and status != Status.FEASIBLE:
             problems.append(f"{where}: marked feasible without a stored partition")
         # statuses and the values they require
         if status == Status.SOLVED and role != "bound":

@@ -101,6 +101,13 @@ def test_lowered_incumbent_with_its_partition_nulled_is_found(db, capsys):
     # the bounds at k=2 and k=3 (the partition carries to larger k) now exceed it
     assert "exceeds the stored incumbent" in text and "one of the two is wrong" in text
     assert lines[-1].startswith(f"{db}: 20 runs") and "FAILED" in lines[-1]
+    # the report no longer shows UB* below LB silently
+    assert main(["report", str(db)]) == 0
+    md = capsys.readouterr().out
+    assert "WARNING: the best bound exceeds the best partition (UB*)" in md
+    assert "results check" in md
+    row = next(ln for ln in md.splitlines() if ln.startswith("| g0 ") and "| 2 |" in ln)
+    assert "LB>UB*!" in row
 
 
 def test_optimal_with_a_wrong_incumbent_is_found(db, capsys):
