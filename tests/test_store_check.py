@@ -223,3 +223,24 @@ def test_values_parse_as_stored_numbers(db):
         rows = st.runs()
     assert all(isinstance(r["k"], int) for r in rows)
     assert all(r["bound"] is None or np.isfinite(r["bound"]) for r in rows)
+
+
+def test_an_optimal_bound_with_no_partition_anywhere_is_found(tmp_path, capsys):
+    """A grid of bounds only (the issue's `exact_mip[symmetry=True]` + `guess` grid): no
+    partition is stored, so a bound labelled optimal proves nothing and must be reported,
+    where the old check had nothing to compare with and printed OK."""
+    inst = random_dag(4, 6, name="bounds-only")
+    db = tmp_path / "b.sqlite"
+    with ResultsStore(db) as st:
+        st.add_instance("b", inst, source="fuzz")
+        for k in (4, 6, 8):
+            st.add_run({"run_key": run_key("b", k, "exact_mip[symmetry=True]", 0),
+                        "instance": "b", "k": k, "role": "bound", "method": "exact_mip",
+                        "method_id": "exact_mip[symmetry=True]", "seed": 0,
+                        "status": "optimal", "bound": 0.999999,
+                        "fingerprint": inst.fingerprint})
+    code, lines, _ = _check(db, capsys)
+    assert code == 1 and len(lines) == 4
+    for k in (4, 6, 8):
+        assert any(f"b k={k} exact_mip[symmetry=True]" in ln and "status optimal but no "
+                   f"stored partition of b for k <= {k} to prove it" in ln for ln in lines)
