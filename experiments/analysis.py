@@ -8,7 +8,10 @@ Metrics, per (instance, k):
 * ``UB*`` - the best partition value found by any run at k or at a smaller k (a partition
   into at most k' <= k stages is feasible for k). MIP incumbents count (spec U17).
 * an exact heuristic that finished (status ``optimal``, e.g. ``downset_dp``) proves its
-  value as a lower bound too: it counts in ``best-of`` and in the derived best bound.
+  value as a lower bound too: it counts in ``best-of`` and in the derived best bound. Only
+  ``optimal`` proves optimality: a bound run with status ``solved`` (its relaxation solved,
+  :data:`pipecert.results.STATUS_MEANINGS`) contributes its bound like any other bound, and
+  a heuristic never proves anything with another status.
 * ``r_M = LB_M / UB*`` for every lower-bound method M. A method that proved nothing (error,
   unsupported, killed) falls back to the combinatorial bound (spec U18) and is counted.
 * per k: ``GM(r_M)`` over instances (geometric mean), the approximation ratio
@@ -29,6 +32,7 @@ from typing import Any
 __all__ = [
     "BEST",
     "COMBINATORIAL",
+    "EXACT_RTOL",
     "derive_best",
     "geomean",
     "BoundSummary",
@@ -40,6 +44,10 @@ __all__ = [
 #: Pseudo-method: the per-instance best of every bound method at the same k.
 BEST = "best-of"
 COMBINATORIAL = "combinatorial"
+#: A bound "meets" UB* (column ``exact``) when LB >= (1 - EXACT_RTOL) UB*: UB* is then proved
+#: optimal up to this relative tolerance (solver bounds are shaved by
+#: :data:`pipecert.DUAL_BOUND_MARGIN` = 1e-6 relative, so an exact MIP lands just inside).
+EXACT_RTOL = 1e-6
 
 
 def geomean(values: Iterable[float]) -> float:
@@ -64,9 +72,11 @@ def _ok_bound(r: Mapping[str, Any]) -> bool:
 
 
 def proven_bound(r: Mapping[str, Any]) -> float | None:
-    """The lower bound a row proves: a bound run's ``bound``, or the value of a heuristic
-    that finished with status ``optimal`` (an exact method such as ``downset_dp``: its value
-    is OPT, hence also a lower bound). None otherwise."""
+    """The lower bound a row proves: a bound run's ``bound`` (whatever its status: ``bound``,
+    ``solved`` or ``optimal`` all carry a valid bound, only the last also claims OPT), or the
+    value of a heuristic that finished with status ``optimal`` (an exact method such as
+    ``downset_dp``: its value is OPT, hence also a lower bound). None otherwise; a heuristic
+    with any other status proves nothing."""
     if _ok_bound(r):
         return float(r["bound"])
     if (r.get("role") == "heuristic" and r.get("status") == "optimal"
@@ -131,7 +141,7 @@ class BoundSummary:
     approx_ratio: float  #: GM(UB* / LB) = 1 / gm_ratio
     gap_closing: float  #: (1 - GM(r_comb)) / (1 - GM(r_M))
     median_time_s: float
-    n_exact: int  #: instances where LB reaches UB* (within 1e-6 relative)
+    n_exact: int  #: instances where LB reaches UB* (within EXACT_RTOL relative)
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,7 +252,7 @@ def summarize(
                 best_same_k = max(best_same_k, lb)
                 r_m = lb / ustar
                 lb_r[(k, m)].append(r_m)
-                if r_m >= 1 - 1e-6:
+                if r_m >= 1 - EXACT_RTOL:
                     lb_exact[(k, m)] += 1
                 row[f"lb:{m}"] = r_m
                 ratios.append({"dataset": ds, "instance": name, "k": k, "method": m,
@@ -250,7 +260,7 @@ def summarize(
             if bmeth:
                 r_best = min(best_same_k, ustar) / ustar
                 lb_r[(k, BEST)].append(r_best)
-                if r_best >= 1 - 1e-6:
+                if r_best >= 1 - EXACT_RTOL:
                     lb_exact[(k, BEST)] += 1
                 row[f"lb:{BEST}"] = r_best
                 ratios.append({"dataset": ds, "instance": name, "k": k, "method": BEST,
@@ -284,8 +294,10 @@ def summarize(
             gm = geomean(rs)
             closing = math.nan
             if math.isfinite(gm_comb) and math.isfinite(gm):
-                closing = (1 - gm_comb) / (1 - gm) if gm < 1 else math.inf
-                if gm_comb >= 1:
+                # a gap below the exact tolerance is closed: dividing by it would print
+                # factors like 1e14 that measure rounding, not the method
+                closing = (1 - gm_comb) / (1 - gm) if gm < 1 - EXACT_RTOL else math.inf
+                if gm_comb >= 1 - EXACT_RTOL:
                     closing = 1.0
             bsum.append(BoundSummary(
                 k, m, len(rs), lb_fb.get((k, m), 0), gm, 1 / gm if gm > 0 else math.inf,

@@ -125,6 +125,9 @@ class GridResult:
     n_invalid: int = 0
     elapsed_s: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: instances whose data changed since their stored runs (their old runs were deleted
+    #: and run again, ``on_change="rerun"``), with the number of runs deleted
+    rerun_changed: dict[str, int] = field(default_factory=dict)
 
 
 def _dataset_of(ref_id: str, spec: str) -> str:
@@ -335,6 +338,7 @@ def make_row(cell: Cell, entry: InstanceEntry, result: Mapping[str, Any],
         "time_limit_s": cell.time_limit_s, "threads": cell.threads,
         "partition": result.get("partition"), "stats": stats, "log": result.get("log"),
         "error": result.get("error"), "started_at": result.get("started_at"),
+        "fingerprint": entry.instance.fingerprint,
     }
     for c in _STAT_COLUMNS:
         v = stats.get(c)
@@ -354,6 +358,24 @@ def _int_or_none(v: Any) -> int | None:
         return None
 
 
+def _settle_changed_instances(store: ResultsStore, entries: Sequence[InstanceEntry],
+                              on_change: str) -> dict[str, int]:
+    """Apply the ``on_change`` policy of :func:`run_grid`; return {id: runs deleted}."""
+    if on_change not in ("refuse", "rerun"):
+        raise InputError(f"unknown on_change policy {on_change!r} (refuse or rerun)")
+    changed = store.changed_instances({e.id: e.instance for e in entries})
+    if not changed:
+        return {}
+    if on_change == "refuse":
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more"
+                                          if len(changed) > 5 else "")
+        raise InputError(
+            f"{len(changed)} instance(s) changed since their runs were stored (different "
+            f"fingerprint): {shown}; rerun them with --rerun-changed, or use another output "
+            "directory", source=str(store.path))
+    return {name: store.delete_runs(name) for name in changed}
+
+
 class _Grid:
     """Bookkeeping shared by the executors: pending cells, dependencies, rows, the store."""
 
@@ -367,12 +389,17 @@ class _Grid:
         self.deps = _dependencies(cells, bool(cfg["run"]["share_bounds"]))
         self.closure = {c.run_key: _closure(c.run_key, self.deps) for c in cells
                         if c.role == "bound"}
-        done_keys = store.run_keys() if resume else set()
+        done_keys: set[str] = set()
         self.rows: dict[str, dict[str, Any]] = {}
         if resume:
+            # a row counts as done only if computed on the current graph (a row without a
+            # fingerprint predates them: its instance was checked unchanged by run_grid)
+            fps = {e.id: e.instance.fingerprint for e in entries}
             for r in store.runs():
-                if r["run_key"] in done_keys:
+                fp = r.get("fingerprint")
+                if fp is None or fp == fps.get(r["instance"]):
                     self.rows[r["run_key"]] = r
+                    done_keys.add(r["run_key"])
         self.done: set[str] = {c.run_key for c in cells if c.run_key in done_keys}
         self.pending: list[Cell] = [c for c in cells if c.run_key not in self.done]
         self.result = GridResult(len(cells), len(cells) - len(self.pending))
@@ -639,6 +666,7 @@ def run_grid(
     dask_client: Any = None,
     log_dir: Path | None = None,
     on_plan: Callable[[int, int], None] | None = None,
+    on_change: str = "refuse",
 ) -> GridResult:
     """Run every cell of the grid not yet in ``store`` (with ``resume``) and store each row.
 
@@ -658,6 +686,17 @@ def run_grid(
         Use this client instead of connecting to ``run.scheduler``.
     on_plan : callable, optional
         Called with (cells to run, cells skipped) before anything runs.
+    on_change : {"refuse", "rerun"}
+        What to do when the store holds runs of an instance id whose data changed since
+        (another :attr:`~pipecert.Instance.fingerprint`): ``"refuse"`` raises an
+        :class:`InputError` naming them before anything runs; ``"rerun"`` deletes their old
+        runs, stores the new graph and runs their cells again. Rows computed on old costs
+        are never kept next to new ones.
+
+    Raises
+    ------
+    InputError
+        If ``on_change="refuse"`` and an instance changed (see above).
     """
     import importlib
 
@@ -668,10 +707,12 @@ def run_grid(
         except ImportError as exc:
             raise InputError(f"cannot import plug-in module {mod!r}: {exc}") from None
     cells = build_cells(cfg, entries)
+    rerun = _settle_changed_instances(store, entries, on_change)
     for e in entries:
-        if not store.has_instance(e.id):
+        if e.id in rerun or not store.has_instance(e.id):
             store.add_instance(e.id, e.instance, source=e.source, spec=e.spec)
     g = _Grid(cfg, store, entries, cells, resume)
+    g.result.rerun_changed = rerun
     pb: ProgressBar | None = None
     if isinstance(progress, ProgressBar):
         pb = progress

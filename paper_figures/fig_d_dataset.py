@@ -1,11 +1,12 @@
-"""Figure D: the dataset - histograms of node counts (log scale) and communication share."""
+"""Figure D: the data set - histograms of node counts (log scale) and communication share,
+titled with the experiment and the suites (or files) the graphs come from."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from paper_figures._common import Records, save
+from paper_figures._common import Records, add_notes, dataset_title, save
 
 NAME = "fig_d_dataset"
 
@@ -16,6 +17,10 @@ class Info(NamedTuple):
     datasets: list[str]
     n_nodes: dict[str, list[int]]
     comm_share: dict[str, list[float]]
+    #: which data set this is (experiment, suites or files, graph counts)
+    title: str = ""
+    #: notes printed under the figure (units)
+    notes: tuple[str, ...] = ()
 
 
 def data(rec: Records) -> Info:
@@ -23,11 +28,17 @@ def data(rec: Records) -> Info:
     used = {r["instance"] for r in rec.runs}
     rows = [r for name, r in rec.instances.items() if name in used]
     ds = sorted({r.get("source") or "all" for r in rows})
+    mixed = sorted({str(r.get("time_unit")) for r in rows if "/" in str(r.get("time_unit"))})
+    notes = ("communication share = sum c / (sum w + sum c) per graph: unit-free when work "
+             "and comm share a unit" + (f"; NOT so for units {', '.join(mixed)} (work/comm)"
+                                        if mixed else "") + ".",)
     return Info(
         ds,
         {d: [int(r["n_nodes"]) for r in rows if (r.get("source") or "all") == d] for d in ds},
         {d: [float(r["comm_share"]) for r in rows if (r.get("source") or "all") == d]
          for d in ds},
+        dataset_title(rec),
+        notes,
     )
 
 
@@ -65,7 +76,10 @@ def draw(info: Info) -> Any:
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     if len(info.datasets) > 1:
         a2.legend(fontsize=8, frameon=False)
+    if info.title:
+        fig.suptitle(info.title, fontsize=11)
     fig.tight_layout()
+    add_notes(fig, info.notes)
     return fig
 
 

@@ -111,3 +111,137 @@ def test_make_all_writes_every_figure_and_table(tmp_path):
     for p in paths:
         assert p.stat().st_size > 50, p
     assert (tmp_path / "figs" / "fig_a_bounds.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ---------------------------------------------------------------------------- no hidden method
+def _look(line) -> tuple:
+    return (line.get_marker(), str(line.get_linestyle()), line.get_color())
+
+
+def test_every_method_of_a_figure_has_its_own_marker_and_line_style():
+    from paper_figures._common import styles
+
+    names = ["combinatorial", "node_bound", "path_bound", "best-of", "bfs_order", "dfs_order",
+             "input_order", "downset_dp", *(f"m{i}[x={i}]" for i in range(40))]
+    st = styles(names)
+    pairs = [(s["marker"], str(s["linestyle"])) for s in st.values()]
+    assert len(set(pairs)) == len(names)  # hash collisions resolved too
+    assert styles(["node_bound"])["node_bound"] == style("node_bound")  # stable when free
+
+
+def test_coinciding_groups_exact_and_visual_overlaps():
+    from paper_figures._common import coinciding
+
+    nan = float("nan")
+    s = {"a": [1.0, 2.0, nan], "b": [1.0, 2.0, nan], "c": [1.0, 2.001, nan],
+         "d": [1.0, 2.0, 3.0], "e": [nan, nan, nan], "f": [nan, nan, nan]}
+    assert coinciding(s) == [["a", "b"]]  # e and f draw nothing: nothing is hidden
+    assert coinciding(s, atol=0.01) == [["a", "b", "c"]]
+
+
+def _coinciding_rec() -> Records:
+    """bfs_order, dfs_order and input_order give the same partition everywhere; path_bound
+    equals best-of everywhere."""
+    out = []
+    for name, ub in (("A", 10.0), ("B", 8.0)):
+        for k in (2, 4):
+            for m in ("bfs_order", "dfs_order", "input_order"):
+                out.append({"instance": name, "k": k, "role": "heuristic", "method_id": m,
+                            "status": "feasible", "bound": None, "incumbent": 1.2 * ub,
+                            "wall_time_s": 0.1})
+            out.append({"instance": name, "k": k, "role": "heuristic",
+                        "method_id": "downset_dp", "status": "feasible", "bound": None,
+                        "incumbent": ub, "wall_time_s": 0.1})
+            for m, b in (("combinatorial", INST[name]["total_work"] / k),
+                         ("path_bound", 0.95 * ub), ("node_bound", 0.7 * ub)):
+                out.append({"instance": name, "k": k, "role": "bound", "method_id": m,
+                            "status": "bound", "bound": b, "incumbent": None,
+                            "wall_time_s": 0.1})
+    inst = {n: {**v, "time_unit": "ms"} for n, v in INST.items()}
+    return Records(out, inst, summarize(out, inst), "overlap")
+
+
+def _texts(fig) -> str:
+    return "\n".join(t.get_text() for t in fig.texts)
+
+
+def test_fig_a_and_c_draw_every_method_distinctly_and_name_overlaps():
+    import matplotlib.pyplot as plt
+
+    rec = _coinciding_rec()
+    fig = fig_a_bounds.draw(fig_a_bounds.data(rec), ["a unit note"])
+    try:
+        for ax in fig.axes:
+            looks = [_look(ln) for ln in ax.get_lines()]
+            assert len(set(looks)) == len(looks)
+            labels = [ln.get_label() for ln in ax.get_lines()]
+            assert {"path_bound", "best-of"} <= set(labels)
+        text = _texts(fig)
+        assert "path_bound = best-of" in text and "a unit note" in text
+        assert "Overlapping lines" in text
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert set(legend) == {"combinatorial", "node_bound", "path_bound", "best-of"}
+    finally:
+        plt.close(fig)
+    fig = fig_c_heuristics.draw(fig_c_heuristics.data(rec))
+    try:
+        ax = fig.axes[0]
+        looks = [_look(ln) for ln in ax.get_lines() if ln.get_label() in
+                 ("bfs_order", "dfs_order", "input_order", "downset_dp")]
+        assert len(looks) == 4 and len(set(looks)) == 4
+        assert "bfs_order = dfs_order = input_order" in _texts(fig)
+        # the overlapping ones are drawn under, wider, with larger hollow markers
+        by = {ln.get_label(): ln for ln in ax.get_lines()}
+        assert by["dfs_order"].get_linewidth() > by["bfs_order"].get_linewidth()
+        assert by["dfs_order"].get_zorder() < by["bfs_order"].get_zorder()
+        assert by["input_order"].get_markersize() > by["dfs_order"].get_markersize()
+        assert by["input_order"].get_markerfacecolor() == "none"
+    finally:
+        plt.close(fig)
+
+
+def test_fig_b_names_overlapping_curves():
+    import matplotlib.pyplot as plt
+
+    rec = _coinciding_rec()
+    fig = fig_b_distribution.draw(fig_b_distribution.data(rec))
+    try:
+        assert "path_bound = best-of" in _texts(fig)
+    finally:
+        plt.close(fig)
+
+
+def test_units_are_stated_under_ratio_figures():
+    from paper_figures._common import unit_note
+
+    rec = _coinciding_rec()
+    assert unit_note(rec) == ("Ratios are per instance and unit-free (instances' time unit: "
+                              "ms).")
+    mixed = rec._replace(instances={"A": {**INST["A"], "time_unit": "ms"},
+                                    "B": {**INST["B"], "time_unit": "us"}})
+    assert "different time units (ms: 1, us: 1)" in unit_note(mixed)
+    assert "unit-free" in unit_note(mixed)
+
+
+def test_fig_d_says_which_data_set_it_shows(rec):
+    import matplotlib.pyplot as plt
+
+    info = fig_d_dataset.data(rec)
+    assert info.title == "Data set of experiment 'unit': gen (1 graph: A); real (1 graph: B)"
+    fig = fig_d_dataset.draw(info)
+    try:
+        assert fig._suptitle.get_text() == info.title
+        assert "unit-free when work and comm share a unit" in _texts(fig)
+    finally:
+        plt.close(fig)
+    runs = [{**r, "instance": f"/data/{r['instance']}.json"} for r in rec.runs]
+    files = rec._replace(runs=runs, instances={
+        f"/data/{n}.json": {**v, "source": "files", "spec": "/data"} for n, v in INST.items()})
+    assert fig_d_dataset.data(files).title == (
+        "Data set of experiment 'unit': files (2 graphs: A.json, B.json)")
+    many = files._replace(runs=[{**r, "instance": f"/data/{i}{r['instance']}"}
+                                for i in range(3) for r in runs],
+                          instances={f"/data/{i}{n}": v for i in range(3)
+                                     for n, v in files.instances.items()})
+    assert fig_d_dataset.data(many).title == (
+        "Data set of experiment 'unit': files (6 graphs from /data)")

@@ -92,7 +92,9 @@ def test_markdown_latex_and_csv(tmp_path):
     rep = build_report(st)
     md = to_markdown(rep)
     assert "# Report: unit_test" in md and "| 2 | mip" in md
-    assert f"{math.sqrt(0.6):.4f}" in md  # GM of mip
+    # GM of mip, sqrt(0.6) = 0.774597: a bound ratio is rounded down (never shows more than
+    # proved), so 0.7745 and not 0.7746
+    assert "0.7745" in md and "0.7746" not in md
     tex = to_latex(rep)
     assert r"\begin{tabular}" in tex and r"\toprule" in tex and "best-of" in tex
     paths = write_all(rep, tmp_path / "rep")
@@ -122,3 +124,81 @@ def test_an_exact_heuristic_that_proved_optimality_counts_as_a_bound():
     assert b[BEST].gm_ratio == pytest.approx(math.sqrt(0.8 * 1.0))
     d = {x["instance"]: x for x in derive_best(runs, INSTANCES)}
     assert d["B"]["best_bound"] == 8.0 and d["B"]["gap"] == 0.0
+
+
+def _units_store(tmp_path, units: dict[str, str]) -> ResultsStore:
+    """The RUNS of this module on instances whose metadata give a time unit each."""
+    from pipecert import Instance
+
+    st = ResultsStore(tmp_path / "u.sqlite")
+    for name, work in (("A", [3, 3, 3, 1]), ("B", [6, 2])):
+        ids = [f"v{i}" for i in range(len(work))]
+        md = {"units": {"work": units[name], "comm": units[name], "memory": "bytes"}}
+        st.add_instance(name, Instance(ids, work, [1.0] * len(work), list(zip(ids, ids[1:])),
+                                       name=name, metadata=md), source="toy")
+    for r in RUNS:
+        st.add_run({**r, "run_key": run_key(r["instance"], 2, r["method_id"], 0), "seed": 0})
+    return st
+
+
+def _legend_after(md: str, head: list[str]) -> str:
+    """The legend lines that follow the table whose header row is ``head``."""
+    lines = md.splitlines()
+    i = next(i for i, ln in enumerate(lines)
+             if [c.strip() for c in ln.strip("|").split("|")] == list(head))
+    rest = "\n".join(lines[i:]).split("\n\n", 1)[1]
+    return rest.split("\n\n", 1)[0]
+
+
+def test_every_column_of_every_table_is_defined_under_it(tmp_path):
+    from experiments.report import BOUND_HEAD, HEUR_HEAD, INST_HEAD
+
+    md = to_markdown(build_report(_store(tmp_path)))
+    for head in (BOUND_HEAD, HEUR_HEAD, INST_HEAD):
+        legend = _legend_after(md, head)
+        assert legend.startswith("- "), legend
+        for col in head[2:]:  # k and the method/instance name are self-explanatory
+            assert any(ln.startswith((f"- {col}:", f"- {col} /")) or f"/ {col}:" in ln
+                       for ln in legend.splitlines()), (col, legend)
+    assert "- closing: gap-closing factor" in md and "- exact: instances where LB" in md
+    tex = to_latex(build_report(_store(tmp_path)))
+    assert r"closing: gap-closing factor" in tex and r"\footnotesize" in tex
+
+
+def test_solved_is_reported_apart_from_optimal_and_unsupported_shows_its_reason(tmp_path):
+    st = _store(tmp_path)
+    st.add_run({**_r("A", "bound", "lp", bound=7.0, status="solved"),
+                "run_key": run_key("A", 2, "lp", 0), "seed": 0})
+    st.add_run({**_r("B", "bound", "lp", bound=8.0, status="optimal"),
+                "run_key": run_key("B", 2, "lp", 0), "seed": 0})
+    st.add_run({**_r("A", "bound", "mem_mip", status="unsupported"),
+                "error": "needs memory data on every node", "seed": 0,
+                "run_key": run_key("A", 2, "mem_mip", 0)})
+    st.add_run({**_r("B", "bound", "mem_mip", status="unsupported"), "seed": 0,
+                "run_key": run_key("B", 2, "mem_mip", 0)})
+    rep = build_report(st)
+    md = to_markdown(rep)
+    status_head = next(ln for ln in md.splitlines() if ln.startswith("| role"))
+    assert "| solved" in status_head and "| optimal" in status_head
+    lp = next(ln for ln in md.splitlines() if "| lp " in ln and ln.startswith("| bound"))
+    cols = [c.strip() for c in status_head.strip("|").split("|")]
+    vals = [c.strip() for c in lp.strip("|").split("|")]
+    assert dict(zip(cols, vals))["solved"] == "1" and dict(zip(cols, vals))["optimal"] == "1"
+    assert "- solved: relaxation solved to optimality" in md
+    assert "solved is not" in md and "optimal is a proof" in md
+    assert "| mem_mip | unsupported | 1    | needs memory data on every node | A k=2" in md
+    assert "(no reason recorded)" in md
+    # a solved bound below UB* is no proof: the per-instance gap of A stays open
+    per = {r["instance"]: r for r in rep.summary.per_instance}
+    assert per["A"]["gap"] == pytest.approx(0.2)
+
+
+def test_units_are_shown_and_a_mix_of_units_is_stated(tmp_path):
+    same = to_markdown(build_report(_units_store(tmp_path, {"A": "ms", "B": "ms"})))
+    assert "Time unit of every instance: ms" in same and "unit-free" in same
+    assert "| A        | 2 | 10  | 8       | ms" in same
+    (tmp_path / "u.sqlite").unlink()
+    mixed = to_markdown(build_report(_units_store(tmp_path, {"A": "ms", "B": "us"})))
+    assert "different time units (ms: 1, us: 1)" in mixed
+    assert "not comparable across instances" in mixed and "unit-free" in mixed
+    assert "| B        | 2 | 8   | 6       | us" in mixed

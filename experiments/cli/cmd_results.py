@@ -6,14 +6,17 @@ import argparse
 import sys
 
 COMMAND = "results"
-HELP = "check a results store (re-score partitions, bound <= best partition) or export it"
+HELP = ("check a results store (re-derive every stored status and value: partitions "
+        "re-scored, bounds against every partition, statuses against values) or export it")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """Sub-actions ``check`` and ``export``."""
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     c = sub.add_parser("check", help="re-score every stored partition with the reference "
-                       "cost; check every bound against the best partition of its (instance, k)")
+                       "cost; check every bound against every partition of its graph and k, "
+                       "every status against its values; list unreadable values; one line "
+                       "per finding, exit 1 if any")
     c.add_argument("db")
     e = sub.add_parser("export", help="export every run to CSV or Parquet (by suffix)")
     e.add_argument("db")
@@ -22,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Exit code 1 when the check finds a problem."""
+    """Exit code 1 when the check finds something; 2 when the store cannot be opened."""
     from experiments.store import ResultsStore
 
     with ResultsStore(args.db, readonly=True) as store:
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
             rep = store.check()
             for line in rep.problems:
                 print(line)
-            verdict = "OK" if rep.ok else f"FAILED: {len(rep.problems)} problems"
+            verdict = "OK" if rep.ok else f"FAILED: {len(rep.problems)} finding(s)"
             print(f"{args.db}: {rep.n_runs} runs, {rep.n_partitions} partitions re-scored, "
                   f"{rep.n_bounds} bounds checked: {verdict}")
             return 0 if rep.ok else 1

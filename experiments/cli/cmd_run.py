@@ -43,6 +43,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", metavar="DIR", help="output directory")
     p.add_argument("--resume", action="store_true",
                    help="skip runs already in the store (otherwise they run again)")
+    p.add_argument("--rerun-changed", action="store_true",
+                   help="when an instance's data changed since its runs were stored (another "
+                        "fingerprint), delete those runs and run them again (default: refuse "
+                        "with an error naming the instances)")
     p.add_argument("--inline", action="store_true",
                    help="run in this process, without isolation (debugging)")
     p.add_argument("--raise", dest="raise_errors", action="store_true",
@@ -128,7 +132,11 @@ def run(args: argparse.Namespace) -> int:
 
     res = run_grid(cfg, store, entries, resume=args.resume, executor=executor,
                    progress=not args.no_progress, raise_errors=args.raise_errors,
-                   log_dir=out / "logs", on_plan=on_plan)
+                   log_dir=out / "logs", on_plan=on_plan,
+                   on_change="rerun" if args.rerun_changed else "refuse")
+    for name, n_old in res.rerun_changed.items():
+        print(f"note: {name} changed since its runs were stored: {n_old} old run(s) deleted, "
+              "its cells run again", file=err)
     print(f"done: {res.n_run} runs in {format_duration(res.elapsed_s)}, "
           f"{res.n_errors} errors, {res.n_skipped} skipped", file=err)
     for line in res.errors[:10]:
@@ -139,7 +147,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     if not check.ok:
         status = 1
-        print(f"results check FAILED ({len(check.problems)} problems):", file=err)
+        print(f"results check FAILED ({len(check.problems)} finding(s)):", file=err)
         for line in check.problems[:20]:
             print(f"  {line}", file=err)
     if cfg["run"]["report"] or cfg["run"]["figures"]:
