@@ -89,9 +89,13 @@ def is_bundled_id(spec: str) -> bool:
     return any(e["id"] == spec for e in _manifest(suite))
 
 
-def load_bundled(instance_id: str) -> Instance:
-    """Load the bundled instance ``instance_id`` (e.g. ``"default/layered-s-001"``)."""
+def load_bundled(instance_id: str, **options: Any) -> Instance:
+    """Load the bundled instance ``instance_id`` (e.g. ``"default/layered-s-001"``).
+
+    ``options`` are reader options (:func:`instances.read_instance`); those that do not
+    apply to native JSON are ignored, ``zero_input_work=True`` applies.
+    """
     from instances.io import read_instance
 
     path = bundled_path(instance_id)
-    return read_instance(path)
+    return read_instance(path, **options)
