@@ -162,6 +162,11 @@ class DnnPartitioningJSON(Format):
             if nid in index:
                 raise fail(f"duplicate node id {nid} (nodes[{index[nid]}] and nodes[{j}])")
             index[nid] = j
+            lat = node.get("fpgaLatency")
+            if not _is_number(lat):
+                raise fail(f"node {nid} (nodes[{j}]): 'fpgaLatency' must be a number, "
+                           f"got {lat!r}")
+            work[j] = lat
             for key, given in present.items():
                 if (key in node) != given:
                     raise fail(f"node {nid} (nodes[{j}]): {key!r} must be given for all "
@@ -174,11 +179,6 @@ class DnnPartitioningJSON(Format):
                 labels.append(str(node["name"]))
             if present["opType"]:
                 op_types.append(str(node["opType"]))
-            lat = node.get("fpgaLatency")
-            if not _is_number(lat):
-                raise fail(f"node {nid} (nodes[{j}]): 'fpgaLatency' must be a number, "
-                           f"got {lat!r}")
-            work[j] = lat
             if present["size"]:
                 size = node["size"]
                 if not _is_number(size):

@@ -32,11 +32,12 @@ nodes and their original work in the metadata (``input_work_zeroed``);
 ``keep_input_work`` is the older inverse spelling.
 
 Truncated and malformed files are errors naming the file and line: every node line must
-carry the four fields the profiler writes (``forward_compute_time``,
-``backward_compute_time``, ``activation_size``, ``parameter_size``), each a complete
-number; a graph of several nodes must have edge lines and no node without an edge
-(profiled models are connected), so a file cut in its node or edge section does not pass
-as a smaller graph.
+have ``forward_compute_time`` and ``activation_size``, and every field must be
+``key=value`` with a complete number (``2.``, ``1e``, ``nan`` are not); a graph of several
+nodes must have edge lines and no node without an edge (profiled models are connected), so
+a file cut in its node section (no edge line follows) or in its edge section (nodes left
+without an edge) does not pass as a smaller graph. A cut that leaves every node with an
+edge and every line complete cannot be told from a complete file.
 """
 
 from __future__ import annotations
@@ -68,8 +69,7 @@ DEFAULT_BANDWIDTH = float(2**31)
 _NODE_RE = re.compile(r"^(\S+) -- (.*) -- (\w+=.*)$")
 _EDGE_RE = re.compile(r"^\s+(\S+) -- (\S+)\s*$")
 _NUMBER_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
-_FIELDS = ("forward_compute_time", "backward_compute_time", "activation_size",
-           "parameter_size")
+_REQUIRED = ("forward_compute_time", "activation_size")
 UNITS = {"work": "ms", "comm": "ms", "memory": "bytes"}
 INPUT_RULE = "nodes whose op description starts with 'Input'"
 _SNIFF_RE = re.compile(rb"^\S+ -- .* -- forward_compute_time=", re.MULTILINE)
@@ -174,7 +174,7 @@ class PipeDreamGraph(Format):
                 except ValueError:
                     raise FormatError(f"node {nid!r}: {key} = {raw!r} is not a number",
                                       source=source, line=lineno) from None
-            for key in _FIELDS:
+            for key in _REQUIRED:
                 if key not in vals:
                     raise FormatError(f"node {nid!r}: missing {key} (truncated or malformed "
                                       "line)", source=source, line=lineno)
