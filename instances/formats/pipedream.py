@@ -37,7 +37,8 @@ have ``forward_compute_time`` and ``activation_size``, and every field must be
 nodes must have edge lines and no node without an edge (profiled models are connected), so
 a file cut in its node section (no edge line follows) or in its edge section (nodes left
 without an edge) does not pass as a smaller graph. A cut that leaves every node with an
-edge and every line complete cannot be told from a complete file.
+edge and every line complete, or a cut inside the first line (a one-node graph), cannot be
+told from a complete file.
 """
 
 from __future__ import annotations

@@ -202,7 +202,11 @@ def parse_text_proto(text: str, *, source: str = "<text>") -> Message:
             raise err(f"missing closing {close!r} (end of file)", line)
 
     root = Message(1)
-    parse_body(root, None)
+    try:
+        parse_body(root, None)
+    except RecursionError:
+        raise FormatError("messages nested too deeply (beyond the parser's recursion limit)",
+                          source=source) from None
     return root
 
 
