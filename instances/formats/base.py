@@ -40,6 +40,7 @@ __all__ = [
     "zero_input_work",
     "load_json",
     "source_nodes",
+    "dump_json",
 ]
 
 #: the reader options every format accepts: ``zero_input_work`` (the one explicit option
@@ -225,3 +226,14 @@ def source_nodes(instance: Instance) -> NDArray[np.bool_]:
     indeg = np.bincount(instance.dst, minlength=instance.n_nodes)
     indeg = indeg + np.bincount(instance.prec_dst, minlength=instance.n_nodes)
     return np.asarray(indeg == 0)
+
+
+def dump_json(data: Any, path: Path, **kwargs: Any) -> str:
+    """``json.dumps(data, allow_nan=False, **kwargs)``; what JSON cannot hold (NaN,
+    infinities, sets, objects; nesting beyond the recursion limit) is an
+    :class:`InputError` naming ``path``, raised before anything is written."""
+    try:
+        return json.dumps(data, allow_nan=False, **kwargs)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InputError(f"cannot write this instance as JSON: the metadata or a value is "
+                         f"not JSON ({type(exc).__name__}: {exc})", source=str(path)) from None

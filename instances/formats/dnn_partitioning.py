@@ -54,7 +54,6 @@ be exactly equal.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -65,6 +64,7 @@ from instances.formats.base import (
     FORMATS,
     INPUT_WORK_OPTIONS,
     Format,
+    dump_json,
     instance_name,
     load_json,
     read_text,
@@ -273,8 +273,8 @@ class DnnPartitioningJSON(Format):
             raise InputError("dnn-partitioning JSON cannot hold precedence-only edges "
                              f"({instance.n_precedence_edges} present); write native JSON",
                              source=str(path))
-        Path(path).write_text(json.dumps(to_dnn_dict(instance), allow_nan=False),
-                              encoding="utf-8")
+        text = dump_json(to_dnn_dict(instance), path)
+        Path(path).write_text(text, encoding="utf-8")
 
 
 def to_dnn_dict(instance: Instance) -> dict[str, Any]:

@@ -314,7 +314,12 @@ class NativeJSON(Format):
         return inst
 
     def write(self, instance: Instance, path: Path) -> None:
-        data = dumps(instance).encode("utf-8")
+        try:
+            data = dumps(instance).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InputError("cannot write this instance as JSON: the metadata or a value is "
+                             f"not JSON ({type(exc).__name__}: {exc})",
+                             source=str(path)) from None
         if str(path).lower().endswith(".gz"):
             with open(path, "wb") as fh:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0,
