@@ -614,3 +614,48 @@ def test_folder_scan_skips_unrecognised_json(tmp_path, shared_instances):
     refs = resolve(str(tmp_path))
     assert [Path(r.path).name for r in refs] == ["a.pbtxt", "commented.pbtxt", "w.json.gz"]
     assert detect_format(tmp_path / "commented.pbtxt").name == "regal"
+
+
+# ------------------------------------------------------------------ units
+def test_every_reader_states_units(tmp_path, shared_instances):
+    """Issue 11 item 6: ms / ms / bytes for the profiles, us and bytes for REGAL (honestly
+    two units), the file's own units for native JSON, "unit" for generated graphs."""
+    from instances.generators import layered_dag, regal_like
+
+    ms = {"work": "ms", "comm": "ms", "memory": "bytes"}
+    assert read_instance(shared_instances / LG / "bert24_training.json").units == ms
+    assert read_instance(shared_instances / PD / "vgg16.graph.txt").units == ms
+    regal = read_instance(shared_instances / "regal/sample_small.pbtxt")
+    assert regal.units == {"work": "us", "comm": "bytes", "memory": "unspecified"}
+    assert regal.time_unit == "us/bytes"
+    gen = layered_dag(20, rng=1)
+    assert gen.units == {"work": "unit", "comm": "unit", "memory": "unit"}
+    assert regal_like(rng=2).units == gen.units
+    p = tmp_path / "w.json"
+    write_instance(worked_example(), p)
+    assert read_instance(p).units == {"work": "unspecified", "comm": "unspecified",
+                                      "memory": "unspecified"}
+    write_instance(worked_example().replace(metadata={"units": {"work": "s", "comm": "s"}}),
+                   p)
+    assert read_instance(p).units == {"work": "s", "comm": "s", "memory": "unspecified"}
+
+
+def test_info_prints_units_and_input_work(tmp_path, shared_instances, capsys):
+    from experiments.cli import main
+
+    f = shared_instances / LG / "resnet50_inference.json"
+    assert main(["info", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "total work:          201.45 ms" in out
+    assert "units:               work ms, comm ms, memory bytes" in out
+    assert "cost model:          none (costs as given in the file)" in out
+    assert "input work:          as in the file" in out
+    assert main(["info", str(f), "--json", "--zero-input-work"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["units"] == {"work": "ms", "comm": "ms", "memory": "bytes"}
+    assert info["input_work"] == "zeroed" and info["input_work_zeroed"] == {"1": 18.962}
+    assert info["cost_model"] is None
+    assert main(["info", str(f), "--zero-input-work", "--keep-input-work"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    assert main(["info", "default/comm-0300", "--zero-input-work", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_work"] == "zeroed"
