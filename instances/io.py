@@ -165,6 +165,7 @@ def write_instance(
     ``.json.gz`` gzipped native JSON (the default for unknown extensions is an error).
     """
     p = Path(path)
+    fmt: Format | None
     if format:
         fmt = get_format(format, source=str(path))
     else:

@@ -244,8 +244,9 @@ def graph_from_exported(ep: Any, *, name: str = "model") -> list[OpNode]:
             spec = spec_of.get(node.name)
             kind = kinds.get(spec.kind) if spec is not None else "input"
             if kind is None:
+                what = spec.kind.name if spec is not None else "?"
                 raise InputError(f"unsupported graph input {node.name!r} of kind "
-                                 f"{spec.kind.name}", source=name)
+                                 f"{what}", source=name)
             tens = _tensors(val)
             if not tens:
                 continue  # a non-tensor input (int, None): no node

@@ -134,7 +134,7 @@ def _tensor_types(model: Any) -> dict[str, tuple[tuple[int | None, ...] | None, 
 
 
 def _numel(shape: tuple[int | None, ...]) -> int:
-    return int(math.prod(int(d) for d in shape))  # type: ignore[arg-type]
+    return int(math.prod(int(d) for d in shape))  # type: ignore[arg-type,misc]
 
 
 def _attr(node: Any, name: str, default: Any) -> Any:

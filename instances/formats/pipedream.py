@@ -179,9 +179,9 @@ class PipeDreamGraph(Format):
                 if key not in vals:
                     raise FormatError(f"node {nid!r}: missing {key} (truncated or malformed "
                                       "line)", source=source, line=lineno)
-            for key, x in vals.items():
-                if not math.isfinite(x) or x < 0:
-                    raise FormatError(f"node {nid!r}: {key} = {x} is not finite and >= 0",
+            for key, value in vals.items():
+                if not math.isfinite(value) or value < 0:
+                    raise FormatError(f"node {nid!r}: {key} = {value} is not finite and >= 0",
                                       source=source, line=lineno)
             index[nid] = len(ids)
             ids.append(nid)
