@@ -467,6 +467,11 @@ def _totals(nodes: Sequence[OpNode], cm: CostModel) -> dict[str, Any]:
     }
 
 
+#: the hardware profile that prices a graph when none is given (ONNX reader, PyTorch
+#: importer); recorded as the default in metadata["cost_model"] and shown by ``info``
+DEFAULT_HARDWARE = "a100"
+
+
 def with_cost_model_info(instance: Instance, **info: Any) -> Instance:
     """The instance with ``info`` merged into ``metadata["cost_model"]``.
 

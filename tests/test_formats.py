@@ -659,3 +659,29 @@ def test_info_prints_units_and_input_work(tmp_path, shared_instances, capsys):
     assert "contradict" in capsys.readouterr().err
     assert main(["info", "default/comm-0300", "--zero-input-work", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["input_work"] == "zeroed"
+
+
+def test_training_style_graph_keeps_small_source_work(tmp_path):
+    """The 1e-8 discrepancy of issue 11: forward source nodes (inputs and weights of a
+    training graph) with small but nonzero work used to be zeroed by default, shifting
+    stage costs by about 1e-8 relative. The file's values are now kept, so evaluate agrees
+    with a hand computation from the file exactly."""
+    from pipecert import Partition, evaluate
+
+    nodes = [dnode(1, 20.0), dnode(2, 3e-6), dnode(3, 50.0), dnode(4, 2e-6),
+             dnode(5, 40.0), dnode(6, 80.0, isBackwardNode=1), dnode(7, 60.0, isBackwardNode=1)]
+    edges = [{"sourceId": 1, "destId": 3, "cost": 0.5}, {"sourceId": 2, "destId": 3,
+                                                        "cost": 0.25},
+             {"sourceId": 3, "destId": 5, "cost": 0.125}, {"sourceId": 4, "destId": 5,
+                                                          "cost": 0.25},
+             {"sourceId": 5, "destId": 6, "cost": 0.0625},
+             {"sourceId": 6, "destId": 7, "cost": 0.5}]
+    p = write(tmp_path, "train.json", dnn_text(nodes, edges))
+    inst = read_instance(p)
+    part = Partition.from_stages(inst, [["1", "2", "3"], ["4", "5", "6", "7"]], 2)
+    # by hand: stage 0 = 20 + 3e-6 + 50 + comm out of 3 (0.125); stage 1 = 2e-6 + 40 + 80
+    # + 60 + comm in from 3 (0.125)
+    assert evaluate(inst, part) == max(20 + 3e-6 + 50 + 0.125, 2e-6 + 40 + 80 + 60 + 0.125)
+    old = read_instance(p, zero_input_work=True)  # the old default
+    rel = abs(evaluate(old, part) - evaluate(inst, part)) / evaluate(inst, part)
+    assert 0 < rel < 1e-7 and set(old.metadata["input_work_zeroed"]) == {"1", "2", "4"}

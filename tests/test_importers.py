@@ -479,3 +479,17 @@ def test_onnx_records_units_cost_model_and_the_default_hardware(tmp_path, capsys
     assert info["cost_model"]["hardware"] == "h100"
     assert info["cost_model"]["hardware_default"] is False
     assert info["cost_model"]["batch_size"] == 3
+
+
+def test_pytorch_import_records_the_default_hardware() -> None:
+    torch = pytest.importorskip("torch")
+    from instances.torch_import import import_module
+
+    lin = torch.nn.Linear(4, 2)
+    inst = import_module(lin, (torch.zeros(3, 4),), name="lin")
+    assert inst.units == {"work": "us", "comm": "us", "memory": "bytes"}
+    cm = inst.cost_model
+    assert cm is not None and cm["hardware_name"] == "a100" and cm["hardware_default"]
+    h100 = import_module(lin, (torch.zeros(3, 4),), name="lin", hardware="h100").cost_model
+    assert h100 is not None and h100["hardware_name"] == "h100"
+    assert h100["hardware_default"] is False

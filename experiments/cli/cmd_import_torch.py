@@ -69,8 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from instances import write_instance
-    from instances.costmodel import CostModel, with_cost_model_info
-    from instances.formats.onnx import DEFAULT_HARDWARE
+    from instances.costmodel import DEFAULT_HARDWARE, CostModel, with_cost_model_info
     from instances.torch_import import call_factory, import_module, load_factory
 
     if os.getcwd() not in sys.path:

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from instances.costmodel import (
+    DEFAULT_HARDWARE,
     CostModel,
     OpNode,
     Tensor,
@@ -60,9 +61,6 @@ from pipecert.instance import Instance
 
 __all__ = ["OnnxFormat", "read_onnx", "onnx_graph", "DEFAULT_HARDWARE"]
 
-#: the hardware profile that prices an ONNX model when none is given (stated in the
-#: instance's metadata["cost_model"] and by ``pipecert info``)
-DEFAULT_HARDWARE = "a100"
 
 _ONNX_DTYPES = {
     "FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "BFLOAT16": "bfloat16",
