@@ -176,3 +176,13 @@ def test_round_trip_of_a_converted_public_graph(tmp_path: Path, shared_instances
         same(back, src.replace(name=back.name))
         assert back.units == {"work": "ms", "comm": "ms", "memory": "bytes"}
     assert np.array_equal(read_instance(tmp_path / "g.json").comm, src.comm)
+
+
+def test_dnn_partitioning_round_trip_with_long_labels_and_metadata(tmp_path: Path) -> None:
+    """Detection by content looks at the first 4 KB: a written file must stay recognisable
+    however long its metadata and labels are."""
+    inst = Instance(["a", "b"], [1.0, 2.0], [0.5, 0.0], [("a", "b")], name="x",
+                    labels=["L" * 10_000, "m"], metadata={"note": "n" * 10_000})
+    p = tmp_path / "x.json"
+    write_instance(inst, p, format="dnn-partitioning")
+    same(read_instance(p), inst)

@@ -137,7 +137,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {'cost model:'.ljust(w)} none (costs as given in the file)")
     zeroed = info["input_work_zeroed"]
     if info["input_work"] == "zeroed":
-        items = ", ".join(f"{k} ({fmt(v)})" for k, v in (zeroed or {}).items()) or "no node"
+        pairs = list((zeroed or {}).items())
+        items = ", ".join(f"{k} ({fmt(v)})" for k, v in pairs[:10]) or "no node"
+        if len(pairs) > 10:
+            items += f" and {len(pairs) - 10} more (--json lists them all)"
         print(f"  {'input work:'.ljust(w)} zeroed on {items} (--zero-input-work)")
     else:
         print(f"  {'input work:'.ljust(w)} as in the file (--zero-input-work zeroes it)")

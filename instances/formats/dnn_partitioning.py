@@ -103,7 +103,7 @@ class DnnPartitioningJSON(Format):
         if not text.startswith(b"{"):
             return False
         return any(key in text for key in (b'"fpgaLatency"', b'"maxFPGAs"', b'"sourceId"',
-                                           b'"maxSizePerFPGA"'))
+                                           b'"maxSizePerFPGA"', b'"maxCPUs"'))
 
     def read(self, path: Path, *, zero_input_work: bool | None = None,
              keep_input_work: bool | None = None, **options: Any) -> Instance:
@@ -327,7 +327,7 @@ def to_dnn_dict(instance: Instance) -> dict[str, Any]:
     if instance.suggested_k is not None:
         out["maxFPGAs"] = instance.suggested_k
     out["maxCPUs"] = 1
-    out["pipecertMetadata"] = dict(instance.metadata)
     out["nodes"] = nodes
     out["edges"] = edges
+    out["pipecertMetadata"] = dict(instance.metadata)  # last: the head stays sniffable
     return out
