@@ -6,7 +6,6 @@ Each suite folder holds gzipped native JSON files and a ``MANIFEST.json`` (schem
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -41,10 +40,9 @@ def _manifest(suite: str) -> tuple[dict[str, Any], ...]:
     if not path.is_file():
         known = ", ".join(list_suites()) or "none"
         raise InputError(f"unknown bundled suite {suite!r} (known: {known})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"invalid JSON: {exc.msg}", source=str(path), line=exc.lineno) from None
+    from instances.formats.base import load_json, read_text
+
+    data = load_json(read_text(path), str(path))
     entries = data.get("instances") if isinstance(data, dict) else None
     if not isinstance(entries, list):
         raise FormatError("manifest has no 'instances' list", source=str(path))
@@ -89,9 +87,13 @@ def is_bundled_id(spec: str) -> bool:
     return any(e["id"] == spec for e in _manifest(suite))
 
 
-def load_bundled(instance_id: str) -> Instance:
-    """Load the bundled instance ``instance_id`` (e.g. ``"default/layered-s-001"``)."""
+def load_bundled(instance_id: str, **options: Any) -> Instance:
+    """Load the bundled instance ``instance_id`` (e.g. ``"default/layered-s-001"``).
+
+    ``options`` are reader options (:func:`instances.read_instance`); those that do not
+    apply to native JSON are ignored, ``zero_input_work=True`` applies.
+    """
     from instances.io import read_instance
 
     path = bundled_path(instance_id)
-    return read_instance(path)
+    return read_instance(path, **options)

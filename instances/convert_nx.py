@@ -109,7 +109,8 @@ def from_networkx(
         vals = [G.nodes[v].get(attr) for v in nodes]
         return None if any(x is None for x in vals) else vals
 
-    data, prec = [], []
+    data: list[tuple[str, str]] = []
+    prec: list[tuple[str, str]] = []
     for u, v, d in G.edges(data=True):
         (prec if d.get(kind) == "precedence" else data).append((str(u), str(v)))
     return Instance(

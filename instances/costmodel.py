@@ -467,6 +467,24 @@ def _totals(nodes: Sequence[OpNode], cm: CostModel) -> dict[str, Any]:
     }
 
 
+#: the hardware profile that prices a graph when none is given (ONNX reader, PyTorch
+#: importer); recorded as the default in metadata["cost_model"] and shown by ``info``
+DEFAULT_HARDWARE = "a100"
+
+
+def with_cost_model_info(instance: Instance, **info: Any) -> Instance:
+    """The instance with ``info`` merged into ``metadata["cost_model"]``.
+
+    Importers record there what priced the graph beyond :meth:`CostModel.describe`: the
+    batch size, the hardware profile's name and whether it was the default, the importer.
+    """
+    meta = dict(instance.metadata)
+    cm = dict(meta.get("cost_model") or {})
+    cm.update(info)
+    meta["cost_model"] = cm
+    return instance.replace(metadata=meta)
+
+
 def build_instance(
     nodes: Sequence[OpNode],
     cost_model: CostModel | None = None,

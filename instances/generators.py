@@ -12,7 +12,8 @@
 Every generator takes ``rng`` (a :class:`numpy.random.Generator` or an integer seed) and
 draws all randomness from it, so the same seed gives the same instance. Node ids are
 ``v0, v1, ...`` in a topological order; generator name and parameters go to
-``metadata["generator"]``.
+``metadata["generator"]``; ``metadata["units"]`` says ``"unit"`` for work, comm and memory
+(dimensionless: generated costs have no physical unit).
 """
 
 from __future__ import annotations
@@ -26,7 +27,11 @@ import numpy as np
 from pipecert.errors import InputError
 from pipecert.instance import Instance
 
-__all__ = ["layered_dag", "regal_like", "regal_like_set", "topology_hash", "as_rng"]
+__all__ = ["layered_dag", "regal_like", "regal_like_set", "topology_hash", "as_rng",
+           "GENERATED_UNITS"]
+
+#: units of generated instances: dimensionless
+GENERATED_UNITS = {"work": "unit", "comm": "unit", "memory": "unit"}
 
 
 def as_rng(rng: np.random.Generator | int | None) -> np.random.Generator:
@@ -218,7 +223,8 @@ def layered_dag(
         d_all,
         name=name or f"layered-{n}",
         op_types=kind.tolist(),
-        metadata={"generator": {"name": "layered_dag", "seed": seed, "params": params}},
+        metadata={"generator": {"name": "layered_dag", "seed": seed, "params": params},
+                  "units": dict(GENERATED_UNITS)},
     )
 
 
@@ -284,7 +290,8 @@ def regal_like(
         src,
         dst,
         name=name or f"regal-like-{n}",
-        metadata={"generator": {"name": "regal_like", "seed": seed, "params": params}},
+        metadata={"generator": {"name": "regal_like", "seed": seed, "params": params},
+                  "units": dict(GENERATED_UNITS)},
     )
 
 

@@ -112,10 +112,13 @@ def read_instance(
         A registered format name; by default the format is detected from the content,
         falling back to the file extension.
     **options
-        Format-specific options, e.g. ``bandwidth=`` (PipeDream) or ``keep_input_work=``
-        (PipeDream, dnn-partitioning). Options that ``None`` or that another format accepts
-        but this one does not are ignored (so one set of options can serve a directory of
-        mixed files); an option no format knows is an :class:`InputError`.
+        Format-specific options, e.g. ``bandwidth=`` (PipeDream), or
+        ``zero_input_work=True`` (every format: set the work of the format's input nodes
+        to 0, recorded in the metadata; by default every value of the file is kept;
+        ``keep_input_work`` is the older inverse spelling). Options that are ``None`` or
+        that another format accepts but this one does not are ignored (so one set of
+        options can serve a directory of mixed files); an option no format knows is an
+        :class:`InputError`.
 
     Raises
     ------
@@ -131,6 +134,8 @@ def read_instance(
         raise FileNotFoundError(2, "No such file or directory", source)
     if p.is_dir():
         raise InputError("is a directory, not a graph file", source=source)
+    if p.is_file() and p.stat().st_size == 0:
+        raise FormatError("empty file (0 bytes)", source=source)
     fmt = get_format(format, source=source) if format else detect_format(p)
     if fmt is None:
         raise FormatError(
@@ -160,6 +165,7 @@ def write_instance(
     ``.json.gz`` gzipped native JSON (the default for unknown extensions is an error).
     """
     p = Path(path)
+    fmt: Format | None
     if format:
         fmt = get_format(format, source=str(path))
     else:

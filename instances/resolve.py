@@ -76,8 +76,9 @@ def resolve(spec: str, **options: Any) -> list[InstanceRef]:
         ``suite:NAME`` (all bundled instances of a suite, in suite order); a bundled id
         ``SUITE/NAME``.
     **options
-        Reader options (``bandwidth=``, ``keep_input_work=``, ``format=``) applied when a
-        file ref is loaded; bundled instances ignore them.
+        Reader options (``bandwidth=``, ``zero_input_work=``, ``format=``) applied when a
+        ref is loaded; bundled instances (native JSON) take the options that apply to
+        native JSON (``zero_input_work``) and ignore ``format``.
 
     Raises
     ------
@@ -85,8 +86,10 @@ def resolve(spec: str, **options: Any) -> list[InstanceRef]:
         When the spec matches nothing.
     """
     spec = str(spec)
+    bundled_opts = {k: v for k, v in options.items() if k != "format"}
     if spec.startswith("suite:"):
-        return [InstanceRef(i, None, partial(load_bundled, i)) for i in suite_ids(spec[6:])]
+        return [InstanceRef(i, None, partial(load_bundled, i, **bundled_opts))
+                for i in suite_ids(spec[6:])]
     p = Path(spec)
     if p.is_file():
         return [_file_ref(spec, options)]
@@ -101,7 +104,7 @@ def resolve(spec: str, **options: Any) -> list[InstanceRef]:
             raise InputError("glob pattern matches no readable graph file", source=spec)
         return [_file_ref(m, options) for m in matches]
     if is_bundled_id(spec):
-        return [InstanceRef(spec, None, partial(load_bundled, spec))]
+        return [InstanceRef(spec, None, partial(load_bundled, spec, **bundled_opts))]
     suites = list_suites()
     head = spec.split("/", 1)[0]
     if head in suites and "/" in spec:

@@ -25,7 +25,15 @@ import operator
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from instances.costmodel import CostModel, OpNode, Tensor, build_instance, dtype_name
+from instances.costmodel import (
+    DEFAULT_HARDWARE,
+    CostModel,
+    OpNode,
+    Tensor,
+    build_instance,
+    dtype_name,
+    with_cost_model_info,
+)
 from pipecert.errors import InputError
 from pipecert.instance import Instance
 
@@ -244,8 +252,9 @@ def graph_from_exported(ep: Any, *, name: str = "model") -> list[OpNode]:
             spec = spec_of.get(node.name)
             kind = kinds.get(spec.kind) if spec is not None else "input"
             if kind is None:
+                what = spec.kind.name if spec is not None else "?"
                 raise InputError(f"unsupported graph input {node.name!r} of kind "
-                                 f"{spec.kind.name}", source=name)
+                                 f"{what}", source=name)
             tens = _tensors(val)
             if not tens:
                 continue  # a non-tensor input (int, None): no node
@@ -345,13 +354,15 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def import_exported(ep: Any, *, cost_model: CostModel | None = None, hardware: str = "a100",
+def import_exported(ep: Any, *, cost_model: CostModel | None = None,
+                    hardware: str | None = None,
                     compute_dtype: str | None = "bfloat16", level: str = "operator",
                     layer_depth: int = 2, layer_extra: int = 0, name: str = "model",
                     decompose: bool = False,
                     metadata: Mapping[str, Any] | None = None) -> Instance:
     """Price an ``ExportedProgram`` (see :func:`import_module` for the parameters)."""
-    cm = cost_model if cost_model is not None else CostModel(hardware, compute_dtype)
+    cm = (cost_model if cost_model is not None
+          else CostModel(hardware or DEFAULT_HARDWARE, compute_dtype))
     if decompose:
         try:
             ep = ep.run_decompositions()
@@ -368,13 +379,17 @@ def import_exported(ep: Any, *, cost_model: CostModel | None = None, hardware: s
             if key in records[0].extra:
                 meta[key] = records[0].extra[key]
     meta.update(metadata or {})
-    return build_instance(records, cm, name=name, level=level, layer_depth=layer_depth,
+    inst = build_instance(records, cm, name=name, level=level, layer_depth=layer_depth,
                           layer_extra=layer_extra, metadata=meta, source=name)
+    if cost_model is None:  # record which profile priced it and whether it was the default
+        inst = with_cost_model_info(inst, importer="pytorch", hardware_name=cm.profile.name,
+                                    hardware_default=hardware is None)
+    return inst
 
 
 def import_module(module: Any, args: Sequence[Any] = (),
                   kwargs: Mapping[str, Any] | None = None, *,
-                  cost_model: CostModel | None = None, hardware: str = "a100",
+                  cost_model: CostModel | None = None, hardware: str | None = None,
                   compute_dtype: str | None = "bfloat16", level: str = "operator",
                   layer_depth: int = 2, layer_extra: int = 0, name: str | None = None,
                   strict: bool = False,
@@ -390,8 +405,9 @@ def import_module(module: Any, args: Sequence[Any] = (),
         Example inputs; their shapes (batch size included) fix the graph's costs.
     cost_model : CostModel, optional
         Overrides ``hardware`` and ``compute_dtype``.
-    hardware : str
-        Bundled profile name or a TOML path (``instances/hardware``).
+    hardware : str, optional
+        Bundled profile name or a TOML path (``instances/hardware``); default ``a100``,
+        recorded as the default in ``metadata["cost_model"]``.
     compute_dtype : str or None
         Dtype the costs assume for floating tensors (``None``: as traced).
     level : {"operator", "layer"}

@@ -162,31 +162,57 @@ def test_every_dnn_partitioning_layer_graph_reads(shared_instances):
         assert inst.n_edges == len(pairs)
         assert inst.suggested_k == raw["maxFPGAs"]
         assert inst.memory_limit == raw["maxSizePerFPGA"]
-        # comm of every source = its edge cost; work = fpgaLatency except zeroed inputs
+        # comm of every source = its edge cost; work = fpgaLatency (the file's values)
         cost = {e["sourceId"]: e["cost"] for e in raw["edges"]}
-        zeroed = inst.metadata.get("input_work_zeroed", {})
+        assert "input_work_zeroed" not in inst.metadata
+        assert inst.units == {"work": "ms", "comm": "ms", "memory": "bytes"}
         for node in raw["nodes"]:
             i = inst.index[str(node["id"])]
             assert inst.comm[i] == cost.get(node["id"], 0.0)
             assert inst.memory[i] == node["size"]
             assert inst.labels[i] == node["name"]
             assert inst.groups[i] == node["colorClass"]
-            expect = 0.0 if str(node["id"]) in zeroed else node["fpgaLatency"]
-            assert inst.work[i] == expect
+            assert inst.work[i] == node["fpgaLatency"]
 
 
-def test_dnn_partitioning_input_node_work_zeroed_by_default(shared_instances):
+def test_dnn_partitioning_keeps_input_work_zeroes_on_request(shared_instances):
+    """Issue 11: the file's values by default; zeroing is the explicit zero_input_work."""
     f = shared_instances / LG / "resnet50_inference.json"
     inst = read_instance(f)
-    kept = read_instance(f, keep_input_work=True)
-    assert dict(inst.metadata["input_work_zeroed"]) == {"1": 18.962}
-    assert inst.work[inst.index["1"]] == 0.0
-    assert kept.work[kept.index["1"]] == 18.962
-    assert kept.total_work == pytest.approx(inst.total_work + 18.962)
-    assert inst.metadata["input_work"] == "zeroed" and kept.metadata["input_work"] == "kept"
+    legacy = read_instance(f, keep_input_work=True)  # the old spelling: the default now
+    zeroed = read_instance(f, zero_input_work=True)
+    assert inst == legacy and inst.work[inst.index["1"]] == 18.962
+    assert read_instance(f, keep_input_work=False) == zeroed
+    assert dict(zeroed.metadata["input_work_zeroed"]) == {"1": 18.962}
+    assert zeroed.metadata["input_work"] == "zeroed"
+    assert zeroed.metadata["input_work_option"] == "zero_input_work"
+    assert "forward" in zeroed.metadata["input_work_rule"]
+    assert zeroed.work[zeroed.index["1"]] == 0.0
+    assert inst.total_work == pytest.approx(zeroed.total_work + 18.962)
+    with pytest.raises(InputError, match="contradicts"):
+        read_instance(f, zero_input_work=True, keep_input_work=True)
     # only the one forward source node is an input; backward sources are never zeroed
-    train = read_instance(shared_instances / LG / "resnet50_training.json")
+    train = read_instance(shared_instances / LG / "resnet50_training.json",
+                          zero_input_work=True)
     assert list(train.metadata["input_work_zeroed"]) == ["1"]
+
+
+def test_zero_input_work_is_one_option_in_every_reader(tmp_path, shared_instances):
+    """The same option name for every format, recorded the same way."""
+    from instances import FORMATS
+
+    for name, cls in FORMATS.items():
+        assert "zero_input_work" in cls.options, name
+    regal = read_instance(shared_instances / "regal/sample_small.pbtxt", zero_input_work=True)
+    assert dict(regal.metadata["input_work_zeroed"]) == {"2": 40.0}
+    p = tmp_path / "w.json"
+    write_instance(worked_example(), p)
+    nat = read_instance(p, zero_input_work=True)
+    sources = np.bincount(nat.dst, minlength=nat.n_nodes) == 0
+    assert sources.any() and (nat.work[sources] == 0).all()
+    assert np.array_equal(nat.work[~sources], worked_example().work[~sources])
+    assert nat.metadata["input_work"] == "zeroed"
+    assert read_instance(p) == worked_example()
 
 
 def dnn_text(nodes, edges, **top) -> str:
@@ -235,13 +261,9 @@ def test_dnn_partitioning_write_read_round_trip(tmp_path):
     p = tmp_path / "op.json"
     write_instance(inst, p, format="dnn-partitioning")
     assert detect_format(p).name == "dnn-partitioning"
-    back = read_instance(p, keep_input_work=True)
-    assert np.array_equal(back.work, inst.work)
-    has_succ = inst.out_degree > 0
-    assert np.array_equal(back.comm[has_succ], inst.comm[has_succ])
-    assert np.array_equal(back.src, inst.src) and np.array_equal(back.dst, inst.dst)
-    assert back.labels == inst.ids  # non-numeric ids become names
-    assert read_instance(p).total_work <= inst.total_work
+    back = read_instance(p)
+    assert back == inst.replace(name="op")  # exact, the file's values kept
+    assert read_instance(p, zero_input_work=True).total_work < inst.total_work
 
 
 def test_dnn_partitioning_cannot_write_precedence_edges(tmp_path):
@@ -262,9 +284,10 @@ def test_every_pipedream_graph_reads(shared_instances):
         assert inst.n_nodes == len(node_lines)
         assert inst.n_edges == len(edge_lines)
         assert all(v.startswith("node") for v in inst.ids)
-        for i, op in enumerate(inst.op_types):
-            if op == "Input":
-                assert inst.work[i] == 0.0
+        assert inst.units == {"work": "ms", "comm": "ms", "memory": "bytes"}
+        fwd = {x.split(" -- ")[0]: float(x.split("forward_compute_time=")[1].split(",")[0])
+               for x in node_lines}
+        assert all(inst.work[inst.index[v]] == w for v, w in fwd.items())
 
 
 def test_pipedream_resnet50_values(shared_instances):
@@ -276,16 +299,17 @@ def test_pipedream_resnet50_values(shared_instances):
     assert inst.work[i] == 1.236
     assert inst.comm[i] == 205520896.0 / 2**31
     assert inst.memory[i] == 205520896.0 + 4096.0
-    assert dict(inst.metadata["input_work_zeroed"]) == {"node1": 18.962}
-    kept = read_instance(f, keep_input_work=True)
-    assert kept.work[kept.index["node1"]] == 18.962
+    assert inst.work[inst.index["node1"]] == 18.962
+    zeroed = read_instance(f, zero_input_work=True)
+    assert dict(zeroed.metadata["input_work_zeroed"]) == {"node1": 18.962}
+    assert zeroed.work[zeroed.index["node1"]] == 0.0
     half = read_instance(f, bandwidth=2**30)
     assert np.allclose(half.comm, 2 * inst.comm, rtol=0, atol=0)
 
 
-def test_pipedream_alexnet_large_input_time_is_zeroed(shared_instances):
-    inst = read_instance(shared_instances / PD / "alexnet.graph.txt")
-    kept = read_instance(shared_instances / PD / "alexnet.graph.txt", keep_input_work=True)
+def test_pipedream_alexnet_large_input_time_is_kept_unless_asked(shared_instances):
+    kept = read_instance(shared_instances / PD / "alexnet.graph.txt")
+    inst = read_instance(shared_instances / PD / "alexnet.graph.txt", zero_input_work=True)
     assert kept.total_work - inst.total_work == pytest.approx(635.902)
 
 
@@ -341,13 +365,16 @@ def test_pipedream_rejects_bad_bandwidth(tmp_path, bw):
      (f"{PD}/inception_v3.graph.txt", "inceptionv3_inference.json"),
      ("pipedream/translation/gnmt_large.graph.txt", "gnmt_inference.json")],
 )
+@pytest.mark.parametrize("zero", [False, True], ids=["as-given", "zero-input-work"])
 def test_pipedream_and_dnn_partitioning_agree_per_node(shared_instances, pipedream,
-                                                       layer_graph):
+                                                       layer_graph, zero):
     """Same profiles: PipeDream ``nodeX`` is the layer graph's node named ``nodeX``; with
     the default bandwidth 2^31 B/ms, work, comm (of every node with a consumer; a sink's
-    comm is never charged) and memory agree exactly, and so do the edges."""
-    a = read_instance(shared_instances / pipedream)
-    b = read_instance(shared_instances / LG / layer_graph)
+    comm is never charged) and memory agree exactly, and so do the edges, both with the
+    file's values and with ``zero_input_work`` on both readers (their input rules pick
+    the same node)."""
+    a = read_instance(shared_instances / pipedream, zero_input_work=zero)
+    b = read_instance(shared_instances / LG / layer_graph, zero_input_work=zero)
     assert a.n_nodes == b.n_nodes
     ia = np.array([a.index[lab] for lab in b.labels])  # b node i is a node ia[i]
     assert np.array_equal(a.work[ia], b.work)
@@ -587,3 +614,74 @@ def test_folder_scan_skips_unrecognised_json(tmp_path, shared_instances):
     refs = resolve(str(tmp_path))
     assert [Path(r.path).name for r in refs] == ["a.pbtxt", "commented.pbtxt", "w.json.gz"]
     assert detect_format(tmp_path / "commented.pbtxt").name == "regal"
+
+
+# ------------------------------------------------------------------ units
+def test_every_reader_states_units(tmp_path, shared_instances):
+    """Issue 11 item 6: ms / ms / bytes for the profiles, us and bytes for REGAL (honestly
+    two units), the file's own units for native JSON, "unit" for generated graphs."""
+    from instances.generators import layered_dag, regal_like
+
+    ms = {"work": "ms", "comm": "ms", "memory": "bytes"}
+    assert read_instance(shared_instances / LG / "bert24_training.json").units == ms
+    assert read_instance(shared_instances / PD / "vgg16.graph.txt").units == ms
+    regal = read_instance(shared_instances / "regal/sample_small.pbtxt")
+    assert regal.units == {"work": "us", "comm": "bytes", "memory": "unspecified"}
+    assert regal.time_unit == "us/bytes"
+    gen = layered_dag(20, rng=1)
+    assert gen.units == {"work": "unit", "comm": "unit", "memory": "unit"}
+    assert regal_like(rng=2).units == gen.units
+    p = tmp_path / "w.json"
+    write_instance(worked_example(), p)
+    assert read_instance(p).units == {"work": "unspecified", "comm": "unspecified",
+                                      "memory": "unspecified"}
+    write_instance(worked_example().replace(metadata={"units": {"work": "s", "comm": "s"}}),
+                   p)
+    assert read_instance(p).units == {"work": "s", "comm": "s", "memory": "unspecified"}
+
+
+def test_info_prints_units_and_input_work(tmp_path, shared_instances, capsys):
+    from experiments.cli import main
+
+    f = shared_instances / LG / "resnet50_inference.json"
+    assert main(["info", str(f)]) == 0
+    out = capsys.readouterr().out
+    assert "total work:          201.45 ms" in out
+    assert "units:               work ms, comm ms, memory bytes" in out
+    assert "cost model:          none (costs as given in the file)" in out
+    assert "input work:          as in the file" in out
+    assert main(["info", str(f), "--json", "--zero-input-work"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["units"] == {"work": "ms", "comm": "ms", "memory": "bytes"}
+    assert info["input_work"] == "zeroed" and info["input_work_zeroed"] == {"1": 18.962}
+    assert info["cost_model"] is None
+    assert main(["info", str(f), "--zero-input-work", "--keep-input-work"]) == 2
+    assert "contradict" in capsys.readouterr().err
+    assert main(["info", "default/comm-0300", "--zero-input-work", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["input_work"] == "zeroed"
+
+
+def test_training_style_graph_keeps_small_source_work(tmp_path):
+    """The 1e-8 discrepancy of issue 11: forward source nodes (inputs and weights of a
+    training graph) with small but nonzero work used to be zeroed by default, shifting
+    stage costs by about 1e-8 relative. The file's values are now kept, so evaluate agrees
+    with a hand computation from the file exactly."""
+    from pipecert import Partition, evaluate
+
+    nodes = [dnode(1, 20.0), dnode(2, 3e-6), dnode(3, 50.0), dnode(4, 2e-6),
+             dnode(5, 40.0), dnode(6, 80.0, isBackwardNode=1), dnode(7, 60.0, isBackwardNode=1)]
+    edges = [{"sourceId": 1, "destId": 3, "cost": 0.5}, {"sourceId": 2, "destId": 3,
+                                                        "cost": 0.25},
+             {"sourceId": 3, "destId": 5, "cost": 0.125}, {"sourceId": 4, "destId": 5,
+                                                          "cost": 0.25},
+             {"sourceId": 5, "destId": 6, "cost": 0.0625},
+             {"sourceId": 6, "destId": 7, "cost": 0.5}]
+    p = write(tmp_path, "train.json", dnn_text(nodes, edges))
+    inst = read_instance(p)
+    part = Partition.from_stages(inst, [["1", "2", "3"], ["4", "5", "6", "7"]], 2)
+    # by hand: stage 0 = 20 + 3e-6 + 50 + comm out of 3 (0.125); stage 1 = 2e-6 + 40 + 80
+    # + 60 + comm in from 3 (0.125)
+    assert evaluate(inst, part) == max(20 + 3e-6 + 50 + 0.125, 2e-6 + 40 + 80 + 60 + 0.125)
+    old = read_instance(p, zero_input_work=True)  # the old default
+    rel = abs(evaluate(old, part) - evaluate(inst, part)) / evaluate(inst, part)
+    assert 0 < rel < 1e-7 and set(old.metadata["input_work_zeroed"]) == {"1", "2", "4"}

@@ -445,3 +445,51 @@ def test_cli_onnx_options_bind_batch_and_hardware(tmp_path, capsys) -> None:
     h100 = json.loads(capsys.readouterr().out)
     assert a100["nodes"] == h100["nodes"] == 2
     assert h100["total_comm"] < a100["total_comm"]  # faster interconnect
+
+
+# ---------------------------------------------------------------------- units, provenance
+def test_onnx_records_units_cost_model_and_the_default_hardware(tmp_path, capsys) -> None:
+    """Issue 11 item 6: an ONNX file priced as a100 unless told otherwise says so."""
+    onnx = pytest.importorskip("onnx")
+    from experiments.cli import main
+    from instances.io import read_instance
+
+    h, T = onnx.helper, onnx.TensorProto
+    model = _onnx_model([h.make_node("Relu", ["x"], ["y"], name="act")],
+                        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
+                        [h.make_tensor_value_info("y", T.FLOAT, None)])
+    f = tmp_path / "m.onnx"
+    onnx.save(model, str(f))
+    inst = read_instance(f, batch_size=3)
+    assert inst.units == {"work": "us", "comm": "us", "memory": "bytes"}
+    cm = inst.cost_model
+    assert cm is not None and cm["hardware_name"] == "a100" and cm["hardware_default"] is True
+    assert cm["batch_size"] == 3 and cm["compute_dtype"] == "bfloat16"
+    assert cm["importer"] == "onnx"
+    h100 = read_instance(f, batch_size=3, hardware="h100").cost_model
+    assert h100 is not None and h100["hardware_name"] == "h100"
+    assert h100["hardware_default"] is False
+    assert main(["info", str(f), "--batch-size", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "units:               work us, comm us, memory bytes" in out
+    assert "a100 (the default; --hardware changes it)" in out and "batch size 3" in out
+    assert main(["info", str(f), "--batch-size", "3", "--hardware", "h100", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["units"]["work"] == "us" and info["time_unit"] == "us"
+    assert info["cost_model"]["hardware"] == "h100"
+    assert info["cost_model"]["hardware_default"] is False
+    assert info["cost_model"]["batch_size"] == 3
+
+
+def test_pytorch_import_records_the_default_hardware() -> None:
+    torch = pytest.importorskip("torch")
+    from instances.torch_import import import_module
+
+    lin = torch.nn.Linear(4, 2)
+    inst = import_module(lin, (torch.zeros(3, 4),), name="lin")
+    assert inst.units == {"work": "us", "comm": "us", "memory": "bytes"}
+    cm = inst.cost_model
+    assert cm is not None and cm["hardware_name"] == "a100" and cm["hardware_default"]
+    h100 = import_module(lin, (torch.zeros(3, 4),), name="lin", hardware="h100").cost_model
+    assert h100 is not None and h100["hardware_name"] == "h100"
+    assert h100["hardware_default"] is False

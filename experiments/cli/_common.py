@@ -1,7 +1,7 @@
 """Helpers shared by the CLI sub-commands: reading graphs and printing tables.
 
 ``add_instance_options(parser)`` adds the reader options every graph-reading command
-accepts (``--format``, ``--bandwidth``, ``--keep-input-work``, ``--comm-outputs``, and the
+accepts (``--format``, ``--bandwidth``, ``--zero-input-work``, ``--comm-outputs``, and the
 ONNX cost-model options ``--hardware``, ``--batch-size``, ``--compute-dtype``, ``--level``);
 ``load_instance(spec, args)`` reads a graph with them. ``spec`` may be a file or a bundled
 instance id (``default/compute-0300``); anything :func:`instances.resolve` accepts that
@@ -45,9 +45,11 @@ def add_instance_options(parser: argparse.ArgumentParser, *, format_flag: str = 
     g.add_argument("--bandwidth", type=float, default=None, metavar="BYTES_PER_MS",
                    help="PipeDream: comm = activation_size / bandwidth (default 2^31, which "
                         "matches the dnn-partitioning layer graphs)")
+    g.add_argument("--zero-input-work", action="store_true", default=False,
+                   help="every format: set the work of input nodes (data loading) to 0, "
+                        "recorded in the instance metadata (default: keep the file's values)")
     g.add_argument("--keep-input-work", action="store_true", default=False,
-                   help="PipeDream / dnn-partitioning: keep the data-loading work of input "
-                        "nodes (zeroed by default)")
+                   help="keep the file's values (the default; kept for old scripts)")
     g.add_argument("--comm-outputs", choices=["consumed", "all"], default=None,
                    help="REGAL: comm = sizes of consumed output ports (default) or of all")
     g.add_argument("--hardware", default=None, metavar="NAME|FILE.toml",
@@ -70,8 +72,12 @@ def instance_options(args: argparse.Namespace) -> dict[str, Any]:
     bw = getattr(args, "bandwidth", None)
     if bw is not None:
         opts["bandwidth"] = bw
-    if getattr(args, "keep_input_work", False):
-        opts["keep_input_work"] = True
+    zero = bool(getattr(args, "zero_input_work", False))
+    keep = bool(getattr(args, "keep_input_work", False))
+    if zero and keep:
+        raise InputError("--zero-input-work and --keep-input-work contradict each other")
+    if zero:
+        opts["zero_input_work"] = True
     co = getattr(args, "comm_outputs", None)
     if co is not None:
         opts["comm_outputs"] = co

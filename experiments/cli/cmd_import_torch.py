@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="extra factory keyword argument (VALUE parsed as JSON if it can "
                              "be); repeatable")
-    parser.add_argument("--hardware", default="a100", metavar="NAME|FILE.toml",
+    parser.add_argument("--hardware", default=None, metavar="NAME|FILE.toml",
                         help=f"hardware profile: one of {', '.join(list_profiles())} or a "
                              "TOML file (default a100)")
     parser.add_argument("--compute-dtype", default="bfloat16",
@@ -69,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from instances import write_instance
-    from instances.costmodel import CostModel
+    from instances.costmodel import DEFAULT_HARDWARE, CostModel, with_cost_model_info
     from instances.torch_import import call_factory, import_module, load_factory
 
     if os.getcwd() not in sys.path:
@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     options = dict(_parse_option(o) for o in args.option)
     dtype = None if args.compute_dtype in ("traced", "none") else args.compute_dtype
     overhead = None if args.launch_overhead_us is None else args.launch_overhead_us * 1e-6
-    cm = CostModel(args.hardware, dtype, overhead)
+    hardware = args.hardware or DEFAULT_HARDWARE
+    cm = CostModel(hardware, dtype, overhead)
     factory = load_factory(args.factory)
     module, f_args, f_kwargs = call_factory(factory, batch_size=args.batch_size,
                                             options=options, spec=args.factory)
@@ -89,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
                          decompose=args.decompose, name=name,
                          metadata={"factory": args.factory, "batch_size": args.batch_size,
                                    "factory_options": options})
+    inst = with_cost_model_info(inst, importer="pytorch", hardware_name=cm.profile.name,
+                                hardware_default=args.hardware is None,
+                                batch_size=args.batch_size)
     if args.onnx:
         _export_onnx(module, f_args, f_kwargs, args.onnx)
     totals = inst.metadata.get("totals", {})
@@ -96,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
           f"{inst.n_edges} data edges")
     pbytes = totals.get("parameter_bytes", 0)
     dt = cm.compute_dtype or "as traced"
+    hw = cm.profile.name + (" (default)" if args.hardware is None else "")
     print(f"  FLOPs {totals.get('flops', 0):.4g}, parameters {pbytes:.4g} bytes ({dt}), "
-          f"hardware {cm.profile.name}")
+          f"hardware {hw}, batch size {args.batch_size or 'as the factory makes it'}")
     print(f"  total work {inst.total_work:.6g} us, total comm {inst.total_comm:.6g} us, "
           f"comm/work {inst.comm_work_ratio:.4g}")
     if args.output:

@@ -50,11 +50,44 @@ def describe(spec: str, args: argparse.Namespace) -> dict[str, Any]:
         "suggested_k": inst.suggested_k,
         "memory_limit": inst.memory_limit,
         "total_memory": None if inst.memory is None else float(inst.memory.sum()),
-        "input_work": inst.metadata.get("input_work"),
+        "units": inst.units,
+        "time_unit": inst.time_unit,
+        "memory_unit": inst.memory_unit,
+        "cost_model": cost_model_summary(inst),
+        "input_work": inst.metadata.get("input_work", "as in the file"),
         "input_work_zeroed": inst.metadata.get("input_work_zeroed"),
         "load_time_s": load_s,
     }
     return info
+
+
+def cost_model_summary(inst: Any) -> dict[str, Any] | None:
+    """What priced the costs (model, hardware, whether it was the default, dtype, batch
+    size), or None when the costs come from the file as given."""
+    cm = inst.cost_model
+    if cm is None:
+        return None
+    hw = cm.get("hardware")
+    name = cm.get("hardware_name") or (hw.get("name") if isinstance(hw, dict) else hw)
+    return {
+        "kind": cm.get("kind"),
+        "hardware": name,
+        "hardware_default": cm.get("hardware_default"),
+        "compute_dtype": cm.get("compute_dtype"),
+        "batch_size": cm.get("batch_size", inst.metadata.get("batch_size")),
+        "importer": cm.get("importer", inst.metadata.get("importer")),
+    }
+
+
+def cost_model_line(summary: dict[str, Any]) -> str:
+    """One line describing :func:`cost_model_summary` for people."""
+    hw = str(summary.get("hardware") or "?")
+    if summary.get("hardware_default"):
+        hw += " (the default; --hardware changes it)"
+    dtype = summary.get("compute_dtype") or "as traced"
+    batch = summary.get("batch_size")
+    return (f"{summary.get('kind') or 'model'} on {hw}, dtype {dtype}, batch size "
+            f"{batch if batch is not None else 'as in the model'}")
 
 
 _LABELS = [
@@ -74,6 +107,9 @@ _LABELS = [
 ]
 
 
+_TIME_KEYS = ("total_work", "total_comm", "longest_path_work")
+
+
 def run(args: argparse.Namespace) -> int:
     info = describe(args.file, args)
     if args.json:
@@ -81,13 +117,32 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(f"{args.file}")
     w = max(len(lab) for _, lab in _LABELS) + 1
+    units = info["units"]
     for key, lab in _LABELS:
         if info[key] is None:
             continue
-        print(f"  {(lab + ':').ljust(w)} {fmt(info[key])}")
+        unit = ""
+        if key in ("total_work", "longest_path_work"):
+            unit = f" {units['work']}"
+        elif key == "total_comm":
+            unit = f" {units['comm']}"
+        elif key in ("total_memory", "memory_limit"):
+            unit = f" {units['memory']}"
+        print(f"  {(lab + ':').ljust(w)} {fmt(info[key])}{unit}")
+    print(f"  {'units:'.ljust(w)} work {units['work']}, comm {units['comm']}, "
+          f"memory {units['memory']}")
+    if info["cost_model"] is not None:
+        print(f"  {'cost model:'.ljust(w)} {cost_model_line(info['cost_model'])}")
+    else:
+        print(f"  {'cost model:'.ljust(w)} none (costs as given in the file)")
     zeroed = info["input_work_zeroed"]
-    if zeroed:
-        items = ", ".join(f"{k} ({fmt(v)})" for k, v in zeroed.items())
-        print(f"  {'input work:'.ljust(w)} zeroed on {items}; --keep-input-work keeps it")
+    if info["input_work"] == "zeroed":
+        pairs = list((zeroed or {}).items())
+        items = ", ".join(f"{k} ({fmt(v)})" for k, v in pairs[:10]) or "no node"
+        if len(pairs) > 10:
+            items += f" and {len(pairs) - 10} more (--json lists them all)"
+        print(f"  {'input work:'.ljust(w)} zeroed on {items} (--zero-input-work)")
+    else:
+        print(f"  {'input work:'.ljust(w)} as in the file (--zero-input-work zeroes it)")
     print(f"  {'load time:'.ljust(w)} {info['load_time_s'] * 1000:.1f} ms")
     return 0

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
 
 from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
@@ -30,7 +35,17 @@ __all__ = [
     "open_text",
     "read_head",
     "instance_name",
+    "INPUT_WORK_OPTIONS",
+    "wants_zero_input_work",
+    "zero_input_work",
+    "load_json",
+    "source_nodes",
+    "dump_json",
 ]
+
+#: the reader options every format accepts: ``zero_input_work`` (the one explicit option
+#: that sets the work of input nodes to 0) and its legacy inverse alias ``keep_input_work``
+INPUT_WORK_OPTIONS = ("zero_input_work", "keep_input_work")
 
 #: number of leading bytes handed to :meth:`Format.sniff`
 HEAD_BYTES = 4096
@@ -88,7 +103,7 @@ class Format(ABC):
         return any(low.endswith(ext) for ext in self.extensions)
 
 
-FORMATS: Registry[Format] = Registry("format", Format)
+FORMATS: Registry[Format] = Registry("format", Format)  # type: ignore[type-abstract]
 
 
 def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:
@@ -121,7 +136,7 @@ def read_text(path: Path) -> str:
             return fh.read()
     except UnicodeDecodeError as exc:
         raise FormatError(f"not a UTF-8 text file ({exc.reason})", source=str(path)) from None
-    except (EOFError, gzip.BadGzipFile) as exc:
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise FormatError(f"corrupt gzip data ({exc})", source=str(path)) from None
 
 
@@ -141,3 +156,84 @@ def instance_name(path: Path) -> str:
         if low.endswith(ext) and len(name) > len(ext):
             return name[: -len(ext)]
     return path.stem or name
+
+
+def load_json(text: str, source: str) -> Any:
+    """Parse JSON text; every parse failure becomes a one-line :class:`FormatError`.
+
+    Syntax errors name the line and column. Nesting deeper than the interpreter's
+    recursion limit (``json`` is recursive) is a :class:`RecursionError` inside the
+    parser; it is reported as "nested too deeply" instead of a traceback.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source,
+                          line=exc.lineno) from None
+    except RecursionError:
+        raise FormatError("invalid JSON: nested too deeply (arrays or objects inside one "
+                          "another beyond the parser's recursion limit)",
+                          source=source) from None
+
+
+def wants_zero_input_work(zero_input_work: bool | None, keep_input_work: bool | None,
+                          source: str | None = None) -> bool:
+    """Whether a reader should zero the work of input nodes.
+
+    The default (both ``None``) is ``False``: readers keep the file's values.
+    ``zero_input_work=True`` asks for zeroing; ``keep_input_work`` is the older inverse
+    spelling kept for compatibility (``keep_input_work=False`` means zeroing,
+    ``keep_input_work=True`` is the default). Contradictory values are an
+    :class:`InputError`.
+    """
+    zero = None if zero_input_work is None else bool(zero_input_work)
+    legacy = None if keep_input_work is None else not bool(keep_input_work)
+    if zero is not None and legacy is not None and zero != legacy:
+        raise InputError(f"zero_input_work={zero_input_work!r} contradicts "
+                         f"keep_input_work={keep_input_work!r}", source=source)
+    if zero is not None:
+        return zero
+    return bool(legacy)
+
+
+def zero_input_work(instance: Instance, inputs: NDArray[np.bool_], rule: str) -> Instance:
+    """The instance with the work of its input nodes set to 0, recorded in the metadata.
+
+    Input nodes carry data-loading time that some upstream tools drop before partitioning;
+    readers apply this only when asked (``zero_input_work=True``). ``inputs`` marks the
+    nodes the format calls inputs (``rule`` says which, in words). The metadata records
+    ``input_work = "zeroed"``, ``input_work_option = "zero_input_work"``,
+    ``input_work_rule = rule`` and ``input_work_zeroed`` = {node id: original work} of
+    every node whose work changed (merged with earlier zeroings recorded in the file).
+    """
+    work = np.asarray(instance.work, dtype=np.float64)
+    mask = np.asarray(inputs, dtype=bool) & (work > 0)
+    meta = dict(instance.metadata)
+    previous = meta.get("input_work_zeroed")
+    zeroed: dict[str, float] = dict(previous) if isinstance(previous, dict) else {}
+    zeroed.update({instance.ids[i]: float(work[i]) for i in np.flatnonzero(mask)})
+    meta["input_work"] = "zeroed"
+    meta["input_work_option"] = "zero_input_work"
+    meta["input_work_rule"] = rule
+    meta["input_work_zeroed"] = zeroed
+    new = work.copy()
+    new[mask] = 0.0
+    return instance.replace(work=new, metadata=meta)
+
+
+def source_nodes(instance: Instance) -> NDArray[np.bool_]:
+    """Nodes without an incoming data or precedence edge."""
+    indeg = np.bincount(instance.dst, minlength=instance.n_nodes)
+    indeg = indeg + np.bincount(instance.prec_dst, minlength=instance.n_nodes)
+    return np.asarray(indeg == 0)
+
+
+def dump_json(data: Any, path: Path, **kwargs: Any) -> str:
+    """``json.dumps(data, allow_nan=False, **kwargs)``; what JSON cannot hold (NaN,
+    infinities, sets, objects; nesting beyond the recursion limit) is an
+    :class:`InputError` naming ``path``, raised before anything is written."""
+    try:
+        return json.dumps(data, allow_nan=False, **kwargs)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InputError(f"cannot write this instance as JSON: the metadata or a value is "
+                         f"not JSON ({type(exc).__name__}: {exc})", source=str(path)) from None

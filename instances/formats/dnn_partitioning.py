@@ -10,7 +10,8 @@ file               :class:`~pipecert.Instance`
 ``name``           label
 ``fpgaLatency``    work ``w(v)``
 edge ``cost``      comm ``c(v)`` of the edge's source; every out-edge of a node must carry the
-                   same cost (else :class:`FormatError` naming the node); 0 without out-edges
+                   same cost, exactly (else :class:`FormatError` naming the node); 0
+                   without out-edges (unless ``pipecertComm`` gives it)
 ``size``           memory
 ``colorClass``     co-location group (``-1`` where absent)
 ``maxFPGAs``       suggested ``k``
@@ -20,39 +21,66 @@ edge ``cost``      comm ``c(v)`` of the edge's source; every out-edge of a node 
 ``cpuLatency``, ``supportedOnFpga``, ``maxCPUs`` and ``layerId`` are ignored;
 ``isBackwardNode`` only matters for the input rule below.
 
-Input nodes. The input node of a layer graph carries data-loading time (resnet50: 18.962,
-the largest node), like PipeDream's ``Input`` nodes, and upstream tools zero it before
-partitioning. By default (``keep_input_work=False``) the reader sets ``w(v) = 0`` for every
-*forward* node (``isBackwardNode`` false) with *no incoming edge* and positive work, and
-records the zeroed nodes and their original work in ``metadata["input_work_zeroed"]``.
-Weight nodes of operator graphs also have no incoming edge, but their work is already 0,
-so the rule does not change them. ``keep_input_work=True`` keeps every work value.
+Units (``metadata["units"]``): work and comm in milliseconds (the public files are
+PipeDream profiles in ms; the edge ``cost`` is the tensor ``size`` divided by ``2**31`` bytes
+per ms), memory in bytes.
 
-The writer produces the same layout: integer ids (the instance ids when they are all
-decimal integers, else ``0..n-1`` with the ids as names), ``cpuLatency = fpgaLatency``,
-edge ``size = cost * 2**31`` (the bytes-per-ms convention of the public files).
-Precedence-only edges cannot be written. Reading a written file back zeroes the input
-work unless ``keep_input_work=True``.
+Input nodes. The input node of a layer graph carries data-loading time (resnet50: 18.962,
+the largest node), like PipeDream's ``Input`` nodes. The reader keeps every value of the
+file by default. ``zero_input_work=True`` (CLI ``--zero-input-work``, the same option in
+every reader) sets ``w(v) = 0`` for every *forward* node (``isBackwardNode`` false) with
+*no incoming edge* and positive work, as some upstream tools do before partitioning, and
+records it in the metadata (``input_work``, ``input_work_option``, ``input_work_rule`` and
+``input_work_zeroed`` = {node: original work}). Weight nodes of operator graphs also have
+no incoming edge, but their work is already 0. ``keep_input_work`` is the older inverse
+spelling (``keep_input_work=False`` zeroes).
+
+Writer and round trip. The writer produces the upstream layout (``cpuLatency =
+fpgaLatency``, edge ``size = cost * 2**31``, the bytes-per-ms convention of the public
+files, omitted where it would overflow) plus keys upstream tools ignore, for what the
+upstream schema has no field for: node ``pipecertId`` (ids that are not canonical decimal
+integers; ``id`` is then the node index), ``opType``, ``pipecertComm`` (the comm of a node
+without out-edges, which the format otherwise cannot hold) and top-level
+``pipecertMetadata`` (the instance metadata, units included; read back verbatim instead of
+the format's default metadata). ``name`` (labels), ``size`` (memory) and ``colorClass``
+(groups) are omitted when the instance has none. What the format cannot carry at all is
+refused with an :class:`InputError`, never dropped: precedence-only edges. Reading a
+written file gives back an equal instance (ids, work, comm, edges in order, memory, groups,
+labels, op types, suggested k, memory limit, metadata) except the name, which comes from
+the file name (tests/test_roundtrip.py). On reading, ``name``, ``size``, ``pipecertId`` and
+``opType`` must be given for all nodes or none; the comm of every out-edge of a node must
+be exactly equal.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from instances.formats.base import FORMATS, Format, instance_name, read_text
+from instances.formats.base import (
+    FORMATS,
+    INPUT_WORK_OPTIONS,
+    Format,
+    dump_json,
+    instance_name,
+    load_json,
+    read_text,
+    wants_zero_input_work,
+)
+from instances.formats.base import zero_input_work as zero_input_work_of
 from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
 
-__all__ = ["DnnPartitioningJSON", "BYTES_PER_MS"]
+__all__ = ["DnnPartitioningJSON", "BYTES_PER_MS", "UNITS", "to_dnn_dict"]
 
 #: bandwidth convention of the public files: 2**31 bytes per millisecond
 BYTES_PER_MS = float(2**31)
-_COST_RTOL = 1e-9
+#: units of the public files (metadata["units"])
+UNITS = {"work": "ms", "comm": "ms", "memory": "bytes"}
+INPUT_RULE = "forward nodes (isBackwardNode false) without an incoming edge"
 
 
 def _is_number(x: Any) -> bool:
@@ -65,7 +93,7 @@ class DnnPartitioningJSON(Format):
 
     name = "dnn-partitioning"
     extensions = (".json",)
-    options = ("keep_input_work",)
+    options = INPUT_WORK_OPTIONS
     sniff_priority = 50
     writable = True
     description = "msr-fiddle/dnn-partitioning layer and operator graphs (JSON)"
@@ -75,26 +103,29 @@ class DnnPartitioningJSON(Format):
         if not text.startswith(b"{"):
             return False
         return any(key in text for key in (b'"fpgaLatency"', b'"maxFPGAs"', b'"sourceId"',
-                                           b'"maxSizePerFPGA"'))
+                                           b'"maxSizePerFPGA"', b'"maxCPUs"'))
 
-    def read(self, path: Path, *, keep_input_work: bool = False, **options: Any) -> Instance:
+    def read(self, path: Path, *, zero_input_work: bool | None = None,
+             keep_input_work: bool | None = None, **options: Any) -> Instance:
         source = str(path)
         if options:
             raise InputError(f"unknown option(s) {', '.join(options)}", source=source)
-        try:
-            d = json.loads(read_text(path))
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source,
-                              line=exc.lineno) from None
+        zero = wants_zero_input_work(zero_input_work, keep_input_work, source)
+        d = load_json(read_text(path), source)
         return self.from_dict(d, source=source, name=instance_name(path),
-                              keep_input_work=keep_input_work)
+                              zero_input_work=zero)
 
     @staticmethod
     def from_dict(
         d: Any, *, source: str | None = None, name: str = "instance",
-        keep_input_work: bool = False,
+        zero_input_work: bool = False, keep_input_work: bool | None = None,
     ) -> Instance:
-        """Build an instance from the parsed JSON object (see the module docstring)."""
+        """Build an instance from the parsed JSON object (see the module docstring).
+
+        The file's values are kept unless ``zero_input_work`` (or the legacy
+        ``keep_input_work=False``) asks to zero the work of the forward source nodes.
+        """
+        zero = wants_zero_input_work(zero_input_work or None, keep_input_work, source)
 
         def fail(msg: str) -> FormatError:
             return FormatError(msg, source=source)
@@ -112,10 +143,16 @@ class DnnPartitioningJSON(Format):
         index: dict[Any, int] = {}
         labels: list[str] = []
         work = np.empty(n)
-        memory: list[float] | None = []
+        memory = np.empty(n)
         groups = np.full(n, -1, dtype=np.int64)
-        has_group = False
         backward = np.zeros(n, dtype=bool)
+        op_types: list[str] = []
+        extra_comm: dict[int, float] = {}
+        first = nodes[0] if n and isinstance(nodes[0], dict) else {}
+        # optional fields: given for every node or for none (a missing value is an error,
+        # never a silently dropped column)
+        present = {key: key in first for key in ("name", "size", "pipecertId", "opType")}
+        has_group = False  # colorClass is optional per node (absent: no group, -1)
         for j, node in enumerate(nodes):
             if not isinstance(node, dict):
                 raise fail(f"nodes[{j}] is not an object")
@@ -125,30 +162,40 @@ class DnnPartitioningJSON(Format):
             if nid in index:
                 raise fail(f"duplicate node id {nid} (nodes[{index[nid]}] and nodes[{j}])")
             index[nid] = j
-            ids.append(str(nid))
-            labels.append(str(node.get("name", nid)))
             lat = node.get("fpgaLatency")
             if not _is_number(lat):
                 raise fail(f"node {nid} (nodes[{j}]): 'fpgaLatency' must be a number, "
                            f"got {lat!r}")
             work[j] = lat
-            size = node.get("size")
-            if memory is not None:
-                if _is_number(size):
-                    memory.append(float(size))
-                elif j == 0 or size is None:
-                    memory = None
-                else:
+            for key, given in present.items():
+                if (key in node) != given:
+                    raise fail(f"node {nid} (nodes[{j}]): {key!r} must be given for all "
+                               "nodes or none")
+            pid = node.get("pipecertId", str(nid))
+            if not isinstance(pid, str):
+                raise fail(f"node {nid}: 'pipecertId' must be a string, got {pid!r}")
+            ids.append(pid)
+            if present["name"]:
+                labels.append(str(node["name"]))
+            if present["opType"]:
+                op_types.append(str(node["opType"]))
+            if present["size"]:
+                size = node["size"]
+                if not _is_number(size):
                     raise fail(f"node {nid}: 'size' must be a number, got {size!r}")
-            cc = node.get("colorClass")
-            if cc is not None:
+                memory[j] = size
+            if "colorClass" in node:
+                cc = node["colorClass"]
                 if isinstance(cc, bool) or not isinstance(cc, int):
                     raise fail(f"node {nid}: 'colorClass' must be an integer, got {cc!r}")
                 groups[j] = cc
                 has_group = True
+            if "pipecertComm" in node:
+                pc = node["pipecertComm"]
+                if not _is_number(pc):
+                    raise fail(f"node {nid}: 'pipecertComm' must be a number, got {pc!r}")
+                extra_comm[j] = float(pc)
             backward[j] = bool(node.get("isBackwardNode", 0))
-        if memory is not None and len(memory) != n:
-            memory = None
         m = len(edges)
         src = np.empty(m, dtype=np.int64)
         dst = np.empty(m, dtype=np.int64)
@@ -170,75 +217,117 @@ class DnnPartitioningJSON(Format):
             if not seen_cost[u]:
                 comm[u] = cost
                 seen_cost[u] = True
-            elif cost != comm[u] and not math.isclose(cost, comm[u], rel_tol=_COST_RTOL):
+            elif cost != comm[u]:
+                # exact: a tolerance would silently pick one of two different values
                 raise fail(f"node {s}: out-edges disagree on the comm cost ({comm[u]!r} vs "
                            f"{cost!r} on edges[{j}] -> {t})")
+        for j, value in extra_comm.items():
+            if seen_cost[j]:
+                raise fail(f"node {ids[j]}: 'pipecertComm' is only for nodes without "
+                           "out-edges (their comm is the out-edge cost)")
+            comm[j] = value
         metadata: dict[str, Any] = {
             "format": "dnn-partitioning",
             "work": "fpgaLatency",
             "comm": "out-edge cost",
+            "units": dict(UNITS),
         }
-        if not keep_input_work and n:
-            indeg = np.bincount(dst, minlength=n)
-            mask = (indeg == 0) & ~backward & (work > 0)
-            if mask.any():
-                metadata["input_work_zeroed"] = {ids[i]: float(work[i])
-                                                 for i in np.flatnonzero(mask)}
-                work = work.copy()
-                work[mask] = 0.0
-        metadata["input_work"] = "kept" if keep_input_work else "zeroed"
         if backward.any():
             metadata["n_backward_nodes"] = int(backward.sum())
+        if "pipecertMetadata" in d:  # written by pipecert: the instance's own metadata
+            metadata = d["pipecertMetadata"]
+            if not isinstance(metadata, dict):
+                raise fail("'pipecertMetadata' must be an object")
         sk = d.get("maxFPGAs")
         if sk is not None and (isinstance(sk, bool) or not isinstance(sk, int) or sk < 1):
             raise fail(f"'maxFPGAs' must be a positive integer, got {sk!r}")
         ml = d.get("maxSizePerFPGA")
         if ml is not None and not _is_number(ml):
             raise fail(f"'maxSizePerFPGA' must be a number, got {ml!r}")
-        return Instance.from_arrays(
+        inst = Instance.from_arrays(
             ids, work, comm, src, dst,
-            memory=memory,
+            memory=memory if present["size"] else None,
             name=name,
-            labels=labels,
+            labels=labels if present["name"] else None,
+            op_types=op_types if present["opType"] else None,
             groups=groups if has_group else None,
             suggested_k=sk,
             memory_limit=ml,
             metadata=metadata,
             source=source,
         )
+        if zero:
+            indeg = np.bincount(inst.dst, minlength=n)
+            inst = zero_input_work_of(inst, (indeg == 0) & ~backward, INPUT_RULE)
+        return inst
 
     def write(self, instance: Instance, path: Path) -> None:
+        """Write the upstream layout plus the ``pipecert*`` keys upstream tools ignore.
+
+        Raises
+        ------
+        InputError
+            For precedence-only edges, which the format cannot hold.
+        """
         if instance.n_precedence_edges:
             raise InputError("dnn-partitioning JSON cannot hold precedence-only edges "
-                             f"({instance.n_precedence_edges} present)", source=str(path))
-        ids = instance.ids
-        if all(v.isdecimal() and str(int(v)) == v for v in ids):
-            num = [int(v) for v in ids]
-            names = list(instance.labels) if instance.labels is not None else list(ids)
-        else:
-            num = list(range(instance.n_nodes))
-            names = list(ids)
-        work = instance.work.tolist()
-        comm = instance.comm.tolist()
-        mem = instance.memory.tolist() if instance.memory is not None else [0.0] * len(ids)
-        groups = instance.groups.tolist() if instance.groups is not None else num
-        nodes = [
-            {"name": names[i], "id": num[i], "supportedOnFpga": 1, "cpuLatency": work[i],
-             "fpgaLatency": work[i], "isBackwardNode": 0, "colorClass": groups[i],
-             "size": mem[i]}
-            for i in range(len(ids))
-        ]
-        edges = [
-            {"sourceId": num[u], "destId": num[v], "cost": comm[u],
-             "size": comm[u] * BYTES_PER_MS}
-            for u, v in zip(instance.src.tolist(), instance.dst.tolist())
-        ]
-        out: dict[str, Any] = {}
-        if instance.memory_limit is not None:
-            out["maxSizePerFPGA"] = instance.memory_limit
-        if instance.suggested_k is not None:
-            out["maxFPGAs"] = instance.suggested_k
-        out["maxCPUs"] = 1
-        out["nodes"] = nodes
-        out["edges"] = edges
-        Path(path).write_text(json.dumps(out, allow_nan=False), encoding="utf-8")
+                             f"({instance.n_precedence_edges} present); write native JSON",
+                             source=str(path))
+        text = dump_json(to_dnn_dict(instance), path)
+        Path(path).write_text(text, encoding="utf-8")
+
+
+def to_dnn_dict(instance: Instance) -> dict[str, Any]:
+    """The dnn-partitioning JSON object of ``instance`` (see the module docstring).
+
+    Upstream fields: ``id`` (the instance id when it is a canonical decimal integer, else
+    the node's index), ``name`` (the label; omitted without labels), ``fpgaLatency`` =
+    ``cpuLatency`` = work, ``size`` = memory (omitted without memory), ``colorClass`` =
+    group (omitted without groups), edge ``cost`` = comm of the source and ``size`` =
+    ``cost * 2**31`` (omitted where that overflows). Extra keys for what the upstream schema
+    has no field for: node ``pipecertId`` (a non-integer id), ``opType``, ``pipecertComm``
+    (comm of a node without out-edges), top-level ``pipecertMetadata``.
+    """
+    ids = instance.ids
+    canonical = all(v.isdecimal() and v.isascii() and str(int(v)) == v for v in ids)
+    num = [int(v) for v in ids] if canonical else list(range(instance.n_nodes))
+    work = instance.work.tolist()
+    comm = instance.comm.tolist()
+    mem = instance.memory.tolist() if instance.memory is not None else None
+    groups = instance.groups.tolist() if instance.groups is not None else None
+    has_out = instance.out_degree > 0
+    nodes = []
+    for i in range(len(ids)):
+        node: dict[str, Any] = {"id": num[i]}
+        if instance.labels is not None:
+            node["name"] = instance.labels[i]
+        node.update(supportedOnFpga=1, cpuLatency=work[i], fpgaLatency=work[i],
+                    isBackwardNode=0)
+        if groups is not None:
+            node["colorClass"] = groups[i]
+        if mem is not None:
+            node["size"] = mem[i]
+        if not canonical:
+            node["pipecertId"] = ids[i]
+        if instance.op_types is not None:
+            node["opType"] = instance.op_types[i]
+        if not has_out[i] and comm[i] != 0.0:
+            node["pipecertComm"] = comm[i]
+        nodes.append(node)
+    edges = []
+    for u, v in zip(instance.src.tolist(), instance.dst.tolist()):
+        edge: dict[str, Any] = {"sourceId": num[u], "destId": num[v], "cost": comm[u]}
+        size = comm[u] * BYTES_PER_MS
+        if math.isfinite(size):
+            edge["size"] = size
+        edges.append(edge)
+    out: dict[str, Any] = {}
+    if instance.memory_limit is not None:
+        out["maxSizePerFPGA"] = instance.memory_limit
+    if instance.suggested_k is not None:
+        out["maxFPGAs"] = instance.suggested_k
+    out["maxCPUs"] = 1
+    out["nodes"] = nodes
+    out["edges"] = edges
+    out["pipecertMetadata"] = dict(instance.metadata)  # last: the head stays sniffable
+    return out

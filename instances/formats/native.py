@@ -20,6 +20,11 @@ Schema (one JSON object)::
       "metadata": {...}                     # optional, free-form JSON
     }
 
+Units: whatever ``metadata["units"]`` says (kept as written; ``Instance.units`` reports
+``"unspecified"`` for a missing one). Reader option ``zero_input_work=True`` (the one
+option every reader shares) sets the work of the source nodes (no incoming data or
+precedence edge) to 0 and records it in the metadata; by default the values are kept.
+
 Floats are written with ``repr`` (Python's ``json``), so a write/read round trip reproduces
 every value bit for bit. Files ending in ``.gz`` are gzip-compressed with ``mtime=0``, so
 the same instance always gives the same bytes.
@@ -34,13 +39,24 @@ from typing import Any
 
 import numpy as np
 
-from instances.formats.base import FORMATS, Format, instance_name, read_text
-from pipecert.errors import FormatError
+from instances.formats.base import (
+    FORMATS,
+    INPUT_WORK_OPTIONS,
+    Format,
+    instance_name,
+    load_json,
+    read_text,
+    source_nodes,
+    wants_zero_input_work,
+)
+from instances.formats.base import zero_input_work as zero_input_work_of
+from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
 
 __all__ = ["NativeJSON", "SCHEMA_VERSION", "to_native_dict", "from_native_dict", "dumps"]
 
 SCHEMA_VERSION = 1
+INPUT_RULE = "source nodes (no incoming data or precedence edge)"
 FORMAT_TAG = "pipecert-instance"
 
 
@@ -276,6 +292,7 @@ class NativeJSON(Format):
 
     name = "native"
     extensions = (".json", ".json.gz")
+    options = INPUT_WORK_OPTIONS
     sniff_priority = 100
     writable = True
     description = "pipecert native JSON (schema 1), .json or .json.gz"
@@ -284,18 +301,25 @@ class NativeJSON(Format):
         text = head.lstrip()
         return text.startswith(b"{") and FORMAT_TAG.encode() in text[:512]
 
-    def read(self, path: Path, **options: Any) -> Instance:
+    def read(self, path: Path, *, zero_input_work: bool | None = None,
+             keep_input_work: bool | None = None, **options: Any) -> Instance:
         source = str(path)
-        text = read_text(path)
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"invalid JSON: {exc.msg} (column {exc.colno})", source=source,
-                              line=exc.lineno) from None
-        return from_native_dict(d, source=source, name=instance_name(path))
+        if options:
+            raise InputError(f"unknown option(s) {', '.join(options)}", source=source)
+        zero = wants_zero_input_work(zero_input_work, keep_input_work, source)
+        d = load_json(read_text(path), source)
+        inst = from_native_dict(d, source=source, name=instance_name(path))
+        if zero:
+            inst = zero_input_work_of(inst, source_nodes(inst), INPUT_RULE)
+        return inst
 
     def write(self, instance: Instance, path: Path) -> None:
-        data = dumps(instance).encode("utf-8")
+        try:
+            data = dumps(instance).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise InputError("cannot write this instance as JSON: the metadata or a value is "
+                             f"not JSON ({type(exc).__name__}: {exc})",
+                             source=str(path)) from None
         if str(path).lower().endswith(".gz"):
             with open(path, "wb") as fh:
                 with gzip.GzipFile(filename="", mode="wb", fileobj=fh, mtime=0,

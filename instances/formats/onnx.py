@@ -17,10 +17,17 @@ conventions so a PyTorch model and its ONNX export get the same costs:
 ``batch_size=`` (binds the first dimension of every input) or ``dims={"name": value}``.
 Control flow (``If``, ``Loop``, ``Scan``) is rejected with an error naming the operator.
 
+Units: work and comm in microseconds, memory in bytes (``metadata["units"]``).
+``metadata["cost_model"]`` records the roofline model, the hardware profile (its name in
+``hardware_name``; ``hardware_default`` is true when no ``hardware`` was given and the
+default ``a100`` priced the graph), the compute dtype and the batch size.
+
 Reader options: ``hardware`` (profile name or TOML path, default ``a100``),
 ``compute_dtype`` (default ``bfloat16``; ``"traced"`` keeps the model's dtypes),
 ``launch_overhead`` (seconds), ``batch_size``, ``dims`` and ``level`` (``operator`` or
-``layer``; layers come from the exporter's ``pkg.torch.onnx.name_scopes`` metadata).
+``layer``; layers come from the exporter's ``pkg.torch.onnx.name_scopes`` metadata), and
+``zero_input_work`` (the option every reader shares: zero the work of the graph inputs;
+they have no work in this cost model, so it only records that the option was used).
 Needs the ``onnx`` package (``pip install -e '.[onnx]'``).
 """
 
@@ -32,12 +39,28 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from instances.costmodel import CostModel, OpNode, Tensor, build_instance
-from instances.formats.base import FORMATS, Format, instance_name
+from instances.costmodel import (
+    DEFAULT_HARDWARE,
+    CostModel,
+    OpNode,
+    Tensor,
+    build_instance,
+    with_cost_model_info,
+)
+from instances.formats.base import (
+    FORMATS,
+    INPUT_WORK_OPTIONS,
+    Format,
+    instance_name,
+    source_nodes,
+    wants_zero_input_work,
+)
+from instances.formats.base import zero_input_work as zero_input_work_of
 from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
 
-__all__ = ["OnnxFormat", "read_onnx", "onnx_graph"]
+__all__ = ["OnnxFormat", "read_onnx", "onnx_graph", "DEFAULT_HARDWARE"]
+
 
 _ONNX_DTYPES = {
     "FLOAT": "float32", "DOUBLE": "float64", "FLOAT16": "float16", "BFLOAT16": "bfloat16",
@@ -109,7 +132,7 @@ def _tensor_types(model: Any) -> dict[str, tuple[tuple[int | None, ...] | None, 
 
 
 def _numel(shape: tuple[int | None, ...]) -> int:
-    return int(math.prod(int(d) for d in shape))  # type: ignore[arg-type]
+    return int(math.prod(int(d) for d in shape))  # type: ignore[arg-type,misc]
 
 
 def _attr(node: Any, name: str, default: Any) -> Any:
@@ -290,13 +313,21 @@ def onnx_graph(model: Any, *, source: str = "model.onnx", batch_size: int | None
     return records
 
 
-def read_onnx(path: str | Path, *, hardware: str = "a100", compute_dtype: str | None = "bfloat16",
+def read_onnx(path: str | Path, *, hardware: str | None = None,
+              compute_dtype: str | None = "bfloat16",
               launch_overhead: float | None = None, batch_size: int | None = None,
               dims: Mapping[str, int] | None = None, level: str = "operator",
               name: str | None = None) -> Instance:
-    """Read an ONNX model file into a priced :class:`Instance` (see the module docstring)."""
+    """Read an ONNX model file into a priced :class:`Instance` (see the module docstring).
+
+    ``hardware=None`` means the default profile :data:`DEFAULT_HARDWARE`, recorded as
+    such in ``metadata["cost_model"]``.
+    """
     p = Path(path)
     src = str(path)
+    hardware_default = hardware is None
+    if hardware is None:
+        hardware = DEFAULT_HARDWARE
     model = _load(p)
     if compute_dtype in ("traced", "none", "None"):
         compute_dtype = None
@@ -314,8 +345,10 @@ def read_onnx(path: str | Path, *, hardware: str = "a100", compute_dtype: str | 
         "opset": {o.domain or "ai.onnx": int(o.version) for o in model.opset_import},
         "batch_size": batch_size,
     }
-    return build_instance(records, cm, name=name or instance_name(p), level=level,
+    inst = build_instance(records, cm, name=name or instance_name(p), level=level,
                           metadata=meta, source=src)
+    return with_cost_model_info(inst, importer="onnx", hardware_name=cm.profile.name,
+                                hardware_default=hardware_default, batch_size=batch_size)
 
 
 @FORMATS.register
@@ -324,7 +357,8 @@ class OnnxFormat(Format):
 
     name = "onnx"
     extensions = (".onnx",)
-    options = ("hardware", "compute_dtype", "launch_overhead", "batch_size", "dims", "level")
+    options = ("hardware", "compute_dtype", "launch_overhead", "batch_size", "dims", "level",
+               *INPUT_WORK_OPTIONS)
     sniff_priority = 5
     description = "ONNX model (operators priced by the roofline cost model)"
 
@@ -332,5 +366,11 @@ class OnnxFormat(Format):
         # a ModelProto starts with ir_version (field 1, varint: byte 0x08)
         return self.matches_extension(path) and head[:1] == b"\x08"
 
-    def read(self, path: Path, **options: Any) -> Instance:
-        return read_onnx(path, **options)
+    def read(self, path: Path, *, zero_input_work: bool | None = None,
+             keep_input_work: bool | None = None, **options: Any) -> Instance:
+        zero = wants_zero_input_work(zero_input_work, keep_input_work, str(path))
+        inst = read_onnx(path, **options)
+        if zero:
+            inst = zero_input_work_of(inst, source_nodes(inst),
+                                      "source nodes (graph inputs, initializers, constants)")
+        return inst

@@ -21,10 +21,24 @@ The mapping:
 A field written as a list ``[a; b; c]`` (a node with a tuple output, e.g. an LSTM's
 output and states in GNMT) counts as the sum of its entries.
 
+Units (``metadata["units"]``): work and comm in ms (``comm`` = bytes / (bytes per ms)),
+memory in bytes.
+
 Input nodes: a node whose description starts with ``Input`` (``Input``, ``Input0``, ...)
-carries data-loading time (636 ms on alexnet), which upstream tools set to 0 before
-partitioning. By default (``keep_input_work=False``) the reader does the same and records
-the original values in ``metadata["input_work_zeroed"]``; ``keep_input_work=True`` keeps them.
+carries data-loading time (636 ms on alexnet), which some upstream tools set to 0 before
+partitioning. The reader keeps the file's values by default; ``zero_input_work=True``
+(CLI ``--zero-input-work``, the same option in every reader) zeroes them and records the
+nodes and their original work in the metadata (``input_work_zeroed``);
+``keep_input_work`` is the older inverse spelling.
+
+Truncated and malformed files are errors naming the file and line: every node line must
+have ``forward_compute_time`` and ``activation_size``, and every field must be
+``key=value`` with a complete number (``2.``, ``1e``, ``nan`` are not); a graph of several
+nodes must have edge lines and no node without an edge (profiled models are connected), so
+a file cut in its node section (no edge line follows) or in its edge section (nodes left
+without an edge) does not pass as a smaller graph. A cut that leaves every node with an
+edge and every line complete, or a cut inside the first line (a one-node graph), cannot be
+told from a complete file.
 """
 
 from __future__ import annotations
@@ -36,7 +50,15 @@ from typing import Any
 
 import numpy as np
 
-from instances.formats.base import FORMATS, Format, instance_name, read_text
+from instances.formats.base import (
+    FORMATS,
+    INPUT_WORK_OPTIONS,
+    Format,
+    instance_name,
+    read_text,
+    wants_zero_input_work,
+)
+from instances.formats.base import zero_input_work as zero_input_work_of
 from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
 
@@ -47,7 +69,20 @@ DEFAULT_BANDWIDTH = float(2**31)
 
 _NODE_RE = re.compile(r"^(\S+) -- (.*) -- (\w+=.*)$")
 _EDGE_RE = re.compile(r"^\s+(\S+) -- (\S+)\s*$")
+_NUMBER_RE = re.compile(r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$")
+_REQUIRED = ("forward_compute_time", "activation_size")
+UNITS = {"work": "ms", "comm": "ms", "memory": "bytes"}
+INPUT_RULE = "nodes whose op description starts with 'Input'"
 _SNIFF_RE = re.compile(rb"^\S+ -- .* -- forward_compute_time=", re.MULTILINE)
+
+
+def _number(raw: str) -> float:
+    """One complete decimal number as the profiler prints it (``12.345``, ``1e-05``);
+    anything else (``2.``, ``1e``, ``nan``) raises :class:`ValueError`."""
+    raw = raw.strip()
+    if not _NUMBER_RE.match(raw):
+        raise ValueError(raw)
+    return float(raw)
 
 
 def _value(raw: str) -> float:
@@ -55,8 +90,10 @@ def _value(raw: str) -> float:
     raw = raw.strip()
     if raw.startswith("[") and raw.endswith("]"):
         parts = [x for x in raw[1:-1].split(";") if x.strip()]
-        return float(sum(float(x) for x in parts))
-    return float(raw)
+        if not parts:
+            raise ValueError(raw)
+        return float(sum(_number(x) for x in parts))
+    return _number(raw)
 
 
 def _op_type(desc: str) -> str:
@@ -70,7 +107,7 @@ class PipeDreamGraph(Format):
 
     name = "pipedream"
     extensions = (".graph.txt", ".txt")
-    options = ("bandwidth", "keep_input_work")
+    options = ("bandwidth", *INPUT_WORK_OPTIONS)
     sniff_priority = 40
     description = "PipeDream profiler graph.txt"
 
@@ -82,12 +119,14 @@ class PipeDreamGraph(Format):
         path: Path,
         *,
         bandwidth: float = DEFAULT_BANDWIDTH,
-        keep_input_work: bool = False,
+        zero_input_work: bool | None = None,
+        keep_input_work: bool | None = None,
         **options: Any,
     ) -> Instance:
         source = str(path)
         if options:
             raise InputError(f"unknown option(s) {', '.join(options)}", source=source)
+        zero = wants_zero_input_work(zero_input_work, keep_input_work, source)
         try:
             bw = float(bandwidth)
         except (TypeError, ValueError):
@@ -136,13 +175,13 @@ class PipeDreamGraph(Format):
                 except ValueError:
                     raise FormatError(f"node {nid!r}: {key} = {raw!r} is not a number",
                                       source=source, line=lineno) from None
-            for key in ("forward_compute_time", "activation_size"):
+            for key in _REQUIRED:
                 if key not in vals:
-                    raise FormatError(f"node {nid!r}: missing {key}", source=source,
-                                      line=lineno)
-            for key, x in vals.items():
-                if not math.isfinite(x) or x < 0:
-                    raise FormatError(f"node {nid!r}: {key} = {x} is not finite and >= 0",
+                    raise FormatError(f"node {nid!r}: missing {key} (truncated or malformed "
+                                      "line)", source=source, line=lineno)
+            for key, value in vals.items():
+                if not math.isfinite(value) or value < 0:
+                    raise FormatError(f"node {nid!r}: {key} = {value} is not finite and >= 0",
                                       source=source, line=lineno)
             index[nid] = len(ids)
             ids.append(nid)
@@ -152,6 +191,9 @@ class PipeDreamGraph(Format):
             param.append(vals.get("parameter_size", 0.0))
         if not ids:
             raise FormatError("no node lines found", source=source)
+        if len(ids) > 1 and not edge_lines:
+            raise FormatError(f"{len(ids)} nodes but no edge lines: the file looks truncated "
+                              "(a profiled model is connected)", source=source)
         for lineno, a, b in edge_lines:
             for x in (a, b):
                 if x not in index:
@@ -161,6 +203,16 @@ class PipeDreamGraph(Format):
                 raise FormatError(f"self-loop edge on node {a!r}", source=source, line=lineno)
             src.append(index[a])
             dst.append(index[b])
+        if len(ids) > 1:
+            touched = np.zeros(len(ids), dtype=bool)
+            touched[src] = True
+            touched[dst] = True
+            if not touched.all():
+                lonely = [ids[i] for i in np.flatnonzero(~touched)[:3]]
+                raise FormatError(
+                    f"node {lonely[0]!r} has no edge ({int((~touched).sum())} such nodes): "
+                    "the edge section looks truncated (a profiled model is connected)",
+                    source=source)
         work = np.asarray(fwd)
         op_types = [_op_type(x) for x in labels]
         metadata: dict[str, Any] = {
@@ -170,16 +222,8 @@ class PipeDreamGraph(Format):
             "bandwidth": bw,
             "memory": "activation_size + parameter_size (bytes)",
         }
-        is_input = np.array([x.startswith("Input") for x in labels], dtype=bool)
-        if not keep_input_work:
-            mask = is_input & (work > 0)
-            if mask.any():
-                metadata["input_work_zeroed"] = {ids[i]: float(work[i])
-                                                 for i in np.flatnonzero(mask)}
-                work = work.copy()
-                work[mask] = 0.0
-        metadata["input_work"] = "kept" if keep_input_work else "zeroed"
-        return Instance.from_arrays(
+        metadata["units"] = dict(UNITS)
+        inst = Instance.from_arrays(
             ids,
             work,
             np.asarray(act) / bw,
@@ -192,3 +236,7 @@ class PipeDreamGraph(Format):
             metadata=metadata,
             source=source,
         )
+        if zero:
+            is_input = np.array([x.startswith("Input") for x in labels], dtype=bool)
+            inst = zero_input_work_of(inst, is_input, INPUT_RULE)
+        return inst

@@ -17,6 +17,16 @@ The mapping:
   consumers read it), because only those tensors ever leave a stage; with
   ``comm_outputs="all"``, the sum of all ``output_info`` sizes (the mapping guessed in
   spec §5.1). A consumer reading a port the producer does not declare is an error.
+
+Units (``metadata["units"]``): TensorFlow's ``cost_graph.proto`` documents
+``compute_cost`` as an estimate in microseconds, so work is ``us``; ``output_info.size``
+is in bytes, so comm is ``bytes`` (not a time: the sum work + comm of a stage mixes the
+two unless a bandwidth is applied, which this reader does not do); no memory is read
+(``unspecified``).
+
+Input nodes: with ``zero_input_work=True`` (the option every reader shares) the work of
+the source nodes (no incoming data or control edge once ``_SOURCE`` is dropped) is set to
+0 and recorded in the metadata; by default the values are kept.
 """
 
 from __future__ import annotations
@@ -28,11 +38,24 @@ from typing import Any
 
 import numpy as np
 
-from instances.formats.base import FORMATS, Format, instance_name, read_text
+from instances.formats.base import (
+    FORMATS,
+    INPUT_WORK_OPTIONS,
+    Format,
+    instance_name,
+    read_text,
+    source_nodes,
+    wants_zero_input_work,
+)
+from instances.formats.base import zero_input_work as zero_input_work_of
 from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
 
-__all__ = ["RegalCostGraph", "parse_text_proto"]
+__all__ = ["RegalCostGraph", "parse_text_proto", "UNITS"]
+
+#: compute_cost is documented in microseconds, output sizes in bytes; no memory is read
+UNITS = {"work": "us", "comm": "bytes", "memory": "unspecified"}
+INPUT_RULE = "source nodes (no incoming data or control edge, _SOURCE dropped)"
 
 _TOKEN_RE = re.compile(
     r"""
@@ -179,7 +202,11 @@ def parse_text_proto(text: str, *, source: str = "<text>") -> Message:
             raise err(f"missing closing {close!r} (end of file)", line)
 
     root = Message(1)
-    parse_body(root, None)
+    try:
+        parse_body(root, None)
+    except RecursionError:
+        raise FormatError("messages nested too deeply (beyond the parser's recursion limit)",
+                          source=source) from None
     return root
 
 
@@ -214,7 +241,7 @@ class RegalCostGraph(Format):
 
     name = "regal"
     extensions = (".pbtxt",)
-    options = ("comm_outputs",)
+    options = ("comm_outputs", *INPUT_WORK_OPTIONS)
     sniff_priority = 30
     description = "REGAL / TensorFlow CostGraphDef protobuf text (.pbtxt)"
 
@@ -222,10 +249,13 @@ class RegalCostGraph(Format):
         text = re.sub(rb"^(\s*#[^\n]*\n)*", b"", head).lstrip()
         return re.match(rb"node\s*:?\s*[{<]", text) is not None
 
-    def read(self, path: Path, *, comm_outputs: str = "consumed", **options: Any) -> Instance:
+    def read(self, path: Path, *, comm_outputs: str = "consumed",
+             zero_input_work: bool | None = None, keep_input_work: bool | None = None,
+             **options: Any) -> Instance:
         source = str(path)
         if options:
             raise InputError(f"unknown option(s) {', '.join(options)}", source=source)
+        zero = wants_zero_input_work(zero_input_work, keep_input_work, source)
         if comm_outputs not in ("consumed", "all"):
             raise InputError(f"comm_outputs must be 'consumed' or 'all', got {comm_outputs!r}",
                              source=source)
@@ -316,7 +346,7 @@ class RegalCostGraph(Format):
             comm = [float(sum(s)) for s in outs]
         else:
             comm = [float(sum(outs[u][p] for p in consumed[u])) for u in range(n)]
-        return Instance.from_arrays(
+        inst = Instance.from_arrays(
             [str(x) for x in ids],
             np.asarray(work),
             np.asarray(comm),
@@ -329,6 +359,10 @@ class RegalCostGraph(Format):
                 "comm": ("sum of consumed output sizes" if comm_outputs == "consumed"
                          else "sum of all output sizes"),
                 "dropped": ["_SOURCE"] if source_ids else [],
+                "units": dict(UNITS),
             },
             source=source,
         )
+        if zero:
+            inst = zero_input_work_of(inst, source_nodes(inst), INPUT_RULE)
+        return inst
