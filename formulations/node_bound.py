@@ -49,7 +49,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from formulations._maxflow import network_for
+from formulations._maxflow import network_for, resolve_engine
 from formulations.base import FORMULATIONS, Formulation
 from pipecert.instance import Instance
 from pipecert.results import BoundResult, Budget, SolveContext, Status
@@ -113,7 +113,7 @@ def node_bounds(
     budget: Budget | None = None,
     context: SolveContext | None = None,
     *,
-    engine: str = "ortools",
+    engine: str = "auto",
 ) -> NodeBoundData:
     """Compute (or fetch from the caches) the node bounds of ``instance``.
 
@@ -151,7 +151,9 @@ def node_bounds(
     while True:
         cand = np.where(done, -np.inf, upper)
         v = int(np.argmax(cand))
-        if not cand[v] > best * (1 + 1e-12) + 1e-12:
+        # relative test only: an absolute slack would skip every node of a graph whose costs
+        # are all tiny (skipping is valid, but the bound would stay at max w)
+        if not cand[v] > best * (1 + 1e-12):
             break
         if budget.expired():
             complete = False
@@ -181,6 +183,14 @@ def clear_cache() -> None:
     _MODULE_CACHE.clear()
 
 
+def _engine_supported(engine: str) -> tuple[bool, str | None]:
+    try:
+        resolve_engine(engine)
+    except ValueError as exc:
+        return False, str(exc)
+    return True, None
+
+
 @FORMULATIONS.register
 class NodeBound(Formulation):
     """max_v of the cheapest block containing v (one min cut per node): OPT >= LB_node."""
@@ -188,8 +198,12 @@ class NodeBound(Formulation):
     name = "node_bound"
     citation = "pipecert docs/spine-bound.md §2 (beyond Archer et al., ICML 2024)"
 
-    def __init__(self, *, engine: str = "ortools") -> None:
+    def __init__(self, *, engine: str = "auto") -> None:
         self.engine = engine
+
+    def supports(self, instance: Instance, k: int) -> tuple[bool, str | None]:
+        """Unsupported only when an engine that is not installed is asked for by name."""
+        return _engine_supported(self.engine)
 
     def lower_bound(
         self,
@@ -204,5 +218,5 @@ class NodeBound(Formulation):
         return BoundResult(
             data.value, status,
             stats={"max_flows": data.max_flows, "node_bound_time_s": data.time_s,
-                   "complete": data.complete, "engine": self.engine},
+                   "complete": data.complete, "engine": resolve_engine(self.engine)},
         )

@@ -70,7 +70,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from formulations._maxflow import network_for
+from formulations._maxflow import network_for, resolve_engine
 from formulations._spine import (
     _path_through,
     chain_indices,
@@ -83,7 +83,7 @@ from formulations._spine import (
     segment_value,
 )
 from formulations.base import FORMULATIONS, Formulation
-from formulations.node_bound import instance_fingerprint, node_bounds
+from formulations.node_bound import _engine_supported, instance_fingerprint, node_bounds
 from pipecert.instance import Instance
 from pipecert.results import BoundResult, Budget, SolveContext, Status, bound_exceeds
 
@@ -213,7 +213,7 @@ def refine_chain(
     budget: Budget,
     *,
     stop_at: float | None = None,
-    engine: str = "ortools",
+    engine: str = "auto",
     spread: int = 0,
 ) -> float:
     """Lazy refinement of one chain for ``k``; returns a valid ``LB_path(chain, k)``."""
@@ -272,7 +272,7 @@ def _refine_entry(net, state: ChainState, i: int, j: int) -> None:  # type: igno
 
 
 def refine_pairs(
-    instance: Instance, state: ChainState, k: int, budget: Budget, *, engine: str = "ortools",
+    instance: Instance, state: ChainState, k: int, budget: Budget, *, engine: str = "auto",
     max_rounds: int = 20,
 ) -> float:
     """Pair-window value of one chain (:func:`formulations._spine.pair_segment_value`).
@@ -311,7 +311,7 @@ class PathBound(Formulation):
         paths: str = "work,work_comm,count",
         max_len: int = 1000,
         node_share: float = 0.5,
-        engine: str = "ortools",
+        engine: str = "auto",
         cover: int = 0,
         pairs: int = 300,
     ) -> None:
@@ -321,6 +321,10 @@ class PathBound(Formulation):
         self.max_len = max_len
         self.node_share = node_share
         self.engine = engine
+
+    def supports(self, instance: Instance, k: int) -> tuple[bool, str | None]:
+        """Unsupported only when an engine that is not installed is asked for by name."""
+        return _engine_supported(self.engine)
 
     def lower_bound(
         self,
@@ -349,7 +353,7 @@ class PathBound(Formulation):
         for idx, st in enumerate(states):
             left = len(states) - idx
             rem = budget.remaining()
-            share = Budget(time_limit_s=rem / left if math.isfinite(rem) else math.inf)
+            share = budget.fraction(1.0 / left) if math.isfinite(rem) else budget
             v = refine_chain(instance, st, k, share, stop_at=stop_at, engine=self.engine)
             if 0 < st.chain.size <= int(self.pairs) and k < st.chain.size and (
                     stop_at is None or v < stop_at):
@@ -370,6 +374,6 @@ class PathBound(Formulation):
             "path_lengths": {s.name: int(s.chain.size) for s in states},
             "max_flows": sum(s.max_flows for s in states) - flows0,
             "converged": converged,
-            "engine": self.engine,
+            "engine": resolve_engine(self.engine),
         }
         return BoundResult(best, status, stats=stats)
