@@ -79,6 +79,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -471,7 +472,8 @@ def _scaled_floor(cap: NDArray[np.float64], e: int) -> IntArray:
     values below 1 (the only ones that can be subnormal) floor to 0 either way; ``2^e``
     itself is never formed, so no ``inf * 0`` for extreme ``e``.
     """
-    return np.minimum(np.floor(np.ldexp(cap, e)), _LIMIT).astype(np.int64)
+    with np.errstate(over="ignore"):  # inf is clamped to 2^62 next
+        return np.minimum(np.floor(np.ldexp(cap, e)), _LIMIT).astype(np.int64)
 
 
 def _scaled_down(x: int, e: int) -> float:
@@ -479,7 +481,10 @@ def _scaled_down(x: int, e: int) -> float:
     f = float(x)
     if f > x:  # int -> float rounded up (x > 2^53); Python compares int and float exactly
         f = math.nextafter(f, -math.inf)
-    y = math.ldexp(f, -e)
+    try:
+        y = math.ldexp(f, -e)
+    except OverflowError:  # the value exceeds every float: the largest one is below it
+        return sys.float_info.max
     if y > 0.0 and math.ldexp(y, e) > f:  # subnormal result rounded up
         y = math.nextafter(y, 0.0)
     return y

@@ -302,8 +302,10 @@ def scaled_down(x: NDArray[np.int64], e: int) -> F64:
     entries are stepped down one ulp.
     """
     xf = x.astype(np.float64)
-    y = np.ldexp(xf, -e)
-    up = np.ldexp(y, e) > xf
+    with np.errstate(over="ignore"):
+        y = np.ldexp(xf, -e)
+        y[np.isinf(y)] = np.finfo(np.float64).max  # beyond every float: the largest is below
+        up = np.ldexp(y, e) > xf
     if up.any():
         y[up] = np.nextafter(y[up], -np.inf)
     return y
