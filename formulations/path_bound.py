@@ -351,6 +351,9 @@ class PathBound(Formulation):
         converged = True
         flows0 = sum(s.max_flows for s in states)
         for idx, st in enumerate(states):
+            if idx > 0 and budget.expired():  # time up or cancelled: keep what is proven
+                converged = False
+                break
             left = len(states) - idx
             rem = budget.remaining()
             share = budget.fraction(1.0 / left) if math.isfinite(rem) else budget
