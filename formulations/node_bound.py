@@ -30,6 +30,16 @@ flow returns a largest minimising set ``S*`` with exact cost ``f(S*)``, and
 ``F({u}, ∅) <= f(S*)`` for every ``u ∈ S*``, which lowers ``ub(u)`` for the whole block: on
 DNN graphs a few dozen to a few hundred max flows cover all ``n`` nodes.
 
+Numerics and budget
+-------------------
+Each ``F({v}, ∅)`` is a rounded-down min cut (:mod:`formulations._maxflow`: exact integer
+arithmetic on capacities floored at a per-cut power-of-two scale, "infinity" above the
+integer cut of ``{v}``), so ``LB_node`` is valid on any cost range and never raises. The
+upper estimates ``f(S*)`` only decide which nodes to skip. The budget is checked before every
+max flow (at most 84 ms each on a 60,000-node graph); an interrupted run returns the maximum
+over the nodes done, valid as it is. Engine: ``"auto"`` = numba (always installed);
+``"ortools"`` when asked for by name (unsupported, with the reason, if not installed).
+
 Size
 ----
 At most n max flows on a network of ``n + 2 + 2 p`` nodes and ``2n + 2p + 2m`` arcs (``p`` =
