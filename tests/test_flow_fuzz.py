@@ -109,12 +109,12 @@ def extreme_dags(draw: st.DrawFn) -> Instance:
                     edges=[(names[u], names[v]) for u, v in edges], name="hypothesis")
 
 
-@settings(max_examples=70, deadline=None, derandomize=True,
+@settings(max_examples=200, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(extreme_dags())
 def test_min_cut_bounds_valid_on_extreme_cost_mixes(inst: Instance) -> None:
     n = inst.n_nodes
-    for k in sorted({1, 2, n, n + 2}):
+    for k in range(1, n + 3):
         opt, _ = brute_force(inst, k)
         for name, make in METHODS[:4]:
             clear_node_cache()
