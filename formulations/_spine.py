@@ -16,6 +16,8 @@ defined, otherwise the DAG would have a cycle, so ``H`` and ``X`` are disjoint.)
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 from numpy.typing import NDArray
@@ -154,12 +156,17 @@ def run_sets(a: I64, d: I64, i: int, j: int) -> tuple[NDArray[np.bool_], NDArray
     return hold, excl
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _run_estimates(a, d, w, c, sptr, sidx, node_low, L):  # type: ignore[no-untyped-def]
+    """Integer run estimates (``w``, ``c`` already scaled and floored) and node-low maxima.
+
+    Every sum and difference is on int64 and exact (the true totals fit), so the
+    inclusion-exclusion of the 2D prefix sums cannot round an estimate up.
+    """
     n = a.size
-    wm = np.zeros((L + 1, L + 1))  # wm[d, a] += w: then suffix over d, prefix over a
+    wm = np.zeros((L + 1, L + 1), np.int64)  # wm[d, a] += w: suffix over d, prefix over a
     mx = np.zeros((L + 1, L + 1))
-    diff = np.zeros((L + 2, L + 2))  # 2D difference array of forced communication
+    diff = np.zeros((L + 2, L + 2), np.int64)  # 2D difference array of forced communication
     for x in range(n):
         if d[x] >= 0 and a[x] < L:
             wm[d[x], a[x]] += w[x]
@@ -167,7 +174,7 @@ def _run_estimates(a, d, w, c, sptr, sidx, node_low, L):  # type: ignore[no-unty
                 mx[d[x], a[x]] = node_low[x]
     ds = np.empty(0, np.int64)
     for u in range(n):
-        if c[u] <= 0.0 or sptr[u + 1] == sptr[u]:
+        if c[u] <= 0 or sptr[u + 1] == sptr[u]:
             continue
         cu = c[u]
         # Out: u in H (i <= d[u], j >= a[u]) and a consumer in desc(v_{j+1}): j <= max d - 1
@@ -220,7 +227,8 @@ def _run_estimates(a, d, w, c, sptr, sidx, node_low, L):  # type: ignore[no-unty
                     diff[i0, L] -= cu
                     diff[i1 + 1, amin] -= cu
                     diff[i1 + 1, L] += cu
-    g = np.full((L, L), np.inf)
+    est = np.full((L, L), -1, np.int64)
+    low = np.zeros((L, L))
     # forced comm = 2D prefix sums of diff
     for i in range(L):
         for j in range(L):
@@ -249,11 +257,9 @@ def _run_estimates(a, d, w, c, sptr, sidx, node_low, L):  # type: ignore[no-unty
             mx[dd, aa] = m
     for i in range(L):
         for j in range(i, L):
-            est = wm[i, j] + diff[i, j]
-            if est < 0.0:
-                est = 0.0
-            g[i, j] = max(est, mx[i, j])
-    return g
+            est[i, j] = wm[i, j] + diff[i, j]
+            low[i, j] = mx[i, j]
+    return est, low
 
 
 def run_estimates(instance: Instance, a: I64, d: I64, node_low: F64, length: int) -> F64:
@@ -263,10 +269,46 @@ def run_estimates(instance: Instance, a: I64, d: I64, node_low: F64, length: int
     ``X`` with a consumer in ``H`` is in ``In(S)`` of every feasible ``S``, a producer in ``H``
     with a consumer in ``X`` is in ``Out(S)``; each producer is counted once per side, and
     ``F(H, X) >= F({x}, ∅) >= node_low[x]`` for ``x ∈ H``.
+
+    Numerics: the sums run on integers, ``floor(w 2^e)`` and ``floor(c 2^e)`` with
+    ``(sum w + sum c) 2^e <= 2^51``, exactly (int64; the 2D prefix sums subtract, and a
+    float inclusion-exclusion could round ``1e9 + 1e-9 - 1e9`` up). Each floored term is at
+    most its true scaled value, so the integer estimate is at most ``2^e`` times the true
+    ``w(H) + forced comm``; it is below ``2^53``, converts to float exactly, and
+    :func:`scaled_down` divides by ``2^e`` without rounding up. The node-bound part is a
+    maximum (no arithmetic).
     """
     sptr, sidx = instance.succ_csr
-    return _run_estimates(a, d, instance.work, instance.comm, sptr, sidx,
-                          np.asarray(node_low, dtype=np.float64), int(length))
+    L = int(length)
+    w = np.asarray(instance.work, dtype=np.float64)
+    c = np.asarray(instance.comm, dtype=np.float64)
+    total = float(w.sum() + c.sum())
+    e = 0
+    if total > 0.0:
+        e = 51 - math.ceil(math.log2(total * (1 + 1e-9)))
+    wi = np.floor(np.ldexp(w, e)).astype(np.int64)
+    ci = np.floor(np.ldexp(c, e)).astype(np.int64)
+    est, low = _run_estimates(a, d, wi, ci, sptr, sidx,
+                              np.asarray(node_low, dtype=np.float64), L)
+    g = np.maximum(scaled_down(est, e), low)
+    g[est < 0] = np.inf  # below the diagonal
+    return g
+
+
+def scaled_down(x: NDArray[np.int64], e: int) -> F64:
+    """Element-wise the largest float ``<= x 2^-e`` for ``|x| < 2^53`` (exact ints).
+
+    ``np.ldexp`` is exact unless the result is subnormal, where it rounds to nearest; such
+    entries are stepped down one ulp.
+    """
+    xf = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        y = np.ldexp(xf, -e)
+        y[np.isinf(y)] = np.finfo(np.float64).max  # beyond every float: the largest is below
+        up = np.ldexp(y, e) > xf
+    if up.any():
+        y[up] = np.nextafter(y[up], -np.inf)
+    return y
 
 
 @njit(cache=True)
@@ -448,7 +490,10 @@ def pair_segment_value(
     """
     L = g.shape[0]
     vals = g[np.isfinite(g)]
-    cand = np.unique(np.concatenate([vals, vals / 2.0]))
+    # the test flips where T <= g or 2T >= g: at g and at the smallest float T with
+    # 2T >= g, which is g / 2 unless that rounds down (subnormal g): keep both neighbours
+    half = vals / 2.0
+    cand = np.unique(np.concatenate([vals, half, np.nextafter(half, np.inf)]))
     cand = cand[cand >= lower]
     lo, hi = 0, cand.size - 1
     while lo < hi:
