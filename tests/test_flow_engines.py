@@ -151,6 +151,6 @@ def test_path_bound_on_subnormal_and_huge_costs_is_valid() -> None:
         for k in (1, 2, 3, 8):
             opt, _ = brute_force(inst, k)
             for m in (NodeBound(), PathBound()):
-                out = m.run(inst, k, Budget(time_limit_s=20), floor=False)
+                out = m.run(inst, k, Budget(), floor=False)
                 assert out.status is Status.BOUND, out.error
                 assert out.bound is not None and out.bound <= opt, (m.name, k, out.bound, opt)
