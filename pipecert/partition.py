@@ -281,28 +281,29 @@ def stage_costs(instance: Instance, partition: Partition) -> StageCosts:
     index = _listed_stages(s, partition.k)
     if index is None:  # entry b is stage b, for b < min(k, n)
         k = min(partition.k, max(s.size, 1))
+        lab = s
     else:  # k > n and a stage >= n is used: list the used stages only
-        s = np.searchsorted(index, s)
+        lab = np.searchsorted(index, s).astype(np.int64)
         k = index.size
-    work = np.bincount(s, weights=instance.work, minlength=k)
-    su = s[instance.src]
-    sv = s[instance.dst]
-    cross = su != sv
+
+    def sums(labels: NDArray[np.int64], weights: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(np.bincount(labels, weights=weights, minlength=k), dtype=np.float64)
+
+    work = sums(lab, instance.work)
+    sv = lab[instance.dst]
+    cross = lab[instance.src] != sv
     comm = instance.comm
     if cross.any():
         u = instance.src[cross]
         has_out = np.zeros(instance.n_nodes, dtype=bool)
         has_out[u] = True
-        comm_out = np.bincount(s[has_out], weights=comm[has_out], minlength=k)
+        comm_out = sums(lab[has_out], comm[has_out])
         key = np.unique(u * k + sv[cross])  # k <= n: no overflow below n = 3e9
-        comm_in = np.bincount(key % k, weights=comm[key // k], minlength=k)
+        comm_in = sums(key % k, comm[key // k])
     else:
         comm_out = np.zeros(k)
         comm_in = np.zeros(k)
-    mem = (
-        None if instance.memory is None
-        else np.bincount(s, weights=instance.memory, minlength=k)
-    )
+    mem = None if instance.memory is None else sums(lab, instance.memory)
     return StageCosts(work, comm_in, comm_out, work + comm_in + comm_out, mem,
                       partition.k, index)
 
