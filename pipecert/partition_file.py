@@ -51,6 +51,7 @@ __all__ = [
     "PartitionFile",
     "partition_json",
     "write_partition",
+    "json_safe",
 ]
 
 #: The ``format`` field of a partition file.
@@ -67,12 +68,13 @@ def _num(x: float | None) -> float | None:
     return v if math.isfinite(v) else None
 
 
-def _jsonable(x: Any) -> Any:
-    """``x`` with every non-JSON value turned into a string and non-finite floats into null."""
+def json_safe(x: Any) -> Any:
+    """``x`` with every non-JSON value turned into a string and non-finite floats into null
+    (so ``json.dumps(..., allow_nan=False)`` never writes ``Infinity``)."""
     if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
+        return {str(k): json_safe(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
+        return [json_safe(v) for v in x]
     if isinstance(x, bool) or x is None or isinstance(x, int | str):
         return x
     if isinstance(x, float):
@@ -131,7 +133,7 @@ def partition_json(
         "lower_bound": lb,
         "gap": gap,
         "units": units,
-        "cost_model": _jsonable(instance.cost_model),
+        "cost_model": json_safe(instance.cost_model),
         "graph": {
             "name": instance.name,
             "path": graph_path if graph_path is not None else instance.source,
@@ -260,7 +262,9 @@ class PartitionFile:
             return None
         name = self.graph.get("name")
         path = self.graph.get("path")
-        origin = f"graph {name!r}" + (f" ({path})" if path else "") if name else "another graph"
+        origin = f"graph {name!r}" if name else "another graph"
+        if path and path != name:
+            origin += f" ({path})"
         return (f"{self.source or 'partition'}: written for {origin} whose structure differs "
                 f"from {instance.name!r} (fingerprint {fp[:12]} vs "
                 f"{instance.structure_fingerprint[:12]})")
