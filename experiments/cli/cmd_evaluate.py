@@ -89,7 +89,10 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], Instance]:
     asked = None if args.k is None else parse_k(args.k)
     pf = PartitionFile.read(args.partition)
     k, part_k, note = _resolve_k(pf, asked)
-    inst = load_instance(args.file, args)
+    try:
+        inst = load_instance(args.file, args)
+    except RecursionError:  # a reader recursing on deeply nested input
+        raise InputError("input nested too deeply to read", source=args.file) from None
     warning = pf.structure_mismatch(inst)
     if warning:
         print(f"pipecert: warning: {warning}", file=sys.stderr)

@@ -189,7 +189,10 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
     if args.output:
         check_writable(Path(args.output))
-    inst = load_instance(args.model, args)
+    try:
+        inst = load_instance(args.model, args)
+    except RecursionError:  # a reader recursing on deeply nested input
+        raise InputError("input nested too deeply to read", source=args.model) from None
     plan = build_plan(args.heuristic, args.bound)
     out_path, note = choose_output(args, inst, k)
     if not args.output:
