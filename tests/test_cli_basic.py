@@ -201,6 +201,9 @@ def test_instances_listing(capsys):
     assert [e["id"] for e in man] == instances.suite_ids("default")
     code, out, _ = run(capsys, "instances", "default")
     assert "default/operator-2000" in out and "comm-heavy" in out
+    code, out, _ = run(capsys, "instances", "models")  # the unit of work and comm
+    assert out.splitlines()[0].split()[5] == "unit"
+    assert all(row.split()[5] == "us" for row in out.splitlines()[2:] if row.strip())
 
 
 # ------------------------------------------------------------------ bad input
