@@ -455,3 +455,17 @@ def test_traceback_flag_before_or_after_the_command(tmp_path):
         assert r.returncode == 1 and "Traceback" in r.stderr, r.stderr
     usage = cli_subprocess("solve", "default/tiny-chain-8")  # -k missing
     assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and "-k" in usage.stderr
+
+
+def test_evaluate_warns_when_the_files_value_is_not_the_reference_cost(capsys, tmp_path):
+    inst = worked_example()
+    f = tmp_path / "g.json"
+    write_instance(inst, f)
+    p = _solved_file(tmp_path, inst, [["a", "b", "c"], ["d", "e"]], 2)
+    data = json.loads(p.read_text())
+    assert data["value"] == 15.0
+    data["value"] = 12.0  # tampered: the stages cost 15
+    p.write_text(json.dumps(data))
+    code, out, err = run(capsys, "evaluate", f, p)
+    assert code == 0 and "bottleneck: 15.0 (stage 0)" in out
+    assert err.count("\n") == 1 and "value 12.0 differs from the reference cost 15.0" in err
