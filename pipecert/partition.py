@@ -127,8 +127,11 @@ class Partition:
         ``k > n`` only ``min(k, n)`` lists (the stages not listed are empty), so a huge
         ``k`` never allocates O(k). Nodes are in node order within a stage.
         """
+        s = self.stage_of
+        if s.size and (int(s.min()) < 0 or int(s.max()) >= self.k):
+            raise InputError(f"partition uses a stage outside 0..{self.k - 1}")
         index = self.stage_index()
-        labels = np.searchsorted(index, self.stage_of)
+        labels = np.searchsorted(index, s)
         order = np.argsort(labels, kind="stable")
         counts = np.bincount(labels, minlength=index.size)
         out: list[list[Any]] = []

@@ -189,3 +189,11 @@ def test_memory_violation_names_the_real_stage():
     part = Partition([0, 0, 0, 10**8, 10**8], k=10**9)
     assert check_feasible(inst, part, memory_limit=4.0) == [
         "stage 100000000 uses memory 6 > limit 4"]
+
+
+def test_stage_lists_refuse_labels_outside_k():
+    from pipecert import InputError
+
+    for labels in ([0, -1], [0, 2]):
+        with pytest.raises(InputError, match="outside 0..1"):
+            Partition(labels, 2).stages()
