@@ -111,21 +111,23 @@ class Partition:
     def stage_index(self) -> NDArray[np.int64]:
         """The stages :meth:`stages` and :func:`stage_costs` list, in pipeline order.
 
-        ``0..k-1`` when ``k <= n`` (n = number of nodes). When ``k > n`` at most ``n``
-        stages can hold a node, so only ``min(k, n)`` stages are listed: ``0..n-1`` when
-        every stage index used is below ``n``, else the non-empty stages. Every stage not
-        listed is empty (cost 0). This keeps memory O(n) whatever ``k`` is.
+        ``0..k-1`` when ``k <= max(n, FULL_LISTING_MAX_K)`` (n = number of nodes, the cap
+        is 65,536). Above that at most ``n`` stages can hold a node, so only ``n`` stages
+        are listed: ``0..n-1`` when every stage index used is below ``n``, else the
+        non-empty stages. Every stage not listed is empty (cost 0). Memory stays
+        O(n + 65,536) whatever ``k`` is.
         """
         listed = _listed_stages(self.stage_of, self.k)
-        return np.arange(min(self.k, max(self.stage_of.size, 1)), dtype=np.int64) \
-            if listed is None else listed
+        if listed is None:
+            return np.arange(_dense_length(self.stage_of.size, self.k), dtype=np.int64)
+        return listed
 
     def stages(self, instance: Instance | None = None) -> list[list[Any]]:
         """Node lists per listed stage (ids if ``instance`` is given, else indices).
 
-        One list per stage of :meth:`stage_index`: all ``k`` stages when ``k <= n``; when
-        ``k > n`` only ``min(k, n)`` lists (the stages not listed are empty), so a huge
-        ``k`` never allocates O(k). Nodes are in node order within a stage.
+        One list per stage of :meth:`stage_index`: all ``k`` stages unless ``k`` exceeds
+        both ``n`` and 65,536, then at most ``n`` lists (the stages not listed are empty),
+        so a huge ``k`` never allocates O(k). Nodes are in node order within a stage.
         """
         s = self.stage_of
         if s.size and (int(s.min()) < 0 or int(s.max()) >= self.k):
@@ -205,9 +207,10 @@ class StageCosts:
     """Per-stage breakdown of the cost model, one entry per listed stage.
 
     ``total = work + comm_in + comm_out``; the partition's value is ``total.max()``.
-    The entries are the stages of :meth:`Partition.stage_index`: all ``k`` stages when
-    ``k <= n``, else at most ``n`` of them (``stage_index`` says which; every stage not
-    listed is empty and costs 0, which never changes the maximum since costs are >= 0).
+    The entries are the stages of :meth:`Partition.stage_index`: all ``k`` stages unless
+    ``k`` exceeds both ``n`` and :data:`FULL_LISTING_MAX_K`, else at most ``n`` of them
+    (``stage_index`` says which; every stage not listed is empty and costs 0, which never
+    changes the maximum since costs are >= 0).
     """
 
     work: NDArray[np.float64]
@@ -243,10 +246,22 @@ class StageCosts:
         return int(self.stages[int(np.argmax(self.total))]) if self.total.size else 0
 
 
+#: Every stage gets an entry in :func:`stage_costs` and :meth:`Partition.stages` while
+#: ``k <= max(n, FULL_LISTING_MAX_K)``: a fixed cap of 65,536 entries (512 KiB per array)
+#: keeps code that indexes stage costs by stage working for every practical ``k``; a larger
+#: ``k`` above ``n`` lists at most ``n`` stages, so memory never grows with ``k``.
+FULL_LISTING_MAX_K = 1 << 16
+
+
+def _dense_length(n: int, k: int) -> int:
+    """Entries of a dense listing: ``k``, or ``n`` when ``k`` exceeds ``n`` and the cap."""
+    return k if k <= max(n, FULL_LISTING_MAX_K) else max(n, 1)
+
+
 def _listed_stages(stage_of: NDArray[np.int64], k: int) -> NDArray[np.int64] | None:
-    """None when stages ``0..min(k, n)-1`` hold every node, else the sorted used stages."""
-    dense = min(k, max(stage_of.size, 1))
-    if stage_of.size == 0 or int(stage_of.max()) < dense:
+    """None when entry ``b`` is stage ``b`` (the dense listing holds every used stage), else
+    the sorted used stages (only when ``k`` exceeds both ``n`` and the cap)."""
+    if stage_of.size == 0 or int(stage_of.max()) < _dense_length(stage_of.size, k):
         return None
     return np.unique(stage_of)
 
@@ -265,9 +280,10 @@ def _stage_vector(instance: Instance, partition: Partition) -> NDArray[np.int64]
 def stage_costs(instance: Instance, partition: Partition) -> StageCosts:
     """Compute ``f(S_b)`` and its parts for every stage ``b`` (vectorized, O(n + m log m)).
 
-    Memory is O(n + m) whatever ``k`` is: when ``k > n`` only the stages of
-    :meth:`Partition.stage_index` are listed (the others are empty, cost 0, see
-    :class:`StageCosts`). Every listed entry is exactly ``f(S_b)``.
+    Memory is O(n + m + 65,536) whatever ``k`` is: when ``k`` exceeds ``n`` and
+    :data:`FULL_LISTING_MAX_K`, only the stages of :meth:`Partition.stage_index` are listed
+    (the others are empty, cost 0, see :class:`StageCosts`). Every listed entry is exactly
+    ``f(S_b)``.
 
     Parameters
     ----------
@@ -282,8 +298,8 @@ def stage_costs(instance: Instance, partition: Partition) -> StageCosts:
     """
     s = _stage_vector(instance, partition)
     index = _listed_stages(s, partition.k)
-    if index is None:  # entry b is stage b, for b < min(k, n)
-        k = min(partition.k, max(s.size, 1))
+    if index is None:  # entry b is stage b
+        k = _dense_length(s.size, partition.k)
         lab = s
     else:  # k > n and a stage >= n is used: list the used stages only
         lab = np.searchsorted(index, s).astype(np.int64)
@@ -301,7 +317,7 @@ def stage_costs(instance: Instance, partition: Partition) -> StageCosts:
         has_out = np.zeros(instance.n_nodes, dtype=bool)
         has_out[u] = True
         comm_out = sums(lab[has_out], comm[has_out])
-        key = np.unique(u * k + sv[cross])  # k <= n: no overflow below n = 3e9
+        key = np.unique(u * k + sv[cross])  # k <= max(n, 2^16): no int64 overflow
         comm_in = sums(key % k, comm[key // k])
     else:
         comm_out = np.zeros(k)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipecert import FormatError, Instance, Partition, block_cost, check_feasible, evaluate
-from pipecert.partition import stage_costs
+from pipecert.partition import FULL_LISTING_MAX_K, stage_costs
 from pipecert.partition_file import (
     PARTITION_FORMAT,
     PARTITION_VERSION,
@@ -139,7 +139,8 @@ def test_costs_with_k_above_n_match_the_reference(seed):
         sc = stage_costs(inst, part)
         hand = _hand_stage_costs(inst, labels)
         got = dict(zip(sc.stages.tolist(), sc.total.tolist()))
-        assert len(got) <= n and sc.k == k and sc.n_unlisted == k - len(got)
+        listed = k if k <= FULL_LISTING_MAX_K else n  # every stage, or at most n
+        assert len(got) <= listed and sc.k == k and sc.n_unlisted == k - len(got)
         for b, cost in got.items():
             assert cost == pytest.approx(hand.get(b, 0.0), rel=1e-12, abs=1e-12)
         assert set(hand) <= set(got)
@@ -148,15 +149,20 @@ def test_costs_with_k_above_n_match_the_reference(seed):
         # the same stages compacted cost the same
         assert evaluate(inst, part.compact()) == pytest.approx(evaluate(inst, part), rel=1e-12)
         lists = part.stages(inst)
-        assert len(lists) <= n and sum(map(len, lists)) == n
+        assert len(lists) <= listed and sum(map(len, lists)) == n
 
 
-def test_k_equal_or_below_n_keeps_every_stage():
+def test_practical_k_keeps_every_stage():
+    """Up to 65,536 stages (or n) every stage has an entry: code may index costs by stage."""
     inst = worked_example()
-    part = Partition([0, 0, 0, 1, 1], k=5)
-    sc = stage_costs(inst, part)
-    assert sc.total.tolist() == [15.0, 9.0, 0.0, 0.0, 0.0] and sc.stage_index is None
-    assert part.stages(inst) == [["a", "b", "c"], ["d", "e"], [], [], []]
+    for k in (5, 8, FULL_LISTING_MAX_K):
+        part = Partition([0, 0, 0, 1, 1], k=k)
+        sc = stage_costs(inst, part)
+        assert sc.total.tolist() == [15.0, 9.0] + [0.0] * (k - 2) and sc.stage_index is None
+        assert part.stages(inst) == [["a", "b", "c"], ["d", "e"]] + [[]] * (k - 2)
+    part = Partition([0, 0, 0, 1, 1], k=FULL_LISTING_MAX_K + 1)  # above: at most n entries
+    assert stage_costs(inst, part).total.tolist() == [15.0, 9.0, 0.0, 0.0, 0.0]
+    assert len(part.stages(inst)) == 5
 
 
 def test_huge_k_allocates_o_of_n():
