@@ -469,3 +469,15 @@ def test_evaluate_warns_when_the_files_value_is_not_the_reference_cost(capsys, t
     code, out, err = run(capsys, "evaluate", f, p)
     assert code == 0 and "bottleneck: 15.0 (stage 0)" in out
     assert err.count("\n") == 1 and "value 12.0 differs from the reference cost 15.0" in err
+
+
+def test_evaluate_notes_when_the_costs_changed(capsys, tmp_path):
+    inst = worked_example()
+    p = _solved_file(tmp_path, inst, [["a", "b", "c"], ["d", "e"]], 2)
+    f = tmp_path / "g.json"
+    write_instance(inst.replace(work=inst.work * 2), f)  # same structure, other costs
+    code, out, err = run(capsys, "evaluate", f, p, "--json")
+    assert code == 0 and json.loads(out)["file"] == {
+        "value": 15.0, "lower_bound": 9.0, "found_by": None, "proved_by": "node_bound",
+        "same_structure": True, "same_costs": False}
+    assert err.count("\n") == 1 and "same graph with other costs" in err

@@ -132,6 +132,11 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], Instance]:
         print(f"pipecert: warning: {args.partition}: the file's value {file_value!r} differs "
               f"from the reference cost {costs.bottleneck!r} of the same graph",
               file=sys.stderr)
+    elif (not warning and pf.graph.get("fingerprint") is not None and not same_costs
+          and isinstance(file_value, int | float)):
+        print(f"pipecert: note: {args.partition}: written for the same graph with other costs "
+              f"(other file contents or reader options): its value {file_value!r} is not "
+              "this evaluation's", file=sys.stderr)
     return {
         "instance": inst.name,
         "k": k,
