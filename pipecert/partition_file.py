@@ -51,6 +51,7 @@ __all__ = [
     "PartitionFile",
     "partition_json",
     "write_partition",
+    "write_partition_json",
     "json_safe",
 ]
 
@@ -161,10 +162,14 @@ def write_partition(path: str | Path, partition: Partition, instance: Instance,
     ``provenance`` are the keyword arguments of :func:`partition_json`. A failed write
     leaves any previous file at ``path`` untouched.
     """
+    write_partition_json(path, partition_json(partition, instance, **provenance))
+
+
+def write_partition_json(path: str | Path, obj: Mapping[str, Any]) -> None:
+    """Write a partition file object made by :func:`partition_json`, atomically."""
     p = Path(path)
-    text = json.dumps(partition_json(partition, instance, **provenance), indent=1,
-                      allow_nan=False, default=str) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
+    text = json.dumps(json_safe(obj), indent=1, allow_nan=False) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)

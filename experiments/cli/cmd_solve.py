@@ -180,7 +180,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from experiments.portfolio import build_plan, solve
     from pipecert.errors import InputError
-    from pipecert.partition_file import json_safe, partition_json, write_partition
+    from pipecert.partition_file import json_safe, partition_json, write_partition_json
 
     k = parse_k(args.k)
     positive_seconds(args.time_limit, "--time-limit")
@@ -245,9 +245,10 @@ def run(args: argparse.Namespace) -> int:
                       solvers=solver_versions(args.solver), seed=args.seed,
                       time_s=res.elapsed_s)
     write_error = None
-    if part is not None:
+    pobj = None if part is None else partition_json(part, inst, **provenance)
+    if pobj is not None:
         try:
-            write_partition(out_path, part, inst, **provenance)
+            write_partition_json(out_path, pobj)
         except OSError as exc:  # checked before the work; the result is printed anyway
             write_error = f"{out_path}: cannot write the partition file ({exc.strerror})"
     written = part is not None and write_error is None
@@ -264,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
             "lower_method": res.lower_method,
             "units": units_json(inst),
             "cost_model": cm, "costs": describe_cost_model(cm) if cm else "as given",
-            "partition": None if part is None else partition_json(part, inst, **provenance),
+            "partition": pobj,
             "partition_file": str(out_path) if written else None,
             "runs": runs, "time_s": res.elapsed_s, "interrupted": res.interrupted,
             "status_meanings": status_meanings([r["status"] for r in runs]),
