@@ -280,3 +280,24 @@ def test_deeply_nested_input_is_a_one_line_error(tmp_path):
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 5000 + "]" * 5000)
     _one_line_error(_cli(deep, "-k", "2", cwd=tmp_path), "deep.json")
+
+
+def test_a_failed_write_still_prints_the_result(tmp_path, monkeypatch, capfd):
+    """The output is checked before the work; should the write still fail, the computed
+    result is printed (with its partition inline) and the error is one line, exit 2."""
+    import pipecert.partition_file as pfile
+    from experiments.cli import main
+
+    def refuse(path, obj):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pfile, "write_partition_json", refuse)
+    code = main(["solve", "default/tiny-chain-8", "-k", "2", "--heuristic", "input_order",
+                 "--time-limit", "5", "-q", "--json", "-o", str(tmp_path / "p.json")])
+    out, err = capfd.readouterr()
+    assert code == 2
+    d = json.loads(out)
+    assert d["partition_file"] is None and d["partition"]["stages"] and d["upper_bound"] > 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the partition file" in lines[0]
+    assert not (tmp_path / "p.json").exists()
