@@ -14,7 +14,6 @@ per block on each side; precedence-only edges are never charged.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from pipecert.errors import FormatError, InputError
+from pipecert.errors import InputError
 from pipecert.instance import Instance, validate_k
 
 __all__ = [
@@ -109,13 +108,37 @@ class Partition:
             stage_of[order_a[bounds[b] : bounds[b + 1]]] = b
         return cls(stage_of, k)
 
+    def stage_index(self) -> NDArray[np.int64]:
+        """The stages :meth:`stages` and :func:`stage_costs` list, in pipeline order.
+
+        ``0..k-1`` when ``k <= max(n, FULL_LISTING_MAX_K)`` (n = number of nodes, the cap
+        is 65,536). Above that at most ``n`` stages can hold a node, so only ``n`` stages
+        are listed: ``0..n-1`` when every stage index used is below ``n``, else the
+        non-empty stages. Every stage not listed is empty (cost 0). Memory stays
+        O(n + 65,536) whatever ``k`` is.
+        """
+        listed = _listed_stages(self.stage_of, self.k)
+        if listed is None:
+            return np.arange(_dense_length(self.stage_of.size, self.k), dtype=np.int64)
+        return listed
+
     def stages(self, instance: Instance | None = None) -> list[list[Any]]:
-        """Node lists per stage (ids if ``instance`` is given, else indices), in node order."""
-        order = np.argsort(self.stage_of, kind="stable")
-        counts = np.bincount(self.stage_of, minlength=self.k)
+        """Node lists per listed stage (ids if ``instance`` is given, else indices).
+
+        One list per stage of :meth:`stage_index`: all ``k`` stages unless ``k`` exceeds
+        both ``n`` and 65,536, then at most ``n`` lists (the stages not listed are empty),
+        so a huge ``k`` never allocates O(k). Nodes are in node order within a stage.
+        """
+        s = self.stage_of
+        if s.size and (int(s.min()) < 0 or int(s.max()) >= self.k):
+            raise InputError(f"partition uses a stage outside 0..{self.k - 1}")
+        index = self.stage_index()
+        labels = np.searchsorted(index, s)
+        order = np.argsort(labels, kind="stable")
+        counts = np.bincount(labels, minlength=index.size)
         out: list[list[Any]] = []
         pos = 0
-        for b in range(self.k):
+        for b in range(index.size):
             idx = order[pos : pos + counts[b]].tolist()
             pos += counts[b]
             out.append([instance.ids[i] for i in idx] if instance is not None else idx)
@@ -128,56 +151,45 @@ class Partition:
 
     def compact(self) -> Partition:
         """The same partition with empty stages moved to the end (costs unchanged)."""
-        used = np.unique(self.stage_of)
-        remap = np.zeros(max(self.k, int(used.max()) + 1), dtype=np.int64)
-        remap[used] = np.arange(used.size)
-        return Partition(remap[self.stage_of], self.k)
+        used = np.unique(self.stage_of)  # O(n) memory whatever k is
+        return Partition(np.searchsorted(used, self.stage_of), self.k)
 
     def with_k(self, k: int) -> Partition:
         """The same stages, declared for ``k`` stages (must hold every used index)."""
         return Partition(self.stage_of, k)
 
     # ------------------------------------------------------------------ files
-    def to_json(self, instance: Instance) -> dict[str, Any]:
-        """``{"k": K, "stages": [[node id, ...], ...]}`` (the partition file format)."""
-        return {"k": self.k, "stages": self.stages(instance)}
+    def to_json(self, instance: Instance, **provenance: Any) -> dict[str, Any]:
+        """The partition file object (schema in :mod:`pipecert.partition_file`).
 
-    def write(self, path: str | Path, instance: Instance) -> None:
-        """Write the partition file (JSON, see :meth:`to_json`)."""
-        Path(path).write_text(json.dumps(self.to_json(instance), indent=1) + "\n")
+        ``provenance`` are the keyword arguments of
+        :func:`pipecert.partition_file.partition_json` (graph path, lower bound, methods ...).
+        """
+        from pipecert.partition_file import partition_json
+
+        return partition_json(self, instance, **provenance)
+
+    def write(self, path: str | Path, instance: Instance, **provenance: Any) -> None:
+        """Write the partition file (JSON, see :meth:`to_json`), atomically."""
+        from pipecert.partition_file import write_partition
+
+        write_partition(path, self, instance, **provenance)
 
     @classmethod
     def from_json(
         cls, data: Any, instance: Instance, *, source: str | None = None
     ) -> Partition:
-        """Parse the partition file format; errors name ``source``."""
-        if not isinstance(data, dict) or "stages" not in data:
-            raise FormatError('a partition file must be {"k": K, "stages": [[...], ...]}',
-                              source=source)
-        stages = data["stages"]
-        if not isinstance(stages, list) or not all(isinstance(s, list) for s in stages):
-            raise FormatError('"stages" must be a list of lists of node ids', source=source)
-        k = data.get("k")
-        try:
-            if k is not None:
-                k = validate_k(k)
-            return cls.from_stages(instance, stages, k)
-        except InputError as exc:
-            raise FormatError(exc.problem, source=source) from None
+        """Parse a partition file object (any schema version); errors name ``source``."""
+        from pipecert.partition_file import PartitionFile
+
+        return PartitionFile.from_json(data, source=source).partition(instance)
 
     @classmethod
     def read(cls, path: str | Path, instance: Instance) -> Partition:
-        """Read a partition file written by :meth:`write`."""
-        p = Path(path)
-        try:
-            data = json.loads(p.read_text())
-        except OSError as exc:
-            raise InputError(f"cannot read partition file ({exc.strerror})", source=str(p)) \
-                from None
-        except json.JSONDecodeError as exc:
-            raise FormatError(f"invalid JSON: {exc.msg}", source=str(p), line=exc.lineno) \
-                from None
-        return cls.from_json(data, instance, source=str(p))
+        """Read a partition file written by :meth:`write` (or an old ``{k, stages}`` file)."""
+        from pipecert.partition_file import PartitionFile
+
+        return PartitionFile.read(path).partition(instance)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Partition):
@@ -192,9 +204,13 @@ class Partition:
 
 @dataclass(frozen=True, slots=True)
 class StageCosts:
-    """Per-stage breakdown of the cost model: arrays of length ``k``.
+    """Per-stage breakdown of the cost model, one entry per listed stage.
 
     ``total = work + comm_in + comm_out``; the partition's value is ``total.max()``.
+    The entries are the stages of :meth:`Partition.stage_index`: all ``k`` stages unless
+    ``k`` exceeds both ``n`` and :data:`FULL_LISTING_MAX_K`, else at most ``n`` of them
+    (``stage_index`` says which; every stage not listed is empty and costs 0, which never
+    changes the maximum since costs are >= 0).
     """
 
     work: NDArray[np.float64]
@@ -202,16 +218,52 @@ class StageCosts:
     comm_out: NDArray[np.float64]
     total: NDArray[np.float64]
     memory: NDArray[np.float64] | None
+    #: Number of stages of the partition (0: as many as listed).
+    k: int = 0
+    #: Stage of each entry; None when entry ``b`` is stage ``b``.
+    stage_index: NDArray[np.int64] | None = None
+
+    @property
+    def stages(self) -> NDArray[np.int64]:
+        """The stage index of every entry."""
+        if self.stage_index is not None:
+            return self.stage_index
+        return np.arange(self.total.size, dtype=np.int64)
+
+    @property
+    def n_unlisted(self) -> int:
+        """How many (empty) stages have no entry: ``k`` minus the entries."""
+        return max(0, self.k - self.total.size)
 
     @property
     def bottleneck(self) -> float:
         """The maximum stage cost (the objective)."""
-        return float(self.total.max())
+        return float(self.total.max()) if self.total.size else 0.0
 
     @property
     def bottleneck_stage(self) -> int:
         """Index of the first stage attaining the bottleneck."""
-        return int(np.argmax(self.total))
+        return int(self.stages[int(np.argmax(self.total))]) if self.total.size else 0
+
+
+#: Every stage gets an entry in :func:`stage_costs` and :meth:`Partition.stages` while
+#: ``k <= max(n, FULL_LISTING_MAX_K)``: a fixed cap of 65,536 entries (512 KiB per array)
+#: keeps code that indexes stage costs by stage working for every practical ``k``; a larger
+#: ``k`` above ``n`` lists at most ``n`` stages, so memory never grows with ``k``.
+FULL_LISTING_MAX_K = 1 << 16
+
+
+def _dense_length(n: int, k: int) -> int:
+    """Entries of a dense listing: ``k``, or ``n`` when ``k`` exceeds ``n`` and the cap."""
+    return k if k <= max(n, FULL_LISTING_MAX_K) else max(n, 1)
+
+
+def _listed_stages(stage_of: NDArray[np.int64], k: int) -> NDArray[np.int64] | None:
+    """None when entry ``b`` is stage ``b`` (the dense listing holds every used stage), else
+    the sorted used stages (only when ``k`` exceeds both ``n`` and the cap)."""
+    if stage_of.size == 0 or int(stage_of.max()) < _dense_length(stage_of.size, k):
+        return None
+    return np.unique(stage_of)
 
 
 def _stage_vector(instance: Instance, partition: Partition) -> NDArray[np.int64]:
@@ -228,6 +280,11 @@ def _stage_vector(instance: Instance, partition: Partition) -> NDArray[np.int64]
 def stage_costs(instance: Instance, partition: Partition) -> StageCosts:
     """Compute ``f(S_b)`` and its parts for every stage ``b`` (vectorized, O(n + m log m)).
 
+    Memory is O(n + m + 65,536) whatever ``k`` is: when ``k`` exceeds ``n`` and
+    :data:`FULL_LISTING_MAX_K`, only the stages of :meth:`Partition.stage_index` are listed
+    (the others are empty, cost 0, see :class:`StageCosts`). Every listed entry is exactly
+    ``f(S_b)``.
+
     Parameters
     ----------
     instance : Instance
@@ -240,27 +297,34 @@ def stage_costs(instance: Instance, partition: Partition) -> StageCosts:
     StageCosts
     """
     s = _stage_vector(instance, partition)
-    k = partition.k
-    work = np.bincount(s, weights=instance.work, minlength=k)
-    su = s[instance.src]
-    sv = s[instance.dst]
-    cross = su != sv
+    index = _listed_stages(s, partition.k)
+    if index is None:  # entry b is stage b
+        k = _dense_length(s.size, partition.k)
+        lab = s
+    else:  # k > n and a stage >= n is used: list the used stages only
+        lab = np.searchsorted(index, s).astype(np.int64)
+        k = index.size
+
+    def sums(labels: NDArray[np.int64], weights: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(np.bincount(labels, weights=weights, minlength=k), dtype=np.float64)
+
+    work = sums(lab, instance.work)
+    sv = lab[instance.dst]
+    cross = lab[instance.src] != sv
     comm = instance.comm
     if cross.any():
         u = instance.src[cross]
         has_out = np.zeros(instance.n_nodes, dtype=bool)
         has_out[u] = True
-        comm_out = np.bincount(s[has_out], weights=comm[has_out], minlength=k)
-        key = np.unique(u * k + sv[cross])
-        comm_in = np.bincount(key % k, weights=comm[key // k], minlength=k)
+        comm_out = sums(lab[has_out], comm[has_out])
+        key = np.unique(u * k + sv[cross])  # k <= max(n, 2^16): no int64 overflow
+        comm_in = sums(key % k, comm[key // k])
     else:
         comm_out = np.zeros(k)
         comm_in = np.zeros(k)
-    mem = (
-        None if instance.memory is None
-        else np.bincount(s, weights=instance.memory, minlength=k)
-    )
-    return StageCosts(work, comm_in, comm_out, work + comm_in + comm_out, mem)
+    mem = None if instance.memory is None else sums(lab, instance.memory)
+    return StageCosts(work, comm_in, comm_out, work + comm_in + comm_out, mem,
+                      partition.k, index)
 
 
 def evaluate(instance: Instance, partition: Partition) -> float:
@@ -350,9 +414,10 @@ def check_feasible(
         if instance.memory is None:
             problems.append("a memory limit was given but the instance has no memory data")
         else:
-            mem = np.bincount(s, weights=instance.memory, minlength=partition.k)
+            mem = np.bincount(np.searchsorted(used, s), weights=instance.memory)  # O(n)
             for b in np.flatnonzero(mem > memory_limit * (1 + 1e-12)):
-                problems.append(f"stage {int(b)} uses memory {mem[b]:g} > limit {memory_limit:g}")
+                problems.append(f"stage {int(used[b])} uses memory {mem[b]:g} > limit "
+                                f"{memory_limit:g}")
     if colocation and instance.groups is not None:
         g = instance.groups
         has = g >= 0

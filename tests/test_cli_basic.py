@@ -15,6 +15,7 @@ import instances
 from experiments.cli import main
 from instances import read_instance, write_instance
 from instances.generators import layered_dag
+from pipecert import Instance
 from pipecert.testing import worked_example
 
 PD = "pipedream/image_classification"
@@ -201,6 +202,9 @@ def test_instances_listing(capsys):
     assert [e["id"] for e in man] == instances.suite_ids("default")
     code, out, _ = run(capsys, "instances", "default")
     assert "default/operator-2000" in out and "comm-heavy" in out
+    code, out, _ = run(capsys, "instances", "models")  # the unit of work and comm
+    assert out.splitlines()[0].split()[5] == "unit"
+    assert all(row.split()[5] == "us" for row in out.splitlines()[2:] if row.strip())
 
 
 # ------------------------------------------------------------------ bad input
@@ -307,3 +311,174 @@ def test_console_script_subprocess(tmp_path, shared_instances):
     assert bad.returncode == 2
     assert bad.stderr.strip().count("\n") == 0 and "cycle" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+# ------------------------------------------------------------------ evaluate: k and provenance
+def _solved_file(tmp_path: Path, inst, stages, k: int) -> Path:
+    from pipecert import Partition
+
+    p = tmp_path / "solved.partition.json"
+    Partition.from_stages(inst, stages, k=k).write(p, inst, graph_path="g.json",
+                                                   lower_bound=9.0, proved_by="node_bound")
+    return p
+
+
+def test_evaluate_reads_k_from_the_file_and_refuses_another(capsys, tmp_path):
+    inst = worked_example()
+    f = tmp_path / "g.json"
+    write_instance(inst, f)
+    p = _solved_file(tmp_path, inst, [["a", "b", "c"], ["d", "e"]], 4)
+    code, out, err = run(capsys, "evaluate", f, p)
+    assert code == 0, err
+    assert "k = 4, feasible" in out and "lower bound in the file: 9 (node_bound)" in out
+    rows = [ln.split() for ln in out.splitlines() if ln.strip()[:1].isdigit()]
+    assert [r[:2] for r in rows] == [["0", "3"], ["1", "2"], ["2", "0"], ["3", "0"]]
+    code, out, _ = run(capsys, "evaluate", f, p, "-k", "4", "--json")
+    assert code == 0 and json.loads(out)["k"] == 4
+    assert json.loads(out)["file"]["same_structure"] is True
+    # a 4-stage partition is never padded to 8 stages silently
+    assert_bad(capsys, ["evaluate", f, p, "-k", "8"], str(p), "k = 4", "-k 8")
+    assert_bad(capsys, ["evaluate", f, p, "-k", "2"], str(p), "k = 4", "-k 2")
+
+
+def test_evaluate_old_file_without_k_says_when_it_adds_stages(capsys, tmp_path):
+    f = tmp_path / "g.json"
+    write_instance(worked_example(), f)
+    p = tmp_path / "old.json"
+    p.write_text(json.dumps({"stages": [["a", "b", "c"], ["d", "e"]]}))
+    code, out, err = run(capsys, "evaluate", f, p)
+    assert code == 0 and "k = 2" in out and err == ""
+    code, out, err = run(capsys, "evaluate", f, p, "-k", "8")
+    assert code == 0 and "k = 8" in out
+    assert err.count("\n") == 1 and "states no k" in err and "6 empty stages" in err
+
+
+def test_evaluate_warns_when_the_file_is_for_another_graph(capsys, tmp_path):
+    inst = worked_example()
+    p = _solved_file(tmp_path, inst, [["a", "b", "c"], ["d", "e"]], 2)
+    # same node ids, one edge fewer: a warning, then the evaluation
+    fewer = Instance(list(inst.ids), inst.work, inst.comm,
+                     [(inst.ids[u], inst.ids[v]) for u, v in
+                      zip(inst.src.tolist()[1:], inst.dst.tolist()[1:])])
+    g2 = tmp_path / "g2.json"
+    write_instance(fewer, g2)
+    code, out, err = run(capsys, "evaluate", g2, p)
+    lines = err.strip().splitlines()
+    assert code == 0 and len(lines) == 1
+    assert lines[0].startswith("pipecert: warning: ") and str(p) in lines[0]
+    assert "structure differs" in lines[0] and "g.json" in lines[0]
+    # another graph entirely: the warning, then the unknown node, one line each
+    g3 = native(tmp_path / "g3.json", NODES, [["a", "b"]])
+    code, out, err = run(capsys, "evaluate", g3, p)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 2 and "Traceback" not in err
+    assert lines[0].startswith("pipecert: warning: ") and "structure differs" in lines[0]
+    assert lines[1].startswith("pipecert: error: ") and str(p) in lines[1]
+    assert "unknown node" in lines[1] or "no stage" in lines[1]
+
+
+def test_evaluate_states_units_and_the_cost_model(capsys, tmp_path):
+    inst = worked_example().replace(memory=[1.0, 2.0, 3.0, 4.0, 5.0], metadata={
+        "units": {"work": "us", "comm": "us", "memory": "bytes"},
+        "cost_model": {"kind": "roofline", "hardware": {"name": "a100"},
+                       "hardware_default": True, "compute_dtype": "bfloat16"}})
+    f = tmp_path / "g.json"
+    write_instance(inst, f)
+    p = tmp_path / "p.json"
+    p.write_text(json.dumps({"k": 2, "stages": [["a", "b", "c"], ["d", "e"]]}))
+    code, out, _ = run(capsys, "evaluate", f, p)
+    assert code == 0
+    assert "bottleneck: 15.0 us (stage 0)" in out
+    assert ("units: costs in us, memory in bytes; costs priced by the roofline cost model for "
+            "a100 (default hardware), bfloat16") in out
+    code, out, _ = run(capsys, "evaluate", f, p, "--json")
+    res = json.loads(out)
+    assert res["units"] == {"work": "us", "comm": "us", "memory": "bytes", "time": "us"}
+    assert res["cost_model"]["hardware"]["name"] == "a100"
+    assert "a100 (default hardware)" in res["costs"]
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"\xff\xfe garbage", "UTF-8"),
+    (b"[" * 5000 + b"]" * 5000, "partition"),
+    (b'{"format": "pipecert-partition", "version": 99, "stages": []}', "newer"),
+    (b'{"k": 1, "stages": [["a"], ["b"]]}', "2 stage lists for k = 1"),
+])
+def test_evaluate_bad_partition_files_one_line(tmp_path, content, needle):
+    """Subprocess: one line, exit 2, no traceback, the file named."""
+    g = native(tmp_path / "g.json", NODES, [["a", "b"]])
+    p = tmp_path / "p.json"
+    p.write_bytes(content)
+    r = cli_subprocess("evaluate", g, p)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr and str(p) in lines[0]
+    assert needle in lines[0]
+
+
+# ------------------------------------------------------------------ leaks
+REPO = Path(__file__).resolve().parents[1]
+
+
+def cli_env() -> dict[str, str]:
+    """This checkout first on the path of a CLI subprocess."""
+    import os
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def cli_subprocess(*args, timeout=120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=cli_env())
+
+
+@pytest.mark.parametrize("argv", [["instances"], ["instances", "default"], ["list", "--json"],
+                                  ["info", "default/comm-0100"], ["--help"]])
+def test_closed_stdout_is_quiet(argv):
+    """``pipecert ... | head``: the reader goes away before the output is written."""
+    proc = subprocess.Popen([sys.executable, "-m", "experiments", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even imported the CLI
+    err = proc.stderr.read().decode()
+    code = proc.wait(timeout=120)
+    assert code in (0, 141) and err == "", (code, err)
+
+
+def test_traceback_flag_before_or_after_the_command(tmp_path):
+    missing = tmp_path / "nope.json"
+    plain = cli_subprocess("info", missing)
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    for argv in (["--traceback", "info", missing], ["info", missing, "--traceback"]):
+        r = cli_subprocess(*argv)
+        assert r.returncode == 1 and "Traceback" in r.stderr, r.stderr
+    usage = cli_subprocess("solve", "default/tiny-chain-8")  # -k missing
+    assert usage.returncode == 2 and usage.stderr.count("\n") == 1 and "-k" in usage.stderr
+
+
+def test_evaluate_warns_when_the_files_value_is_not_the_reference_cost(capsys, tmp_path):
+    inst = worked_example()
+    f = tmp_path / "g.json"
+    write_instance(inst, f)
+    p = _solved_file(tmp_path, inst, [["a", "b", "c"], ["d", "e"]], 2)
+    data = json.loads(p.read_text())
+    assert data["value"] == 15.0
+    data["value"] = 12.0  # tampered: the stages cost 15
+    p.write_text(json.dumps(data))
+    code, out, err = run(capsys, "evaluate", f, p)
+    assert code == 0 and "bottleneck: 15.0 (stage 0)" in out
+    assert err.count("\n") == 1 and "value 12.0 differs from the reference cost 15.0" in err
+
+
+def test_evaluate_notes_when_the_costs_changed(capsys, tmp_path):
+    inst = worked_example()
+    p = _solved_file(tmp_path, inst, [["a", "b", "c"], ["d", "e"]], 2)
+    f = tmp_path / "g.json"
+    write_instance(inst.replace(work=inst.work * 2), f)  # same structure, other costs
+    code, out, err = run(capsys, "evaluate", f, p, "--json")
+    assert code == 0 and json.loads(out)["file"] == {
+        "value": 15.0, "lower_bound": 9.0, "found_by": None, "proved_by": "node_bound",
+        "same_structure": True, "same_costs": False}
+    assert err.count("\n") == 1 and "same graph with other costs" in err

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,10 +14,33 @@ from experiments.portfolio import DEFAULT_PLAN, GAP_TOL, build_plan, solve
 from pipecert import Partition, check_feasible, evaluate
 from pipecert.testing import brute_force, random_dag
 
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    """The environment of a CLI subprocess: this checkout first on the path (also when the
+    subprocess runs in a temporary directory)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _pipecert(*args, cwd=None, timeout=120):
+    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd, env=_env())
+
 
 def _cli(*args, cwd=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "experiments", "solve", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    return _pipecert("solve", *args, cwd=cwd, timeout=timeout)
+
+
+def _one_line_error(r, *needles: str) -> None:
+    assert r.returncode == 2, (r.stdout[-500:], r.stderr[-1500:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert lines[0].startswith("pipecert"), lines
+    for n in needles:
+        assert n in lines[0], lines[0]
 
 
 def test_portfolio_on_small_graphs_is_valid_and_closes_the_gap():
@@ -59,7 +84,16 @@ def test_solve_json_contract_and_partition_file(tmp_path):
     roles = {x["role"] for x in d["runs"]}
     assert roles == {"heuristic", "bound"}
     for run in d["runs"]:
-        assert set(run) >= {"method", "role", "value", "status", "time_s"}
+        assert set(run) >= {"method", "role", "value", "status", "time_s", "reason"}
+        assert run["status"] in d["status_meanings"]
+    assert set(d["units"]) == {"work", "comm", "memory", "time"} and "cost_model" in d
+    # the partition (inline and in the file) carries its provenance
+    prov = json.loads(out.read_text())
+    assert prov == d["partition"]
+    assert prov["value"] == pytest.approx(d["upper_bound"])
+    assert prov["lower_bound"] == pytest.approx(d["lower_bound"])
+    assert prov["found_by"] == d["upper_method"] and prov["proved_by"] == d["lower_method"]
+    assert prov["graph"]["path"] == "default/comm-0100" and prov["seed"] == 0
     # the partition file re-scores to the reported upper bound
     from instances import load_bundled
 
@@ -122,7 +156,7 @@ def test_ctrl_c_keeps_the_finished_runs_and_writes_the_partition(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "experiments", "solve", "models/llama-3-8b", "-k", "16",
          "--time-limit", "300", "-o", str(out_file), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     assert proc.stderr is not None
     for line in proc.stderr:  # wait until a heuristic has produced a partition
         if " heuri " in line and "feasible" in line:
@@ -134,3 +168,136 @@ def test_ctrl_c_keeps_the_finished_runs_and_writes_the_partition(tmp_path):
     assert result["interrupted"] is True
     assert result["upper_bound"] is not None and out_file.exists()
     assert "interrupted after" in err
+
+
+def test_solve_states_units_cost_model_reasons_and_statuses(tmp_path):
+    """Units and the cost model in text and JSON; an unsupported step says why; a legend."""
+    from instances import load_bundled
+    from pipecert.results import STATUS_MEANINGS
+
+    inst = load_bundled("models/bert-base")
+    hw = inst.cost_model["hardware"]["name"]
+    args = ["models/bert-base", "-k", "4", "--heuristic", "input_order", "--bound", "guess",
+            "--solver", "cvxpy:CLARABEL", "--time-limit", "120", "-o", tmp_path / "b.json"]
+    r = _cli(*args)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "units: costs in us, memory in bytes; costs priced by the roofline cost model " \
+           f"for {hw}" in r.stdout
+    assert "best partition: " in r.stdout and " us  (input_order)" in r.stdout
+    # (the unsupported step returns at once: the long limit only guards a loaded machine)
+    run = next((ln for ln in r.stdout.splitlines() if ln.startswith("guess")), r.stdout)
+    assert "unsupported" in run and ("MILP" in run or "missing" in run or "not installed" in run)
+    assert f"unsupported: {STATUS_MEANINGS['unsupported']}" in r.stdout  # the legend
+    r = _cli(*args, "--json")
+    d = json.loads(r.stdout)
+    assert d["units"] == {"work": "us", "comm": "us", "memory": "bytes", "time": "us"}
+    assert d["cost_model"]["kind"] == "roofline" and hw in d["costs"]
+    guess = next(x for x in d["runs"] if x["method"].startswith("guess"))
+    assert guess["status"] == "unsupported" and guess["reason"]
+    assert d["partition"]["units"]["time"] == "us"
+    assert d["partition"]["cost_model"]["hardware"]["name"] == hw
+    h = _cli("--help")
+    assert h.returncode == 0
+    for status in STATUS_MEANINGS:  # every status is explained in the help
+        assert f"  {status}: " in h.stdout
+    assert "solved: relaxation solved" in h.stdout
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--time-limit", "nan"], "--time-limit"),
+    (["--time-limit", "inf"], "--time-limit"),
+    (["--time-limit", "-1"], "--time-limit"),
+    (["--time-limit", "0"], "--time-limit"),
+    (["--target-gap", "nan"], "--target-gap"),
+    (["--target-gap", "inf"], "--target-gap"),
+    (["--target-gap", "-0.5"], "--target-gap"),
+    (["--threads", "0"], "--threads"),
+    (["-k", "1.5"], "k must be an integer"),
+    (["-k", "many"], "k must be an integer"),
+    (["--time-limit", "soon"], "--time-limit"),
+])
+def test_bad_limits_are_one_line_errors(args, needle, tmp_path):
+    base = ["default/tiny-chain-8", "-k", "2"]
+    _one_line_error(_cli(*base, *args, cwd=tmp_path), needle)
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_huge_k_solves_like_k_equal_n_and_prints_no_empty_rows(tmp_path):
+    out = tmp_path / "p.json"
+    r = _cli("default/tiny-chain-8", "-k", "1000000000", "--heuristic", "input_order",
+             "--time-limit", "10", "-o", out)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = r.stdout.split("\n\n")[1].splitlines()
+    assert len(table) <= 2 + 8 + 1 and table[-1].endswith("..999999999: empty")
+    data = json.loads(out.read_text())
+    assert data["k"] == 10**9 and len(data["stages"]) <= 8
+    ev = _pipecert("evaluate", "default/tiny-chain-8", out, "--json")
+    assert ev.returncode == 0, ev.stderr
+    res = json.loads(ev.stdout)
+    assert res["k"] == 10**9 and res["bottleneck"] == pytest.approx(data["value"])
+    assert res["empty_stages_not_listed"] == 10**9 - len(res["stages"])
+
+
+def test_unwritable_output_is_reported_before_the_work(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = _cli("default/comm-0100", "-k", "4", "--time-limit", "60", "-o", blocker / "p.json")
+    _one_line_error(r, "cannot create directory")
+    assert "[" not in r.stderr  # no method ran
+    _one_line_error(_cli("default/comm-0100", "-k", "4", "-o", tmp_path), "is a directory")
+    # a missing directory that can be created is created
+    r = _cli("default/tiny-chain-8", "-k", "2", "--heuristic", "input_order",
+             "--time-limit", "5", "-o", tmp_path / "new" / "dir" / "p.json")
+    assert r.returncode == 0 and (tmp_path / "new" / "dir" / "p.json").is_file()
+
+
+def test_default_output_never_replaces_another_graphs_partition(tmp_path):
+    from instances import write_instance
+    from pipecert.testing import worked_example
+
+    quick = ["-k", "2", "--heuristic", "input_order", "--time-limit", "5", "-q"]
+    r = _cli("default/tiny-chain-8", *quick, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    first = tmp_path / "tiny-chain-8-k2.partition.json"
+    before = first.read_text()
+    # another graph whose default output name is the same
+    other = worked_example()
+    write_instance(other, tmp_path / "tiny-chain-8.json")
+    r = _cli("tiny-chain-8.json", *quick, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    alt = tmp_path / f"tiny-chain-8-k2-{other.structure_fingerprint[:8]}.partition.json"
+    assert first.read_text() == before and alt.is_file()
+    assert "holds a partition of another graph" in r.stderr and str(alt.name) in r.stderr
+    assert json.loads(alt.read_text())["graph"]["structure_fingerprint"] == \
+        other.structure_fingerprint
+    # the same graph again: its own file is replaced, no note
+    r = _cli("default/tiny-chain-8", *quick, cwd=tmp_path)
+    assert r.returncode == 0 and "another graph" not in r.stderr
+    assert json.loads(first.read_text())["created"] >= json.loads(before)["created"]
+
+
+def test_deeply_nested_input_is_a_one_line_error(tmp_path):
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 5000 + "]" * 5000)
+    _one_line_error(_cli(deep, "-k", "2", cwd=tmp_path), "deep.json")
+
+
+def test_a_failed_write_still_prints_the_result(tmp_path, monkeypatch, capfd):
+    """The output is checked before the work; should the write still fail, the computed
+    result is printed (with its partition inline) and the error is one line, exit 2."""
+    import pipecert.partition_file as pfile
+    from experiments.cli import main
+
+    def refuse(path, obj):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(pfile, "write_partition_json", refuse)
+    code = main(["solve", "default/tiny-chain-8", "-k", "2", "--heuristic", "input_order",
+                 "--time-limit", "5", "-q", "--json", "-o", str(tmp_path / "p.json")])
+    out, err = capfd.readouterr()
+    assert code == 2
+    d = json.loads(out)
+    assert d["partition_file"] is None and d["partition"]["stages"] and d["upper_bound"] > 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "cannot write the partition file" in lines[0]
+    assert not (tmp_path / "p.json").exists()

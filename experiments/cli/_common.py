@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,17 @@ __all__ = [
     "load_instance",
     "format_table",
     "fmt",
+    "positive_seconds",
+    "nonnegative_fraction",
+    "parse_k",
+    "units_json",
+    "units_line",
+    "describe_cost_model",
+    "check_writable",
+    "STATUS_LEGEND",
+    "status_legend",
+    "status_meanings",
+    "first_line",
 ]
 
 
@@ -119,8 +131,10 @@ def fmt(x: Any, digits: int = 6) -> str:
     if isinstance(x, int):
         return str(x)
     if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
         if math.isinf(x):
-            return "inf"
+            return "inf" if x > 0 else "-inf"
         if x == int(x) and abs(x) < 1e15:
             return str(int(x))
         return f"{x:.{digits}g}"
@@ -145,3 +159,154 @@ def format_table(rows: Sequence[Sequence[Any]], headers: Sequence[str],
     out = [line(list(headers)), line(["-" * w for w in widths])]
     out += [line(r) for r in cells]
     return "\n".join(out)
+
+
+# ------------------------------------------------------------------ numbers on the command line
+def positive_seconds(value: float, option: str) -> float:
+    """``value`` if it is a finite number of seconds > 0, else :class:`InputError`.
+
+    NaN would compare false everywhere (a budget that never ends), inf is no limit at all
+    and a negative limit is meaningless: all three are refused.
+    """
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(f"{option} must be a finite number of seconds > 0, got {value}")
+    return value
+
+
+def nonnegative_fraction(value: float, option: str) -> float:
+    """``value`` if it is finite and >= 0 (a relative gap), else :class:`InputError`."""
+    if not math.isfinite(value) or value < 0:
+        raise InputError(f"{option} must be a finite number >= 0, got {value}")
+    return value
+
+
+def parse_k(text: str | int) -> int:
+    """The number of stages from the command line: an integer >= 1 (``1e9`` is accepted
+    when it is a whole number), else :class:`InputError`."""
+    from pipecert.instance import validate_k
+
+    if isinstance(text, int):
+        return validate_k(text)
+    try:
+        return validate_k(int(text))
+    except ValueError:
+        pass
+    try:
+        x = float(text)
+    except ValueError:
+        raise InputError(f"k must be an integer >= 1, got {text!r}") from None
+    if not math.isfinite(x) or x != int(x):
+        raise InputError(f"k must be an integer >= 1, got {text!r}")
+    return validate_k(int(x))
+
+
+def check_writable(path: Path) -> None:
+    """Fail now, before any work, if ``path`` cannot be written.
+
+    Creates the missing parent directories, then creates and removes a temporary file next
+    to ``path`` (the partition file is written the same way: a temporary file renamed over
+    it). Raises :class:`InputError` naming ``path`` and the reason.
+    """
+    import tempfile
+
+    if path.is_dir():
+        raise InputError("is a directory; give a file name", source=str(path))
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create directory {str(parent)!r} ({exc.strerror})",
+                         source=str(path)) from None
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=parent)
+    except OSError as exc:
+        raise InputError(f"cannot write in {str(parent)!r} ({exc.strerror})",
+                         source=str(path)) from None
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+
+
+# ------------------------------------------------------------------ units and cost model
+def units_json(inst: Instance) -> dict[str, str]:
+    """``{"work", "comm", "memory", "time"}`` units of ``inst`` (``"unspecified"`` if unknown)."""
+    out = dict(inst.units)
+    out["time"] = inst.time_unit
+    return out
+
+
+def describe_cost_model(cm: Any) -> str:
+    """One phrase saying what priced the costs, e.g. ``costs priced by the roofline model
+    for a100 (default hardware)``.
+
+    Reads ``kind`` (or ``name``), ``hardware`` (a profile dict with ``name``, or a string),
+    ``compute_dtype`` and a default-hardware flag (``hardware_default`` or
+    ``default_hardware`` true, or ``hardware_source == "default"``).
+    """
+    if not isinstance(cm, dict):
+        cm = dict(cm) if hasattr(cm, "items") else {}
+    kind = cm.get("kind") or cm.get("name") or "a"
+    hw = cm.get("hardware")
+    hw_name = hw.get("name") if isinstance(hw, dict) else hw
+    default = (cm.get("hardware_default") is True or cm.get("default_hardware") is True
+               or cm.get("hardware_source") == "default"
+               or (isinstance(hw, dict) and hw.get("default") is True))
+    text = f"costs priced by the {kind} cost model" if kind != "a" else "costs priced by a model"
+    if hw_name:
+        text += f" for {hw_name}" + (" (default hardware)" if default else "")
+    dtype = cm.get("compute_dtype")
+    if dtype:
+        text += f", {dtype}"
+    return text
+
+
+def units_line(inst: Instance) -> str:
+    """One line: the time unit of costs, the memory unit, and the cost model if any."""
+    u = units_json(inst)
+    if u["time"] == "unspecified":
+        text = "units: the source states none (costs as given)"
+    else:
+        text = f"units: costs in {u['time']}"
+    if inst.memory is not None:
+        text += (f", memory in {u['memory']}" if u["memory"] != "unspecified"
+                 else ", memory unit not stated")
+    cm = inst.cost_model
+    if cm is not None:
+        text += "; " + describe_cost_model(cm)
+    return text
+
+
+# ------------------------------------------------------------------ statuses
+#: What a run's status means (the statuses of :class:`pipecert.results.Status`, plus the
+#: portfolio's ``skipped``).
+STATUS_LEGEND: dict[str, str] = {}
+
+
+def _legend() -> dict[str, str]:
+    if not STATUS_LEGEND:
+        from pipecert.results import STATUS_MEANINGS
+
+        STATUS_LEGEND.update({str(k): v for k, v in STATUS_MEANINGS.items()})
+        STATUS_LEGEND["skipped"] = "not run (the reason is given, e.g. no time left)"
+    return STATUS_LEGEND
+
+
+def status_meanings(statuses: Sequence[str] | None = None) -> dict[str, str]:
+    """``{status: meaning}`` for ``statuses`` (in first-seen order), or for every status."""
+    legend = _legend()
+    names = list(dict.fromkeys(statuses)) if statuses is not None else list(legend)
+    return {s: legend.get(s, "see pipecert/results.py") for s in names}
+
+
+def status_legend(statuses: Sequence[str] | None = None) -> list[str]:
+    """``status: meaning`` lines (see :func:`status_meanings`)."""
+    return [f"{s}: {m}" for s, m in status_meanings(statuses).items()]
+
+
+def first_line(text: str | None, limit: int | None = None) -> str | None:
+    """The first non-empty line of ``text`` (cut to ``limit`` characters), or None."""
+    if not text:
+        return None
+    line = next((ln.strip() for ln in str(text).splitlines() if ln.strip()), "")
+    if limit is not None and len(line) > limit:
+        line = line[: limit - 3] + "..."
+    return line or None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from experiments.cli._common import format_table
 
@@ -39,7 +40,21 @@ def run(args: argparse.Namespace) -> int:
         return 0
     entries = data[args.suite]
     rows = [[e["id"], e["n_nodes"], e["n_edges"], e["total_work"], e["total_comm"],
-             round(e["comm_work_ratio"], 4), e.get("regime", "")] for e in entries]
-    print(format_table(rows, ["id", "nodes", "edges", "work", "comm", "comm/work", "regime"],
-                       align="lrrrrrl"))
+             _time_unit(e), round(e["comm_work_ratio"], 4), e.get("regime", "")]
+            for e in entries]
+    print(format_table(rows, ["id", "nodes", "edges", "work", "comm", "unit", "comm/work",
+                              "regime"], align="lrrrrlrl"))
     return 0
+
+
+def _time_unit(entry: dict[str, Any]) -> str:
+    """The unit of an entry's work and comm as its manifest states it ("-": not stated)."""
+    units = entry.get("units")
+    if isinstance(units, str):
+        return units
+    if isinstance(units, dict):
+        work, comm = units.get("work"), units.get("comm")
+        if work and comm and work != comm:
+            return f"{work}/{comm}"
+        return str(work or comm or "-")
+    return "-"

@@ -29,16 +29,16 @@ def _rows(what: str) -> list[dict[str, object]]:
     if what in ("all", "heuristics"):
         from heuristics import HEURISTICS
 
-        for name, cls in HEURISTICS.items():
-            rows.append({"kind": "heuristic", "name": name, "summary": cls.summary(),
-                         "params": cls.param_defaults(), "deterministic": cls.deterministic})
+        for name, hcls in HEURISTICS.items():
+            rows.append({"kind": "heuristic", "name": name, "summary": hcls.summary(),
+                         "params": hcls.param_defaults(), "deterministic": hcls.deterministic})
     if what in ("all", "formats"):
         from instances.formats import FORMATS
 
-        for name, cls in FORMATS.items():
-            doc = (cls.__doc__ or "").strip().splitlines()
+        for name, fcls in FORMATS.items():
+            doc = (fcls.__doc__ or "").strip().splitlines()
             rows.append({"kind": "format", "name": name, "summary": doc[0] if doc else "",
-                         "extensions": list(getattr(cls, "extensions", ()))})
+                         "extensions": list(getattr(fcls, "extensions", ()))})
     return rows
 
 

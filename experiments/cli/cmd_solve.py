@@ -1,4 +1,18 @@
-"""``pipecert solve``: partition one graph into k stages and prove how good the split is."""
+"""``pipecert solve``: partition one graph into k stages and prove how good the split is.
+
+Output: the best partition's value (an upper bound), the best proven lower bound and the
+certified gap, with their units and the cost model that priced the graph; a per-stage table;
+one row per method run with its status (and the reason when a step did not apply, failed or
+was skipped); a status legend. ``--json`` prints the same as one object.
+
+The partition file (``-o``, default ``MODEL-kK.partition.json``) carries its provenance
+(:mod:`pipecert.partition_file`). Its path is checked before any work (exit 2 if it cannot be
+written). The default name never replaces the partition of another graph: if that file
+exists and was written for a graph of another structure (or is not a partition file of this
+graph), the partition goes to ``MODEL-kK-FINGERPRINT.partition.json`` instead (the graph's
+structure fingerprint, 8 hex digits) and a note on stderr says so. A partition of the same
+graph is overwritten. ``-o FILE`` always writes FILE.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +28,31 @@ COMMAND = "solve"
 HELP = "partition a graph into k stages: best partition, certified lower bound and gap"
 
 
+def _epilog() -> str:
+    from experiments.cli._common import status_legend
+
+    return ("statuses of the method runs:\n" + "\n".join(f"  {ln}" for ln in status_legend())
+            + "\n\nexit codes: 0 done, 1 no feasible partition, 2 bad input or unwritable "
+              "output, 130 interrupted (the best result so far is printed and written)")
+
+
+EPILOG = _epilog()
+
+#: Solver back-ends whose installed versions go into the partition file (when installed).
+SOLVER_PACKAGES = ("highspy", "ortools", "scipy", "cvxpy", "pyscipopt", "gurobipy", "numba")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """MODEL, k, the portfolio and its budget, output options."""
     from experiments.cli._common import add_instance_options
 
     p.add_argument("model", metavar="MODEL",
                    help="graph file (any supported format) or bundled id SUITE/NAME")
-    p.add_argument("-k", type=int, required=True, help="number of pipeline stages")
+    p.add_argument("-k", required=True, metavar="K",
+                   help="number of pipeline stages (an integer >= 1; k > nodes costs no more "
+                        "than k = nodes)")
     p.add_argument("--time-limit", type=float, default=30.0, metavar="S",
-                   help="total seconds (default 30)")
+                   help="total seconds, finite and > 0 (default 30)")
     p.add_argument("--heuristic", action="append", metavar="NAME",
                    help="run this heuristic (spec name[key=value]); 'all' runs every "
                         "registered one; repeatable")
@@ -36,7 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=1, help="threads per method")
     p.add_argument("--json", action="store_true", help="print a JSON object on stdout")
     p.add_argument("-o", "--output", metavar="PARTITION_FILE",
-                   help="partition file to write (default MODEL-kK.partition.json)")
+                   help="partition file to write (default MODEL-kK.partition.json; never "
+                        "replaces the partition of another graph, see below)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_instance_options(p)
 
@@ -49,28 +80,129 @@ def _default_output(model: str, k: int) -> Path:
     return Path(f"{name}-k{k}.partition.json")
 
 
+def _same_graph(path: Path, inst: Any) -> bool:
+    """True if ``path`` holds a partition file of a graph with ``inst``'s structure (an old
+    file without a fingerprint: if its stages are exactly ``inst``'s nodes)."""
+    from pipecert.errors import InputError
+    from pipecert.partition_file import PartitionFile
+
+    try:
+        pf = PartitionFile.read(path)
+        if pf.structure_fingerprint is not None:
+            return pf.structure_fingerprint == inst.structure_fingerprint
+        pf.partition(inst)
+        return True
+    except InputError:
+        return False
+
+
+def choose_output(args: argparse.Namespace, inst: Any, k: int) -> tuple[Path, str | None]:
+    """The partition file to write and a note when the default name was taken.
+
+    ``-o`` is used as given. The default name is used unless it holds the partition of
+    another graph; then ``NAME-kK-FP8.partition.json`` (FP8: the first 8 hex digits of the
+    structure fingerprint; ``-2``, ``-3`` ... appended in the unlikely case that is taken too).
+    """
+    if args.output:
+        return Path(args.output), None
+    path = _default_output(args.model, k)
+    if not path.exists() or _same_graph(path, inst):
+        return path, None
+    stem = path.name[: -len(".partition.json")]
+    fp = inst.structure_fingerprint[:8]
+    for i in range(1, 1000):
+        alt = path.with_name(f"{stem}-{fp}{'' if i == 1 else f'-{i}'}.partition.json")
+        if not alt.exists() or _same_graph(alt, inst):
+            return alt, (f"pipecert: note: {path} holds a partition of another graph; "
+                         f"writing {alt} instead (pass -o to choose)")
+    from pipecert.errors import InputError
+
+    raise InputError(f"{path} and its alternatives hold partitions of other graphs; pass -o")
+
+
+def solver_versions(solver: str | None) -> dict[str, str]:
+    """``--solver`` (when given) and the installed versions of :data:`SOLVER_PACKAGES`."""
+    from importlib import metadata
+
+    out: dict[str, str] = {}
+    if solver:
+        out["--solver"] = solver
+    for pkg in SOLVER_PACKAGES:
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
 def _pct(g: float | None) -> str:
     return "-" if g is None else f"{100 * g:.2f}%"
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run the portfolio, print the result, write the partition file."""
-    from experiments.cli._common import fmt, format_table, load_instance
-    from experiments.portfolio import build_plan, solve
-    from pipecert.errors import InputError
-    from pipecert.instance import validate_k
+def stage_rows(inst: Any, part: Any) -> tuple[list[list[Any]], str | None]:
+    """Rows ``[stage, nodes, work, comm in, comm out, total]`` and a note on the stages not
+    shown. All ``k`` stages when ``k <= n``; otherwise only the non-empty ones (memory and
+    time stay O(n) for any k) and a line saying which stages are empty."""
     from pipecert.partition import stage_costs
 
-    k = validate_k(args.k)
-    if args.time_limit <= 0:
-        raise InputError(f"--time-limit must be > 0, got {args.time_limit}")
-    if args.target_gap < 0:
-        raise InputError(f"--target-gap must be >= 0, got {args.target_gap}")
-    inst = load_instance(args.model, args)
+    sc = stage_costs(inst, part)
+    counts = [len(s) for s in part.stages()]
+    stages = sc.stages.tolist()
+    rows = [[stages[j], counts[j], float(sc.work[j]), float(sc.comm_in[j]),
+             float(sc.comm_out[j]), float(sc.total[j])] for j in range(len(stages))]
+    if part.k <= inst.n_nodes:
+        return rows, None
+    rows = [r for r in rows if r[1] > 0]
+    shown = [r[0] for r in rows]
+    if shown == list(range(len(shown))):
+        note = f"stages {len(shown)}..{part.k - 1}: empty"
+    else:
+        note = f"the other {part.k - len(shown)} of {part.k} stages are empty"
+    return rows, note
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the portfolio, print the result, write the partition file."""
+    from experiments.cli._common import (
+        check_writable,
+        describe_cost_model,
+        first_line,
+        fmt,
+        format_table,
+        load_instance,
+        nonnegative_fraction,
+        parse_k,
+        positive_seconds,
+        status_legend,
+        status_meanings,
+        units_json,
+        units_line,
+    )
+    from experiments.portfolio import build_plan, solve
+    from pipecert.errors import InputError
+    from pipecert.partition_file import json_safe, partition_json, write_partition_json
+
+    k = parse_k(args.k)
+    positive_seconds(args.time_limit, "--time-limit")
+    nonnegative_fraction(args.target_gap, "--target-gap")
+    if args.threads < 1:
+        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    if args.output:
+        check_writable(Path(args.output))
+    try:
+        inst = load_instance(args.model, args)
+    except RecursionError:  # a reader recursing on deeply nested input
+        raise InputError("input nested too deeply to read", source=args.model) from None
     plan = build_plan(args.heuristic, args.bound)
+    out_path, note = choose_output(args, inst, k)
+    if not args.output:
+        check_writable(out_path)
     err = sys.stderr
+    if note:
+        print(note, file=err)
     t0 = time.monotonic()
     tty = err.isatty()
+    unit = "" if inst.time_unit == "unspecified" else f" {inst.time_unit}"
 
     def on_event(kind: str, info: Any, res: Any) -> None:
         if args.quiet:
@@ -90,7 +222,8 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.quiet:
         print(f"{inst.name}: {inst.n_nodes} nodes, {inst.n_edges} edges, k={k}, "
-              f"time limit {fmt(args.time_limit)} s, {len(plan)} steps", file=err)
+              f"time limit {fmt(args.time_limit)} s, {len(plan)} steps; {units_line(inst)}",
+              file=err)
     # solvers may print banners on fd 1: keep stdout clean for the result (and --json)
     sys.stdout.flush()
     saved = os.dup(1)
@@ -103,46 +236,73 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
-    out_path = Path(args.output) if args.output else _default_output(args.model, k)
-    if res.partition is not None:
-        out_path.parent.mkdir(parents=True, exist_ok=True)
-        res.partition.write(out_path, inst)
-    runs = [{"method": r.method, "role": r.role, "value": r.value, "status": r.status,
-             "time_s": r.time_s, **({"error": r.error} if r.error else {})} for r in res.runs]
+
+    part = res.partition
+    if part is not None and part.k != k:
+        part = part.with_k(max(k, part.k))  # methods may solve with min(k, n) stages
+    provenance = dict(graph_path=args.model, lower_bound=res.lower_bound,
+                      found_by=res.upper_method, proved_by=res.lower_method,
+                      solvers=solver_versions(args.solver), seed=args.seed,
+                      time_s=res.elapsed_s)
+    write_error = None
+    pobj = None if part is None else partition_json(part, inst, **provenance)
+    if pobj is not None:
+        try:
+            write_partition_json(out_path, pobj)
+        except OSError as exc:  # checked before the work; the result is printed anyway
+            write_error = f"{out_path}: cannot write the partition file ({exc.strerror})"
+    written = part is not None and write_error is None
+    runs: list[dict[str, Any]] = [
+        {"method": r.method, "role": r.role, "value": r.value, "status": r.status,
+         "time_s": r.time_s, "reason": first_line(r.error),
+         **({"error": r.error} if r.error else {})} for r in res.runs]
+    cm = inst.cost_model
     if args.json:
         obj = {
             "instance": inst.name, "k": k,
             "upper_bound": res.upper_bound, "lower_bound": res.lower_bound,
             "gap": res.gap, "upper_method": res.upper_method,
             "lower_method": res.lower_method,
-            "partition": None if res.partition is None else res.partition.to_json(inst),
-            "partition_file": str(out_path) if res.partition is not None else None,
+            "units": units_json(inst),
+            "cost_model": cm, "costs": describe_cost_model(cm) if cm else "as given",
+            "partition": pobj,
+            "partition_file": str(out_path) if written else None,
             "runs": runs, "time_s": res.elapsed_s, "interrupted": res.interrupted,
+            "status_meanings": status_meanings([r["status"] for r in runs]),
         }
-        print(json.dumps(obj, indent=1))
+        print(json.dumps(json_safe(obj), indent=1, allow_nan=False))
     else:
-        print(f"best partition: {fmt(res.upper_bound)}  ({res.upper_method})")
-        print(f"lower bound:    {fmt(res.lower_bound)}  ({res.lower_method})")
+        print(f"best partition: {fmt(res.upper_bound)}{unit}  ({res.upper_method})")
+        print(f"lower bound:    {fmt(res.lower_bound)}{unit}  ({res.lower_method})")
         print(f"certified gap:  {_pct(res.gap)}   ({res.elapsed_s:.1f} s)")
-        if res.partition is not None:
-            sc = stage_costs(inst, res.partition)
-            counts = [len(s) for s in res.partition.stages()]
-            rows = [[b, counts[b], float(sc.work[b]), float(sc.comm_in[b]),
-                     float(sc.comm_out[b]), float(sc.total[b])] for b in range(k)]
+        print(units_line(inst))
+        if part is not None:
+            rows, empty_note = stage_rows(inst, part)
             print()
             print(format_table(rows, ["stage", "nodes", "work", "comm in", "comm out",
                                       "total"]))
+            if empty_note:
+                print(empty_note)
         print()
-        print(format_table([[r["method"], r["role"], r["value"], r["status"],
-                             f"{r['time_s']:.3f}"] for r in runs],
-                           ["method", "role", "value", "status", "time s"], align="llrlr"))
-        if res.partition is not None:
+        reasons = [first_line(r["reason"], 70) or "" for r in runs]
+        headers = ["method", "role", "value", "status", "time s"]
+        table = [[r["method"], r["role"], r["value"], r["status"], f"{r['time_s']:.3f}"]
+                 for r in runs]
+        if any(reasons):  # why a step did not apply, failed or was skipped
+            headers.append("reason")
+            table = [row + [why] for row, why in zip(table, reasons)]
+        print(format_table(table, headers, align="llrlrl"[: len(headers)]))
+        print("\n" + "\n".join(status_legend([r["status"] for r in runs])))
+        if written:
             print(f"\npartition written to {out_path}")
+    if write_error:
+        print(f"pipecert: error: {write_error}", file=err)
+        return 2
     if res.interrupted:
         print(f"pipecert: interrupted after {res.elapsed_s:.1f} s; the result is that of the "
               "runs that finished", file=err)
         return 130
-    if res.partition is None:
+    if part is None:
         print("pipecert: no feasible partition found", file=err)
         return 1
     return 0
