@@ -97,7 +97,7 @@ def test_chain_block_costs_equal_reference_stage_costs(form: str) -> None:
     values, the model's block cost expressions equal the reference f(S_j) (scaled)."""
     checked = 0
     for inst in small_cases(30, seed=7, max_nodes=6):
-        costs = ScaledCosts.of(inst)
+        costs = ScaledCosts.of(inst, grid=False)  # unfloored: exact comparison
         for k in (1, 2, 3):
             mb = ModelBuilder()
             chain = Chain(mb, inst, costs, k, form=form)
@@ -137,7 +137,14 @@ def test_scaled_costs_use_powers_of_two_and_round_down_for_integers() -> None:
     s = ScaledCosts.of(inst)
     assert math.log2(s.scale) == round(math.log2(s.scale))
     assert 500 <= max(s.w.max(), s.c.max()) <= 2000
-    np.testing.assert_array_equal(s.w / s.scale, inst.work)  # exact in floating point
+    np.testing.assert_array_equal(ScaledCosts.of(inst, grid=False).w / s.scale,
+                                  inst.work)  # exact in floating point
+    # floored to the grid: never above the true scaled cost, less than one quantum below
+    assert s.quantum == 2.0 ** -20
+    assert np.all(s.w <= inst.work * s.scale) and np.all(s.w > inst.work * s.scale - s.quantum)
+    assert np.all(s.c <= inst.comm * s.scale) and np.all(s.c > inst.comm * s.scale - s.quantum)
+    assert np.all(np.floor(s.w / s.quantum) * s.quantum == s.w)
+    assert s.upper() >= float((inst.work.sum() + 2 * inst.comm.sum()) * s.scale)
     si = ScaledCosts.of(inst, integer=True)
     assert np.all(si.w == np.floor(si.w)) and np.all(si.w <= inst.work * si.scale)
     assert np.all(si.c <= inst.comm * si.scale)
