@@ -38,15 +38,15 @@ and the dual side), plus the absolute gap::
 ``eps`` is the sum of the backend's absolute tolerances (:data:`SOLVER_TOLERANCE`, 1.2e-6
 for HiGHS). With the largest cost scaled to about 1000, ``R`` is at most about 1400, so the
 margin is about 3.6e-6 times ``max(D, largest cost)`` for HiGHS (6.3e-6 for SCIP): a few
-1e-6 relative on usual data, where the optimum is at least the largest work. The errors it must cover, measured on the
-fuzz cases, were 1e-9 (HiGHS's absolute gap, ``case281``, ``case1123``, ``case2064``),
-2.3e-8 (``case1130``) and 1e-6 (``case386``, ``case1576``: the solver's own tolerance) in
-model units, three orders of magnitude below it. When the optimum lies far below the
-largest cost (1e-9 next to 1e9), the margin exceeds the solver's answer and the bound drops
-to 0: the solver cannot resolve such values, and the framework floors the result at the
-combinatorial bound, which is exact arithmetic. CP-SAT solves the integer model exactly
-(tolerance 0: only the relative ``DUAL_BOUND_MARGIN`` is taken off). A backend whose
-tolerances are not listed gets :data:`DEFAULT_TOLERANCE`.
+1e-6 relative on usual data, where the optimum is at least the largest work. The errors it
+must cover, measured on the fuzz cases, were 1e-9 (HiGHS's absolute gap: ``case281``,
+``case1123``, ``case2064``), 2.3e-8 (``case1130``) and 1e-6 (``case386``, ``case1576``: the
+solver's own tolerance) in model units, three orders of magnitude below it. When the
+optimum lies far below the largest cost (1e-9 next to 1e9), the margin exceeds the solver's
+answer and the bound drops to 0: the solver cannot resolve such values, and the framework
+floors the result at the combinatorial bound, which is exact arithmetic. CP-SAT solves the
+integer model exactly (tolerance 0: only the relative ``DUAL_BOUND_MARGIN`` is taken off).
+A backend whose tolerances are not listed gets :data:`DEFAULT_TOLERANCE`.
 
 The T range
 -----------
