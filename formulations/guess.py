@@ -46,7 +46,8 @@ Budget
 ------
 b is tried in the order of spec §4.4: the bottleneck stage of ``context.partition`` first,
 then its neighbours (b0-1, b0+1, b0-2, ...); without a partition, from the middle out. Each
-b gets an equal share of the time left; the max variant stops as soon as the bound meets
+b gets an equal share of the time left; the max variant stops as soon as the bound (plus
+its safety margin, ``stats["margin"]``: the solver's own value) meets
 the best known feasible value, and stops a Guess(b) early once an incumbent shows it cannot
 raise the max.
 
@@ -205,7 +206,9 @@ class Guess(MipFormulation):
         last: dict[str, Any] = {}
         t0 = time.perf_counter()
         numerics: dict[int, str] = {}
+        margins: list[float] = []
         best: float | None = None  # max variant
+        best_margin = 0.0
         low: float | None = None  # min variant
         all_done = True
         for i, b in enumerate(order):
@@ -238,6 +241,7 @@ class Guess(MipFormulation):
             per_b[b] = val
             per_status[b] = "optimal" if rec.stopped_by == "stop_below" else str(rec.status)
             last = st
+            margins.append(float(st.get("margin", 0.0) or 0.0))
             totals["build_time_s"] += st["build_time_s"]
             totals["solve_time_s"] += st["solve_time_s"]
             totals["nodes"] += int(st["nodes"] or 0)
@@ -248,9 +252,12 @@ class Guess(MipFormulation):
                         f"{instance.name} (k={k})")
                 if val is not None and (best is None or val > best):
                     best = val
+                    best_margin = float(st.get("margin", 0.0) or 0.0)
                     logs.append((time.perf_counter() - t0, best, None))
-                if best is not None and ub is not None and meets(best, ub):
-                    break  # the bound meets the incumbent: nothing left to prove
+                if best is not None and ub is not None and meets(best + best_margin, ub):
+                    # the solver's value meets the incumbent: no b can prove more than it,
+                    # up to the safety margin
+                    break
             else:
                 if val is None:
                     val = 0.0
@@ -259,7 +266,7 @@ class Guess(MipFormulation):
         if self.variant == "max":
             bound = best
             complete = (len(per_b) == k and all(s == "optimal" for s in per_status.values())) \
-                or (best is not None and ub is not None and meets(best, ub))
+                or (best is not None and ub is not None and meets(best + best_margin, ub))
         else:
             bound = low if (low is not None and len(per_b) == k and math.isfinite(low)) \
                 else None
@@ -282,6 +289,7 @@ class Guess(MipFormulation):
             "per_b": {int(b): v for b, v in sorted(per_b.items())},
             "per_b_status": {int(b): s for b, s in sorted(per_status.items())},
             "variant": self.variant, **totals,
+            "margin": max((float(m) for m in margins), default=0.0),
         }
         if numerics:
             stats["numerics"] = numerics
