@@ -257,3 +257,26 @@ def test_every_partition_returned_is_rescored_by_the_framework() -> None:
     out = FORMULATIONS.make("exact_mip").run(inst, 3, Budget(B))
     assert out.partition is not None
     assert out.incumbent == evaluate(inst, Partition(out.partition.stage_of, 3))
+
+
+# ---------------------------------------------------------------------------- statuses
+def test_relaxation_statuses_say_solved_unless_a_feasible_value_is_met() -> None:
+    """A solved relaxation is ``solved``; ``optimal`` only when it meets a known feasible
+    value (issue 11, item 7); an exact method that finished is ``optimal``."""
+    inst = worked_example()
+    out = FORMULATIONS.make("bottleneck").run(inst, 3, Budget(B))
+    assert out.status is Status.SOLVED  # 6 < OPT = 10: a gap remains
+    out = FORMULATIONS.make("bottleneck").run(inst, 2, Budget(B))
+    assert out.status is Status.SOLVED  # equals OPT = 10, but no feasible value is known
+    out = FORMULATIONS.make("bottleneck").run(inst, 2, Budget(B), SolveContext(upper_bound=10.0))
+    assert out.status is Status.OPTIMAL
+    out = FORMULATIONS.make("exact_mip").run(inst, 3, Budget(B))
+    assert out.status is Status.OPTIMAL and out.incumbent == 10.0
+
+
+def test_unsupported_always_carries_a_reason() -> None:
+    inst = worked_example()
+    for spec in ("exact_mip[solver='cvxpy:NOSUCH']", "bottleneck[solver='nosuch']",
+                 "best[methods=('exact_mip[solver=\"cvxpy:NOSUCH\"]',)]"):
+        out = FORMULATIONS.make(spec).run(inst, 2, Budget(B))
+        assert out.status is Status.UNSUPPORTED and out.error, spec

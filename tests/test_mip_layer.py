@@ -348,3 +348,74 @@ def test_highs_backend_writes_nothing_to_stdout():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout == ""
+
+
+# ---------------------------------------------------------------------------- numerics
+def test_highs_default_tolerances_are_those_the_safety_margin_assumes() -> None:
+    """The margin of formulations/_mip/template.py assumes HiGHS's tolerances (1.2e-6 in
+    all); a HiGHS release that loosened them would make it too small."""
+    from formulations._mip.backends import _new_highs
+    from formulations._mip.template import SOLVER_TOLERANCE
+
+    h = _new_highs()
+
+    def value(name: str) -> float:
+        v = h.getOptionValue(name)
+        return float(v[-1] if isinstance(v, tuple) else v)  # (status, value) in highspy
+
+    total = sum(value(o) for o in (
+        "primal_feasibility_tolerance", "dual_feasibility_tolerance",
+        "mip_feasibility_tolerance"))
+    assert total <= SOLVER_TOLERANCE["highs"] * (1 + 1e-9)
+    assert SOLVER_TOLERANCE["cpsat"] == 0.0
+
+
+def test_scaled_costs_survive_extreme_magnitudes() -> None:
+    """1e200, subnormal and all-zero costs: a finite power-of-two scale, costs floored."""
+    from pipecert.instance import Instance
+
+    for work, comm in (([1e200, 1e-9, 0.0], [3e200, 0.0, 1.0]),
+                       ([5e-324, 0.0, 1e-310], [0.0, 0.0, 0.0]),
+                       ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+                       ([1e-9, 1.0, 1e9], [1e9, 1e-9, 2e-9])):
+        inst = Instance(["a", "b", "c"], work=work, comm=comm, edges=[("a", "b"), ("b", "c")])
+        for integer in (False, True):
+            s = ScaledCosts.of(inst, integer=integer)
+            assert math.isfinite(s.scale) and s.scale > 0
+            assert math.log2(s.scale) == round(math.log2(s.scale))
+            assert np.all(s.w <= np.asarray(work) * s.scale)
+            assert np.all(s.c <= np.asarray(comm) * s.scale)
+            assert math.isfinite(s.upper())
+
+
+def test_t_range_accepts_equal_context_bounds_and_rejects_inconsistent_ones() -> None:
+    """CP-SAT once rejected a context whose lower and upper bounds were equal (case146)."""
+    from formulations._mip.template import t_range
+    from pipecert.results import SolveContext
+
+    inst = random_dag(4, 5, integer=False)
+    for integer in (False, True):
+        costs = ScaledCosts.of(inst, integer=integer)
+        for k in (1, 2, 3):
+            v = float(inst.total_work) / k + 1.0
+            lo, hi = t_range(costs, k, SolveContext(upper_bound=v, lower_bound=v),
+                             comb_cut=True, context_lb_cut=True, cutoff=True)
+            assert lo <= v * costs.scale <= hi
+    with pytest.raises(ValueError, match="above the upper bound"):
+        t_range(ScaledCosts.of(inst), 2, SolveContext(upper_bound=1.0, lower_bound=2.0),
+                comb_cut=True, context_lb_cut=True, cutoff=True)
+
+
+def test_margin_scales_with_the_largest_term_per_unit_of_t() -> None:
+    from formulations._mip.template import numerical_margin, row_magnitude
+
+    mb = ModelBuilder()
+    X = mb.add_block("X", 2, integer=True)
+    T = mb.add_block("T", (), lb=0.0, ub=50.0, cost=1.0)
+    mb.add_le(X.at(np.arange(2)) * np.array([3.0, 500.0]) - T.at() * 4.0, 0.0)
+    model = mb.build()
+    assert row_magnitude(model) == pytest.approx(125.0)
+    assert numerical_margin(model, "cpsat", 10.0) == 0.0
+    m = numerical_margin(model, "highs", 10.0)
+    assert m == pytest.approx(3 * 1.2e-6 * 125.0 + 1e-9)
+    assert numerical_margin(model, "highs", 1000.0) > m  # |D| above R dominates
