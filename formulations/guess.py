@@ -238,6 +238,8 @@ class Guess(MipFormulation):
                         instance, k, b, budget, ctx, time_limit_s=share)
                     if rec.status is Status.INFEASIBLE:
                         rec.status = Status.NO_SOLUTION
+            if "numerics" in st and b not in numerics:
+                numerics[b] = str(st["numerics"])
             per_b[b] = val
             per_status[b] = "optimal" if rec.stopped_by == "stop_below" else str(rec.status)
             last = st
@@ -279,7 +281,7 @@ class Guess(MipFormulation):
                     f"guess[variant=min]: min_b Guess2(b) = {bound!r} above the feasible "
                     f"value {ub!r} on {instance.name} (k={k})")
         status = Status.OPTIMAL if complete else Status.TIME_LIMIT
-        if bound is None and not per_b:
+        if bound is None and (not per_b or numerics):
             status = Status.NO_SOLUTION
         stats: dict[str, Any] = {
             "n_vars": last.get("n_vars"), "n_int": last.get("n_int"),

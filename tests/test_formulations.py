@@ -280,3 +280,51 @@ def test_unsupported_always_carries_a_reason() -> None:
                  "best[methods=('exact_mip[solver=\"cvxpy:NOSUCH\"]',)]"):
         out = FORMULATIONS.make(spec).run(inst, 2, Budget(B))
         assert out.status is Status.UNSUPPORTED and out.error, spec
+
+
+# ---------------------------------------------------------------------------- numerics
+def _infeasible_record():
+    from formulations._mip.backends import SolveRecord
+
+    return SolveRecord(Status.INFEASIBLE, None, None, None, "fake", "0", 0.0)
+
+
+def test_a_model_called_infeasible_gives_no_bound_not_an_error(monkeypatch) -> None:
+    """A floating-point infeasibility claim on a feasible instance is numerics: the bound is
+    None (the framework floors it), the run is not an error, and the reason is in stats."""
+    from formulations._mip.template import MipFormulation
+    from formulations.base import combinatorial_bound
+
+    monkeypatch.setattr(MipFormulation, "solve_model",
+                        lambda self, model, budget, **kw: _infeasible_record())
+    inst = worked_example()
+    for spec in ("bottleneck", "exact_mip", "guess", "guess[variant=min]"):
+        raw = FORMULATIONS.make(spec).lower_bound(inst, 3, Budget(B))
+        assert raw.bound is None, spec
+        out = FORMULATIONS.make(spec).run(inst, 3, Budget(B))
+        assert out.status is not Status.ERROR, (spec, out.error)
+        assert out.stats.get("fallback") == "combinatorial", spec
+        assert out.bound == combinatorial_bound(inst, 3), spec
+        assert "numerics" in str(raw.stats), spec
+
+
+def test_guess_min_replaces_an_infeasible_guess2_by_guess(monkeypatch) -> None:
+    """case948 (k = 2): HiGHS called the true bottleneck's Guess2(b) infeasible and the
+    minimum over the other b was above OPT. Such a b now stands in with Guess(b) <= Guess2(b)."""
+    from formulations._mip.template import MipFormulation
+
+    real = MipFormulation.solve_model
+
+    def fake(self, model, budget, **kw):
+        if any(name == "B_exact" for name, _, _ in model.row_names):
+            return _infeasible_record()
+        return real(self, model, budget, **kw)
+
+    monkeypatch.setattr(MipFormulation, "solve_model", fake)
+    g = FORMULATIONS.make("guess[variant=min]")
+    for inst in CASES[:20]:
+        for k in (2, 3):
+            opt = brute_force(inst, k)[0]
+            r = g.lower_bound(inst, k, Budget(B))
+            assert_bound_valid(r.bound, opt, f"min_b on {inst.name} k={k}")
+            assert set(r.stats["numerics"]) == set(range(1, k + 1))
