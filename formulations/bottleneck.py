@@ -26,8 +26,11 @@ Why the value is a valid lower bound
 Take an optimal partition (S_1..S_k) and any index b; set A = S_1 u .. u S_{b-1}, B = S_b,
 D = the rest and T = OPT. (B1) holds as f(S_b) <= OPT; (B2) is the sum of the two
 aggregation inequalities, bounded by sum_{i != b} f(S_i) <= (k - 1) OPT. So the optimum is
-<= OPT and so is any dual bound; it is reported with ``DUAL_BOUND_MARGIN`` taken off. It is
->= W/k but not always >= max w, hence the combinatorial floor (and ``comb_cut``).
+<= OPT and so is any dual bound; it is reported with the safety margin of
+:mod:`formulations._mip.template` taken off. It is >= W/k but not always >= max w, hence
+the combinatorial floor (and ``comb_cut``). When k = 1 (and, in Guess(b), when b = 1 or
+b = k) a side has no block: it is empty in the proof's partition, so its variables are
+fixed to "not in this side" instead of writing the row "cost of the side <= 0 * T".
 
 Size
 ----
