@@ -9,7 +9,12 @@ framework's gate around every bound:
 * a partition found on the way is feasibility-checked and re-scored by the reference cost;
 * a bound above a known feasible value (beyond :data:`pipecert.BOUND_RTOL`) is a bug: the run
   becomes ``status=error`` with ``error="invalid bound ..."`` and no bound, never a result;
-* a bound within tolerance above the best known value is clamped to it.
+* a bound within tolerance above the best known value is clamped to it;
+* statuses say what was proven: a relaxation solved to optimality is ``SOLVED`` (a gap may
+  remain) unless its bound meets a known feasible value within
+  :func:`pipecert.results.closes`, which proves optimality (``OPTIMAL``); an ``exact``
+  method that finished is ``OPTIMAL`` unless its safe bound is visibly below its own
+  incumbent (``SOLVED``); ``UNSUPPORTED`` always carries a reason in ``error``.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pipecert.results import (
     SolveContext,
     Status,
     bound_exceeds,
+    closes,
 )
 
 __all__ = ["Formulation", "FORMULATIONS", "combinatorial_bound"]
@@ -100,7 +106,9 @@ class Formulation(Method, abc.ABC):
         mid = self.method_id()
         ok, reason = self.supports(instance, k)
         if not ok:
-            return RunOutcome(mid, "bound", Status.UNSUPPORTED, 0.0, error=reason)
+            return RunOutcome(mid, "bound", Status.UNSUPPORTED, 0.0,
+                              error=reason or f"{mid} does not support this instance or k "
+                                              "(no reason given by the method)")
         t0 = time.perf_counter()
         try:
             res = self.lower_bound(instance, k, budget, context)
@@ -147,8 +155,29 @@ class Formulation(Method, abc.ABC):
                     return RunOutcome(mid, "bound", Status.ERROR, elapsed, incumbent=incumbent,
                                       partition=part, stats=stats, log=res.log, error=msg)
                 bound = min(bound, best)
+        status = self._honest_status(status, bound, incumbent, context)
         return RunOutcome(mid, "bound", status, elapsed, bound=bound, incumbent=incumbent,
                           partition=part, stats=stats, log=res.log)
+
+    def _honest_status(self, status: Status, bound: float | None, incumbent: float | None,
+                       context: SolveContext | None) -> Status:
+        """``OPTIMAL`` only when optimality is proven (see the module docstring).
+
+        A method's ``OPTIMAL`` stands when its bound meets a known feasible value (the
+        incumbent or ``context.upper_bound``) within :func:`closes`, or, for an ``exact``
+        method that finished, when no feasible value is known. Otherwise it is ``SOLVED``:
+        a relaxation solved to optimality, or an exact model solved but with a safety
+        margin (numerical resolution) that leaves a gap to its own incumbent.
+        """
+        if status is not Status.OPTIMAL:
+            return status
+        known = [x for x in (incumbent, context.upper_bound if context else None)
+                 if x is not None]
+        if bound is not None and known and closes(bound, min(known)):
+            return Status.OPTIMAL
+        if self.exact and not known:
+            return Status.OPTIMAL
+        return Status.SOLVED
 
 
 FORMULATIONS: Registry[Formulation] = Registry("formulation", Formulation)

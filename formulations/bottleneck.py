@@ -26,8 +26,11 @@ Why the value is a valid lower bound
 Take an optimal partition (S_1..S_k) and any index b; set A = S_1 u .. u S_{b-1}, B = S_b,
 D = the rest and T = OPT. (B1) holds as f(S_b) <= OPT; (B2) is the sum of the two
 aggregation inequalities, bounded by sum_{i != b} f(S_i) <= (k - 1) OPT. So the optimum is
-<= OPT and so is any dual bound; it is reported with ``DUAL_BOUND_MARGIN`` taken off. It is
->= W/k but not always >= max w, hence the combinatorial floor (and ``comb_cut``).
+<= OPT and so is any dual bound; it is reported with the safety margin of
+:mod:`formulations._mip.template` taken off. It is >= W/k but not always >= max w, hence
+the combinatorial floor (and ``comb_cut``). When k = 1 (and, in Guess(b), when b = 1 or
+b = k) a side has no block: it is empty in the proof's partition, so its variables are
+fixed to "not in this side" instead of writing the row "cost of the side <= 0 * T".
 
 Size
 ----
@@ -47,8 +50,8 @@ import time
 import numpy as np
 
 from formulations._mip.chain import Chain, ScaledCosts, complete_free_column
-from formulations._mip.model import Block, MipModel, ModelBuilder
-from formulations._mip.template import MipFormulation, t_range
+from formulations._mip.model import Block, Expr, MipModel, ModelBuilder
+from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
 from pipecert.instance import Instance
 from pipecert.partition import Partition, stage_costs
@@ -83,14 +86,46 @@ def build_abd(
         _exact_charges(mb, chain)
     else:
         mb.add_le(f[1] - T.at(), 0.0, name="B1")
-    if b is None:
+    mult_a, mult_d = (k - 1, k - 1) if b is None else (b - 1, k - b)
+    if b is None and k >= 2:
         mb.add_le(f[0] + f[2] - T.at() * (k - 1), 0.0, name="B2")
-    else:
-        mb.add_le(f[0] - T.at() * (b - 1), 0.0, name="G-A")
-        mb.add_le(f[2] - T.at() * (k - b), 0.0, name="G-D")
+    elif b is not None:
+        if mult_a > 0:
+            mb.add_le(f[0] - T.at() * mult_a, 0.0, name="G-A")
+        if mult_d > 0:
+            mb.add_le(f[2] - T.at() * mult_d, 0.0, name="G-D")
     model = mb.build(objective_integral=costs.integer)
+    # A side with no block (b = 1, b = k, or k = 1) is empty: fix its variables instead of
+    # writing "cost of the side <= 0 * T", a row feasible only at equality (HiGHS declared
+    # such models infeasible). Valid: the proof's partition has A = S_1..S_{b-1} = {} when
+    # b = 1 and D = S_{b+1}..S_k = {} when b = k.
+    n = instance.n_nodes
+    allv = np.arange(n)
+    if mult_a == 0:
+        _fix(model, chain.member(allv, 1), 0.0)
+    if mult_d == 0:
+        _fix(model, chain.member(allv, 3), 0.0)
     model.build_time_s = time.perf_counter() - t0
     return model, chain, T
+
+
+def _fix(model: MipModel, membership: Expr, value: float) -> None:
+    """Fix every node's membership of one part to ``value`` through column bounds.
+
+    ``membership`` is ``chain.member(v, j)``: in the cumulative form ``P_j[v] - P_{j-1}[v]``
+    with ``P_0 = 0``, ``P_3 = 1``; part 1 is ``P_1[v]`` (fix it to 0), part 3 is
+    ``1 - P_2[v]`` (fix ``P_2[v]`` to 1); in the assign form it is ``x[v, j]`` itself.
+    """
+    cols, vals, const = membership.cols, membership.vals, membership.const
+    for i in range(cols.shape[0]):
+        live = (cols[i] >= 0) & (vals[i] != 0)
+        if int(live.sum()) != 1:
+            raise ValueError("a part membership must involve exactly one column")
+        j = int(cols[i][live][0])
+        a = float(vals[i][live][0])
+        target = (value - float(const[i])) / a
+        model.col_lb[j] = target
+        model.col_ub[j] = target
 
 
 def _exact_charges(mb: ModelBuilder, chain: Chain) -> None:
@@ -178,13 +213,17 @@ class Bottleneck(MipFormulation):
         if self.warm_start and part is not None and usable(part, instance, k):
             b = stage_costs(instance, part).bottleneck_stage + 1
             x0 = abd_warm_start(model, chain, T, part.stage_of, b)
-        rec = self.solve_model(model, budget, warm_start=x0)
-        if rec.status is Status.INFEASIBLE:
-            raise RuntimeError(f"bottleneck model infeasible with T in [{lo}, {hi}] (scaled)")
+        rec, retry = self.solve_t_model(model, int(T.cols), costs, budget, warm_start=x0)
         stats = self.base_stats(model, rec, costs)
         stats.update(form=self.form, warm_started=x0 is not None)
-        return BoundResult(self.bound_of(rec, costs), rec.status, None, stats,
-                           tuple(self.scaled_log(rec, costs)))
+        if retry:
+            stats["retried"] = retry
+        if rec.status is Status.INFEASIBLE:
+            # T = OPT is feasible (module docstring): the solver's claim is numerics
+            stats.update(doubtful_infeasible("bottleneck model", lo, hi))
+            return BoundResult(None, Status.NO_SOLUTION, None, stats)
+        return BoundResult(self.bound_of(rec, costs, model), rec.status, None, stats,
+                           tuple(self.scaled_log(rec, costs, model)))
 
 
 def usable(part: Partition, instance: Instance, k: int) -> bool:

@@ -29,8 +29,12 @@ known feasible value (a violation raises :class:`~pipecert.errors.InvalidBoundEr
 Adding ``T >= (best bound so far)`` to later b is exact for the max, as every constraint
 stays feasible when T grows.
 Min variant: only the true bottleneck index b* is guaranteed to have Guess2(b*) <= OPT, so
-every b must be solved (or bounded) and the minimum of the dual bounds is reported; a b
-whose model is proven infeasible counts as +inf.
+every b must be solved (or bounded) and the minimum of the dual bounds is reported. A b
+whose Guess2(b) the solver calls infeasible is not trusted to be +inf (a floating-point
+claim is no proof: HiGHS called the true bottleneck's model infeasible on ``case948``, k = 2,
+and the minimum over the other b was above OPT); it is replaced by Guess(b), which drops
+constraints of Guess2(b) and so is <= Guess2(b), and contains the optimal partition's
+point (see the max variant). If that fails too, there is no bound.
 
 Each Guess(b) >= the bottleneck relaxation, because (G-A) + (G-D) implies (B2).
 
@@ -42,7 +46,8 @@ Budget
 ------
 b is tried in the order of spec §4.4: the bottleneck stage of ``context.partition`` first,
 then its neighbours (b0-1, b0+1, b0-2, ...); without a partition, from the middle out. Each
-b gets an equal share of the time left; the max variant stops as soon as the bound meets
+b gets an equal share of the time left; the max variant stops as soon as the bound (plus
+its safety margin, ``stats["margin"]``: the solver's own value) meets
 the best known feasible value, and stops a Guess(b) early once an incumbent shows it cannot
 raise the max.
 
@@ -63,24 +68,27 @@ import time
 from typing import Any
 
 from formulations._mip.backends import SolveRecord
-from formulations._mip.template import MipFormulation, t_range
+from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
 from formulations.bottleneck import abd_warm_start, build_abd, usable
 from pipecert.errors import InvalidBoundError
 from pipecert.instance import Instance
 from pipecert.partition import stage_costs
-from pipecert.results import BoundResult, Budget, SolveContext, Status, bound_exceeds
+from pipecert.results import (
+    CLOSE_RTOL,
+    BoundResult,
+    Budget,
+    SolveContext,
+    Status,
+    bound_exceeds,
+    closes,
+)
 
 __all__ = ["Guess", "guess_order", "meets", "CLOSE_RTOL"]
 
-#: A bound within this relative distance of a feasible value has closed the gap (it is at
-#: least the safety margin of the dual bound, so a solved-to-optimality bound meets it).
-CLOSE_RTOL = 1e-5
-
-
 def meets(bound: float, value: float) -> bool:
     """True if ``bound`` is within :data:`CLOSE_RTOL` of the feasible ``value`` (or above)."""
-    return bound >= value - CLOSE_RTOL * abs(value) - 1e-9
+    return closes(bound, value)
 
 
 def guess_order(k: int, first: int | None = None) -> list[int]:
@@ -141,7 +149,7 @@ class Guess(MipFormulation):
         """Solve Guess(b) (or Guess2(b)) alone: ``(safe bound or None, record, stats)``.
 
         ``floor_scaled`` adds ``T >= floor_scaled`` (scaled units; max variant only).
-        For Guess2, a proven-infeasible model returns ``math.inf``.
+        A model the solver calls infeasible gives no bound (None; ``stats["numerics"]``).
         """
         if not 1 <= b <= k:
             raise ValueError(f"b = {b} outside 1..{k}")
@@ -160,17 +168,21 @@ class Guess(MipFormulation):
         if self.warm_start and part is not None and usable(part, instance, k):
             x0 = abd_warm_start(model, chain, T, part.stage_of, b)
         s = costs.scale
-        rec = self.solve_model(
-            model, budget, time_limit_s=time_limit_s, warm_start=x0,
+        rec, retry = self.solve_t_model(
+            model, int(T.cols), costs, budget, time_limit_s=time_limit_s, warm_start=x0,
             stop_below=None if stop_below is None else stop_below * s,
             stop_dual_above=None if stop_dual_above is None else stop_dual_above * s)
         stats = self.base_stats(model, rec, costs)
         stats["warm_started"] = x0 is not None
+        if retry:
+            stats["retried"] = retry
         if rec.status is Status.INFEASIBLE:
-            if exact_b:
-                return math.inf, rec, stats
-            raise RuntimeError(f"Guess({b}) infeasible with T in [{lo}, {hi}] (scaled)")
-        return self.bound_of(rec, costs), rec, stats
+            # Guess(b) always contains the point of an optimal partition (module docstring)
+            # and Guess2(b) may be truly infeasible, but a floating-point solver's claim is
+            # not a proof either way: no bound from this b (the caller falls back).
+            stats.update(doubtful_infeasible(f"Guess{'2' if exact_b else ''}({b})", lo, hi))
+            return None, rec, stats
+        return self.bound_of(rec, costs, model), rec, stats
 
     def lower_bound(
         self,
@@ -193,7 +205,10 @@ class Guess(MipFormulation):
         totals = {"build_time_s": 0.0, "solve_time_s": 0.0, "nodes": 0}
         last: dict[str, Any] = {}
         t0 = time.perf_counter()
+        numerics: dict[int, str] = {}
+        margins: list[float] = []
         best: float | None = None  # max variant
+        best_margin = 0.0
         low: float | None = None  # min variant
         all_done = True
         for i, b in enumerate(order):
@@ -212,12 +227,23 @@ class Guess(MipFormulation):
             else:
                 val, rec, st = self.solve_one(
                     instance, k, b, budget, ctx, time_limit_s=share,
-                    stop_dual_above=None if low is None or math.isinf(low) else low)
+                    stop_dual_above=None if low is None else low)
                 if rec.stopped_by == "stop_dual_above":
                     rec.status = Status.OPTIMAL  # this b cannot lower the minimum
+                if rec.status is Status.INFEASIBLE:
+                    # Guess(b) <= Guess2(b) (it drops constraints), so it may stand in for b
+                    numerics[b] = str(st.get("numerics", ""))
+                    share = budget.remaining() / (len(order) - i)
+                    val, rec, st = Guess(**{**self.params(), "variant": "max"}).solve_one(
+                        instance, k, b, budget, ctx, time_limit_s=share)
+                    if rec.status is Status.INFEASIBLE:
+                        rec.status = Status.NO_SOLUTION
+            if "numerics" in st and b not in numerics:
+                numerics[b] = str(st["numerics"])
             per_b[b] = val
             per_status[b] = "optimal" if rec.stopped_by == "stop_below" else str(rec.status)
             last = st
+            margins.append(float(st.get("margin", 0.0) or 0.0))
             totals["build_time_s"] += st["build_time_s"]
             totals["solve_time_s"] += st["solve_time_s"]
             totals["nodes"] += int(st["nodes"] or 0)
@@ -228,9 +254,12 @@ class Guess(MipFormulation):
                         f"{instance.name} (k={k})")
                 if val is not None and (best is None or val > best):
                     best = val
+                    best_margin = float(st.get("margin", 0.0) or 0.0)
                     logs.append((time.perf_counter() - t0, best, None))
-                if best is not None and ub is not None and meets(best, ub):
-                    break  # the bound meets the incumbent: nothing left to prove
+                if best is not None and ub is not None and meets(best + best_margin, ub):
+                    # the solver's value meets the incumbent: no b can prove more than it,
+                    # up to the safety margin
+                    break
             else:
                 if val is None:
                     val = 0.0
@@ -239,7 +268,7 @@ class Guess(MipFormulation):
         if self.variant == "max":
             bound = best
             complete = (len(per_b) == k and all(s == "optimal" for s in per_status.values())) \
-                or (best is not None and ub is not None and meets(best, ub))
+                or (best is not None and ub is not None and meets(best + best_margin, ub))
         else:
             bound = low if (low is not None and len(per_b) == k and math.isfinite(low)) \
                 else None
@@ -252,7 +281,7 @@ class Guess(MipFormulation):
                     f"guess[variant=min]: min_b Guess2(b) = {bound!r} above the feasible "
                     f"value {ub!r} on {instance.name} (k={k})")
         status = Status.OPTIMAL if complete else Status.TIME_LIMIT
-        if bound is None and not per_b:
+        if bound is None and (not per_b or numerics):
             status = Status.NO_SOLUTION
         stats: dict[str, Any] = {
             "n_vars": last.get("n_vars"), "n_int": last.get("n_int"),
@@ -262,7 +291,10 @@ class Guess(MipFormulation):
             "per_b": {int(b): v for b, v in sorted(per_b.items())},
             "per_b_status": {int(b): s for b, s in sorted(per_status.items())},
             "variant": self.variant, **totals,
+            "margin": max((float(m) for m in margins), default=0.0),
         }
+        if numerics:
+            stats["numerics"] = numerics
         return BoundResult(bound, status, None, stats, tuple(logs))
 
 

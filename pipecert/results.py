@@ -22,6 +22,8 @@ __all__ = [
     "DUAL_BOUND_MARGIN",
     "safe_dual_bound",
     "bound_exceeds",
+    "closes",
+    "CLOSE_RTOL",
     "RunOutcome",
     "STATUS_MEANINGS",
 ]
@@ -30,22 +32,38 @@ __all__ = [
 BOUND_RTOL = 1e-6
 #: Absolute tolerance when comparing a bound with a partition value.
 BOUND_ATOL = 1e-9
-#: Relative safety margin taken off every floating-point solver dual bound. MIP solvers
+#: Relative safety margin taken off every floating-point solver dual bound, on top of the
+#: absolute margin derived from the solver's tolerances and the model's row magnitudes
+#: (``abs_margin`` below; see formulations/_mip/template.py for the argument). MIP solvers
 #: (HiGHS, SCIP, CP-SAT) prove bounds up to feasibility/optimality tolerances of about 1e-9 to
-#: 1e-6 relative on scaled data; shaving 1e-6 relative plus 1e-9 absolute keeps a reported
-#: bound valid on every test case we run (see tests/test_validity.py).
+#: 1e-6 relative on scaled data.
 DUAL_BOUND_MARGIN = 1e-6
 
 
-def safe_dual_bound(value: float | None, *, scale: float = 1.0) -> float | None:
-    """A solver's dual bound minus the documented safety margin, or None if unusable.
+def safe_dual_bound(value: float | None, *, scale: float = 1.0,
+                    abs_margin: float = 0.0) -> float | None:
+    """A solver's dual bound minus the documented safety margins, or None if unusable.
 
-    ``scale`` multiplies the value first (models are solved on scaled data).
+    ``abs_margin`` (model units, >= 0) is taken off first, then ``scale`` multiplies the
+    value (models are solved on scaled data), then the relative :data:`DUAL_BOUND_MARGIN`
+    and :data:`BOUND_ATOL` are taken off. The result is never negative.
     """
-    if value is None or not math.isfinite(value):
+    if value is None or not math.isfinite(value) or not math.isfinite(abs_margin):
         return None
-    v = float(value) * scale
+    v = (float(value) - max(0.0, float(abs_margin))) * scale
+    if not math.isfinite(v):
+        return None
     return max(0.0, v - abs(v) * DUAL_BOUND_MARGIN - BOUND_ATOL)
+
+
+#: Relative distance within which a lower bound meets a feasible value: the gap is closed
+#: (the bound proves the value optimal up to the solvers' numerical resolution).
+CLOSE_RTOL = 1e-5
+
+
+def closes(bound: float, value: float) -> bool:
+    """True if ``bound`` meets the feasible ``value`` within :data:`CLOSE_RTOL` (or above)."""
+    return bound >= value - CLOSE_RTOL * abs(value) - BOUND_ATOL
 
 
 def bound_exceeds(bound: float, value: float) -> bool:

@@ -34,6 +34,12 @@ def _close(a: float | None, b: float) -> bool:
     return a is not None and math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6)
 
 
+def _within_margin(r, opt: float) -> bool:
+    """The bound is OPT less at most its documented safety margin (``stats["margin"]``)."""
+    m = float(r.stats.get("margin", 0.0))
+    return r.bound is not None and opt - m - 1e-5 * abs(opt) - 1e-6 <= r.bound <= opt + 1e-6
+
+
 # ---------------------------------------------------------------------------- spec §2.8
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_worked_example_values_of_spec_2_8(solver: str) -> None:
@@ -120,10 +126,10 @@ def test_exact_mip_options_keep_the_optimum(spec: str) -> None:
         for k in (2, 3, 4):
             opt, part = brute_force(inst, k)
             r = f.lower_bound(inst, k, Budget(B))
-            assert r.status is Status.OPTIMAL and _close(r.bound, opt), (spec, inst.name, k)
+            assert r.status is Status.OPTIMAL and _within_margin(r, opt), (spec, inst.name, k)
             # and with the optimum as warm start and cutoff
             r2 = f.lower_bound(inst, k, Budget(B), SolveContext(upper_bound=opt, partition=part))
-            assert _close(r2.bound, opt) and r2.stats["warm_started"], (spec, inst.name, k)
+            assert _within_margin(r2, opt) and r2.stats["warm_started"], (spec, inst.name, k)
 
 
 def test_cpsat_bound_stays_valid_on_fractional_costs() -> None:
@@ -251,3 +257,74 @@ def test_every_partition_returned_is_rescored_by_the_framework() -> None:
     out = FORMULATIONS.make("exact_mip").run(inst, 3, Budget(B))
     assert out.partition is not None
     assert out.incumbent == evaluate(inst, Partition(out.partition.stage_of, 3))
+
+
+# ---------------------------------------------------------------------------- statuses
+def test_relaxation_statuses_say_solved_unless_a_feasible_value_is_met() -> None:
+    """A solved relaxation is ``solved``; ``optimal`` only when it meets a known feasible
+    value (issue 11, item 7); an exact method that finished is ``optimal``."""
+    inst = worked_example()
+    out = FORMULATIONS.make("bottleneck").run(inst, 3, Budget(B))
+    assert out.status is Status.SOLVED  # 6 < OPT = 10: a gap remains
+    out = FORMULATIONS.make("bottleneck").run(inst, 2, Budget(B))
+    assert out.status is Status.SOLVED  # equals OPT = 10, but no feasible value is known
+    out = FORMULATIONS.make("bottleneck").run(inst, 2, Budget(B), SolveContext(upper_bound=10.0))
+    assert out.status is Status.OPTIMAL
+    out = FORMULATIONS.make("exact_mip").run(inst, 3, Budget(B))
+    assert out.status is Status.OPTIMAL and out.incumbent == 10.0
+
+
+def test_unsupported_always_carries_a_reason() -> None:
+    inst = worked_example()
+    for spec in ("exact_mip[solver='cvxpy:NOSUCH']", "bottleneck[solver='nosuch']",
+                 "best[methods=('exact_mip[solver=\"cvxpy:NOSUCH\"]',)]"):
+        out = FORMULATIONS.make(spec).run(inst, 2, Budget(B))
+        assert out.status is Status.UNSUPPORTED and out.error, spec
+
+
+# ---------------------------------------------------------------------------- numerics
+def _infeasible_record():
+    from formulations._mip.backends import SolveRecord
+
+    return SolveRecord(Status.INFEASIBLE, None, None, None, "fake", "0", 0.0)
+
+
+def test_a_model_called_infeasible_gives_no_bound_not_an_error(monkeypatch) -> None:
+    """A floating-point infeasibility claim on a feasible instance is numerics: the bound is
+    None (the framework floors it), the run is not an error, and the reason is in stats."""
+    from formulations._mip.template import MipFormulation
+    from formulations.base import combinatorial_bound
+
+    monkeypatch.setattr(MipFormulation, "solve_model",
+                        lambda self, model, budget, **kw: _infeasible_record())
+    inst = worked_example()
+    for spec in ("bottleneck", "exact_mip", "guess", "guess[variant=min]"):
+        raw = FORMULATIONS.make(spec).lower_bound(inst, 3, Budget(B))
+        assert raw.bound is None, spec
+        out = FORMULATIONS.make(spec).run(inst, 3, Budget(B))
+        assert out.status is not Status.ERROR, (spec, out.error)
+        assert out.stats.get("fallback") == "combinatorial", spec
+        assert out.bound == combinatorial_bound(inst, 3), spec
+        assert "numerics" in str(raw.stats), spec
+
+
+def test_guess_min_replaces_an_infeasible_guess2_by_guess(monkeypatch) -> None:
+    """case948 (k = 2): HiGHS called the true bottleneck's Guess2(b) infeasible and the
+    minimum over the other b was above OPT. Such a b now stands in with Guess(b) <= Guess2(b)."""
+    from formulations._mip.template import MipFormulation
+
+    real = MipFormulation.solve_model
+
+    def fake(self, model, budget, **kw):
+        if any(name == "B_exact" for name, _, _ in model.row_names):
+            return _infeasible_record()
+        return real(self, model, budget, **kw)
+
+    monkeypatch.setattr(MipFormulation, "solve_model", fake)
+    g = FORMULATIONS.make("guess[variant=min]")
+    for inst in CASES[:20]:
+        for k in (2, 3):
+            opt = brute_force(inst, k)[0]
+            r = g.lower_bound(inst, k, Budget(B))
+            assert_bound_valid(r.bound, opt, f"min_b on {inst.name} k={k}")
+            assert set(r.stats["numerics"]) == set(range(1, k + 1))

@@ -97,7 +97,7 @@ def test_chain_block_costs_equal_reference_stage_costs(form: str) -> None:
     values, the model's block cost expressions equal the reference f(S_j) (scaled)."""
     checked = 0
     for inst in small_cases(30, seed=7, max_nodes=6):
-        costs = ScaledCosts.of(inst)
+        costs = ScaledCosts.of(inst, grid=False)  # unfloored: exact comparison
         for k in (1, 2, 3):
             mb = ModelBuilder()
             chain = Chain(mb, inst, costs, k, form=form)
@@ -137,7 +137,14 @@ def test_scaled_costs_use_powers_of_two_and_round_down_for_integers() -> None:
     s = ScaledCosts.of(inst)
     assert math.log2(s.scale) == round(math.log2(s.scale))
     assert 500 <= max(s.w.max(), s.c.max()) <= 2000
-    np.testing.assert_array_equal(s.w / s.scale, inst.work)  # exact in floating point
+    np.testing.assert_array_equal(ScaledCosts.of(inst, grid=False).w / s.scale,
+                                  inst.work)  # exact in floating point
+    # floored to the grid: never above the true scaled cost, less than one quantum below
+    assert s.quantum == 2.0 ** -20
+    assert np.all(s.w <= inst.work * s.scale) and np.all(s.w > inst.work * s.scale - s.quantum)
+    assert np.all(s.c <= inst.comm * s.scale) and np.all(s.c > inst.comm * s.scale - s.quantum)
+    assert np.all(np.floor(s.w / s.quantum) * s.quantum == s.w)
+    assert s.upper() >= float((inst.work.sum() + 2 * inst.comm.sum()) * s.scale)
     si = ScaledCosts.of(inst, integer=True)
     assert np.all(si.w == np.floor(si.w)) and np.all(si.w <= inst.work * si.scale)
     assert np.all(si.c <= inst.comm * si.scale)
@@ -341,3 +348,74 @@ def test_highs_backend_writes_nothing_to_stdout():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout == ""
+
+
+# ---------------------------------------------------------------------------- numerics
+def test_highs_default_tolerances_are_those_the_safety_margin_assumes() -> None:
+    """The margin of formulations/_mip/template.py assumes HiGHS's tolerances (1.2e-6 in
+    all); a HiGHS release that loosened them would make it too small."""
+    from formulations._mip.backends import _new_highs
+    from formulations._mip.template import SOLVER_TOLERANCE
+
+    h = _new_highs()
+
+    def value(name: str) -> float:
+        v = h.getOptionValue(name)
+        return float(v[-1] if isinstance(v, tuple) else v)  # (status, value) in highspy
+
+    total = sum(value(o) for o in (
+        "primal_feasibility_tolerance", "dual_feasibility_tolerance",
+        "mip_feasibility_tolerance"))
+    assert total <= SOLVER_TOLERANCE["highs"] * (1 + 1e-9)
+    assert SOLVER_TOLERANCE["cpsat"] == 0.0
+
+
+def test_scaled_costs_survive_extreme_magnitudes() -> None:
+    """1e200, subnormal and all-zero costs: a finite power-of-two scale, costs floored."""
+    from pipecert.instance import Instance
+
+    for work, comm in (([1e200, 1e-9, 0.0], [3e200, 0.0, 1.0]),
+                       ([5e-324, 0.0, 1e-310], [0.0, 0.0, 0.0]),
+                       ([0.0, 0.0, 0.0], [0.0, 0.0, 0.0]),
+                       ([1e-9, 1.0, 1e9], [1e9, 1e-9, 2e-9])):
+        inst = Instance(["a", "b", "c"], work=work, comm=comm, edges=[("a", "b"), ("b", "c")])
+        for integer in (False, True):
+            s = ScaledCosts.of(inst, integer=integer)
+            assert math.isfinite(s.scale) and s.scale > 0
+            assert math.log2(s.scale) == round(math.log2(s.scale))
+            assert np.all(s.w <= np.asarray(work) * s.scale)
+            assert np.all(s.c <= np.asarray(comm) * s.scale)
+            assert math.isfinite(s.upper())
+
+
+def test_t_range_accepts_equal_context_bounds_and_rejects_inconsistent_ones() -> None:
+    """CP-SAT once rejected a context whose lower and upper bounds were equal (case146)."""
+    from formulations._mip.template import t_range
+    from pipecert.results import SolveContext
+
+    inst = random_dag(4, 5, integer=False)
+    for integer in (False, True):
+        costs = ScaledCosts.of(inst, integer=integer)
+        for k in (1, 2, 3):
+            v = float(inst.total_work) / k + 1.0
+            lo, hi = t_range(costs, k, SolveContext(upper_bound=v, lower_bound=v),
+                             comb_cut=True, context_lb_cut=True, cutoff=True)
+            assert lo <= v * costs.scale <= hi
+    with pytest.raises(ValueError, match="above the upper bound"):
+        t_range(ScaledCosts.of(inst), 2, SolveContext(upper_bound=1.0, lower_bound=2.0),
+                comb_cut=True, context_lb_cut=True, cutoff=True)
+
+
+def test_margin_scales_with_the_largest_term_per_unit_of_t() -> None:
+    from formulations._mip.template import numerical_margin, row_magnitude
+
+    mb = ModelBuilder()
+    X = mb.add_block("X", 2, integer=True)
+    T = mb.add_block("T", (), lb=0.0, ub=50.0, cost=1.0)
+    mb.add_le(X.at(np.arange(2)) * np.array([3.0, 500.0]) - T.at() * 4.0, 0.0)
+    model = mb.build()
+    assert row_magnitude(model) == pytest.approx(125.0)
+    assert numerical_margin(model, "cpsat", 10.0) == 0.0
+    m = numerical_margin(model, "highs", 10.0)
+    assert m == pytest.approx(3 * 1.2e-6 * 125.0 + 1e-9)
+    assert numerical_margin(model, "highs", 1000.0) > m  # |D| above R dominates

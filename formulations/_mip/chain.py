@@ -29,6 +29,7 @@ out-charge for block K; those variables are not created.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,32 +42,74 @@ from pipecert.partition import Partition
 __all__ = ["ScaledCosts", "Chain"]
 
 
+#: Bits of resolution kept below the largest scaled cost by the floating-point backends:
+#: scaled costs (largest about 2**10) are floored to multiples of ``2**-FLOAT_GRID_BITS``
+#: (see :class:`ScaledCosts`).
+FLOAT_GRID_BITS = 20
+
+
 @dataclass(frozen=True)
 class ScaledCosts:
-    """Costs multiplied by a power of two (exact in floating point), optionally floored.
+    """Costs multiplied by a power of two (exact in floating point), then floored to a grid.
 
-    ``w = floor(work * scale)`` when ``integer`` (rounding *down* keeps every block cost of
-    every partition at most its true scaled value, so any lower bound of the floored
-    problem, divided by ``scale``, is a lower bound of the true one).
+    Float backends: ``w = q * floor(work * scale / q)`` with ``q = 2**-FLOAT_GRID_BITS``
+    (about 1e-9 of the largest scaled cost, about 1000). Integer backends (CP-SAT, target
+    1e6): ``q = 1``. Rounding *down* keeps every block cost of every partition at most its
+    true scaled value, so any lower bound of the floored problem, divided by ``scale``, is a
+    lower bound of the true one (OPT is non-decreasing in every cost: a block cost is a sum of
+    costs with non-negative coefficients).
+
+    Why a grid: a cost far below the largest one (1e-9 next to 1e9) becomes a coefficient
+    the solver cannot represent (HiGHS drops matrix entries below 1e-9 and then disagrees
+    with the row bounds that still contain them: it declared feasible models infeasible on
+    ``case948``, ``case1130``, ``case96``). On the grid every non-zero coefficient is at least
+    ``q`` and every sum of costs is exact (integers times ``q`` below 2**53), so row constants
+    such as ``W`` are the exact sums of the coefficients. The loss is at most ``q`` per cost.
+
+    ``upper_value`` is ``W + 2 sum c`` of the *unfloored* scaled costs, rounded up: no block
+    cost of the true problem exceeds it, so ``T <= upper_value`` never cuts off ``T = OPT``.
     """
 
     w: NDArray[np.float64]
     c: NDArray[np.float64]
     scale: float
     integer: bool
+    quantum: float = 0.0
+    upper_value: float = float("inf")
 
     @classmethod
     def of(cls, instance: Instance, *, integer: bool = False,
-           target: float | None = None) -> ScaledCosts:
-        """Scale so that ``max(w, c)`` is about ``target`` (1000, or 1e6 for integer data)."""
+           target: float | None = None, grid: bool = True) -> ScaledCosts:
+        """Scale so that ``max(w, c)`` is about ``target`` (1000, or 1e6 for integer data).
+
+        ``grid=False`` keeps the scaled costs unfloored (float backends only; used by tests
+        that compare the model's block costs with the reference cost function exactly).
+        """
         tgt = target if target is not None else (1e6 if integer else 1000.0)
         mx = max(float(instance.work.max(initial=0.0)), float(instance.comm.max(initial=0.0)))
-        scale = 1.0 if mx <= 0 else float(2.0 ** round(np.log2(tgt / mx)))
-        w = instance.work * scale
-        c = instance.comm * scale
+        if mx <= 0 or not math.isfinite(mx):
+            shift = 0
+        else:
+            # 2**shift * mx is about tgt; ldexp never overflows in between (subnormal mx)
+            m, e = math.frexp(mx)
+            shift = int(round(math.log2(tgt) - (math.log2(m) + e)))
+            shift = max(-1022, min(shift, 1000))  # 2**shift stays a finite normal float
+        w_raw = np.ldexp(np.asarray(instance.work, dtype=np.float64), shift)
+        c_raw = np.ldexp(np.asarray(instance.comm, dtype=np.float64), shift)
+        scale = math.ldexp(1.0, shift)
         if integer:
-            w, c = np.floor(w), np.floor(c)
-        return cls(w, c, scale, integer)
+            q = 1.0
+        elif grid:
+            q = math.ldexp(1.0, -FLOAT_GRID_BITS) * (2.0 ** round(math.log2(tgt / 1000.0)))
+        else:
+            q = 0.0
+        if q > 0:
+            w, c = np.floor(w_raw / q) * q, np.floor(c_raw / q) * q
+        else:
+            w, c = w_raw, c_raw
+        upper = float(w_raw.sum() + 2.0 * c_raw.sum())
+        upper = upper * (1 + 1e-9) + q  # float sums: a relative error far below 1e-9
+        return cls(w, c, scale, integer, q, upper)
 
     def lb_comb(self, k: int) -> float:
         """``max(W/k, max w)`` on these costs (valid for this scaled problem)."""
@@ -74,7 +117,9 @@ class ScaledCosts:
         return float(np.ceil(v - 1e-9)) if self.integer else v
 
     def upper(self) -> float:
-        """A value no block cost can exceed: ``W + 2 sum c``."""
+        """A value no block cost of the true (unfloored) problem exceeds: ``W + 2 sum c``."""
+        if math.isfinite(self.upper_value):
+            return self.upper_value
         return float(self.w.sum() + 2.0 * self.c.sum())
 
 
