@@ -41,6 +41,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_instance_options(p)
 
 
+#: Seconds ``solve`` waits at the end for solver threads it stopped (then leaves at once).
+_EXIT_JOIN_S = 1.0
+
+
 def _default_output(model: str, k: int) -> Path:
     name = Path(model).name
     for suffix in (".gz", ".json", ".txt", ".pbtxt", ".onnx", ".graph"):
@@ -54,12 +58,31 @@ def _pct(g: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the portfolio, print the result, write the partition file."""
-    from experiments.cli._common import fmt, format_table, load_instance
-    from experiments.portfolio import build_plan, solve
+    """Run the portfolio, print the result, write the partition file.
+
+    SIGINT and SIGTERM stop the search cleanly (:mod:`pipecert.cancel`): the best partition
+    is written, the best bound so far printed, and the exit code is 130.
+    """
+    from pipecert import cancel
+
+    with cancel.handle_signals():
+        code = _run(args)
+        code = cancel.EXIT_INTERRUPTED if cancel.requested() else code
+        if not cancel.stop_workers(_EXIT_JOIN_S):
+            # a solver thread (HiGHS in a phase without interrupt checks) is still running:
+            # exiting normally would abort in its C++ destructors; the output is complete
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
+    from experiments.cli._common import fmt, load_instance
+    from experiments.portfolio import build_plan, solve, warm_up
+    from pipecert import cancel
     from pipecert.errors import InputError
     from pipecert.instance import validate_k
-    from pipecert.partition import stage_costs
 
     k = validate_k(args.k)
     if args.time_limit <= 0:
@@ -96,6 +119,12 @@ def run(args: argparse.Namespace) -> int:
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
+        # compile (or load from numba's cache) every kernel of the plan before the clock
+        # starts, so the budget is spent solving
+        secs, compiled = warm_up(plan, solver=args.solver)
+        if compiled and not args.quiet:
+            print(f"compiling kernels (first run only) ... {secs:.1f} s", file=err)
+        t0 = time.monotonic()
         res = solve(inst, k, time_limit_s=args.time_limit, plan=plan, solver=args.solver,
                     seed=args.seed, target_gap=args.target_gap, threads=args.threads,
                     on_event=on_event)
@@ -103,6 +132,16 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+    with cancel.handle_signals(escalate=False):  # never cut the output half-way
+        return _report(args, inst, k, res)
+
+
+def _report(args: argparse.Namespace, inst: Any, k: int, res: Any) -> int:
+    """Write the partition file and print the result; the exit code."""
+    from experiments.cli._common import fmt, format_table
+    from pipecert.partition import stage_costs
+
+    err = sys.stderr
     out_path = Path(args.output) if args.output else _default_output(args.model, k)
     if res.partition is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)
@@ -139,8 +178,8 @@ def run(args: argparse.Namespace) -> int:
         if res.partition is not None:
             print(f"\npartition written to {out_path}")
     if res.interrupted:
-        print(f"pipecert: interrupted after {res.elapsed_s:.1f} s; the result is that of the "
-              "runs that finished", file=err)
+        print(f"pipecert: interrupted after {res.elapsed_s:.1f} s; the result is the best "
+              "found before the stop", file=err)
         return 130
     if res.partition is None:
         print("pipecert: no feasible partition found", file=err)
