@@ -36,11 +36,16 @@ the limit (memory only grows with ``j``, so the scan stops there too).
 
 The compiled functions are public so other packages can reuse them: :func:`slice_order`
 (value and cuts), :func:`slice_value` (value only) and :func:`kernel_arrays`.
+:func:`slice_order_within` runs the same DP in chunks of starts (``_dp_prepare``,
+``_dp_starts``, ``_dp_finish``; one call of ``_slice_dp`` chains them) and checks a budget
+between chunks, returning the greedy incumbent if the budget ends first (the DP is
+quadratic in n on large graphs: minutes for one order at 200,000 nodes).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import NamedTuple
 
 import numba as nb
@@ -50,11 +55,13 @@ from numpy.typing import ArrayLike, NDArray
 from pipecert.errors import InputError
 from pipecert.instance import Instance, validate_k
 from pipecert.partition import Partition
+from pipecert.results import Budget
 
 __all__ = [
     "KernelArrays",
     "kernel_arrays",
     "slice_order",
+    "slice_order_within",
     "slice_value",
     "slice_partition",
     "check_topological",
@@ -239,9 +246,14 @@ def _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr, pred_idx,
 
 
 @nb.njit(cache=True, nogil=True)
-def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
-              succ_idx, mem, mem_limit):
-    """Algorithm 1. Returns (value, cuts); value is inf if no slicing is < ``upper``."""
+def _dp_prepare(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
+                succ_idx, mem, mem_limit):
+    """Tables, the incumbent (equal-work, then greedy bisection) and the empty DP arrays.
+
+    Returns ``(kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par)``; the DP
+    then runs over the starts ``i = 0 .. n-1`` (:func:`_dp_starts`) and ends with
+    :func:`_dp_finish`.
+    """
     n = order.size
     kk = min(k, n)
     pos, last, bptr, bidx = _order_tables(order, succ_ptr, succ_idx)
@@ -286,7 +298,20 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
     else:
         par = np.full((1, 1), -2, np.int32)
     stamp[:] = -1
-    for i in range(n):
+    return kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_starts(i0, i1, U, order, kk, want_cuts, D, par, stamp, pos, last, bptr, bidx,  # type: ignore[no-untyped-def]
+               work, comm, pred_ptr, pred_idx, mem, mem_limit):
+    """Push the DP from the starts ``i0 .. i1-1`` (rows before ``i0`` are final).
+
+    Returns the incumbent ``U`` (lowered when a segment ending at ``n`` improves it).
+    Running the starts in chunks gives the same result as one call (the state is the
+    arrays and ``U``), which lets the caller check its budget between chunks.
+    """
+    n = order.size
+    for i in range(i0, i1):
         row = D[i]
         for b in range(1, kk + 1):
             if row[b - 1] < row[b]:
@@ -335,6 +360,12 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
                         par[j, b] = i
             if j == n and rj[kk] < U:
                 U = rj[kk]
+    return U
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_finish(n, kk, want_cuts, D, par, ew_val, ew_cuts, upper):  # type: ignore[no-untyped-def]
+    """The DP's answer ``(value, cuts)`` once every start ran (the incumbent if no better)."""
     rn = D[n]
     for b in range(1, kk + 1):
         if rn[b - 1] < rn[b]:
@@ -363,6 +394,19 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
         j = p
         b -= 1
     return val, cuts[:nc][::-1].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
+              succ_idx, mem, mem_limit):
+    """Algorithm 1 in one call. Returns (value, cuts); value is inf if none is < ``upper``."""
+    n = order.size
+    kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par = _dp_prepare(
+        order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr, succ_idx, mem,
+        mem_limit)
+    _dp_starts(0, n, U, order, kk, want_cuts, D, par, stamp, pos, last, bptr, bidx, work,
+               comm, pred_ptr, pred_idx, mem, mem_limit)
+    return _dp_finish(n, kk, want_cuts, D, par, ew_val, ew_cuts, upper)
 
 
 # ---------------------------------------------------------------------------- Python API
@@ -430,6 +474,60 @@ def slice_order(
     val, cuts = _slice_dp(o, k, float(upper), True, a.work, a.comm, a.pred_ptr, a.pred_idx,
                           a.succ_ptr, a.succ_idx, a.mem, a.mem_limit)
     return float(val), cuts
+
+
+#: Seconds of DP work between two budget checks of :func:`slice_order_within` (the chunk
+#: of starts is resized after each call to take about this long).
+CHUNK_S = 0.1
+
+
+def slice_order_within(
+    instance: Instance,
+    order: ArrayLike,
+    k: int,
+    budget: Budget,
+    upper: float = INF,
+    *,
+    memory_limit: float | None = None,
+    check: bool = True,
+) -> tuple[float, NDArray[np.int64], bool]:
+    """:func:`slice_order` within ``budget``: ``(value, cuts, complete)``.
+
+    The DP runs over the starts in chunks of about :data:`CHUNK_S` seconds and checks the
+    budget (and with it the process-wide cancel flag) between chunks, so it stops within
+    about that long of the deadline. Stopped early (``complete = False``), it returns the
+    incumbent it starts from: the best of the equal-work slicing and the greedy slicings
+    found by bisection (each O(n + m), a feasible slicing of ``order`` but not
+    necessarily the optimal one), or ``(inf, [])`` if neither is below ``upper``.
+    Complete, the result equals :func:`slice_order`'s.
+
+    The DP is O(n (n + m) / k + n^2) on large graphs in the worst case (each start scans
+    the segments whose work plus in-cost stays below the incumbent, about n / k
+    positions); on a 200,000-node graph one order takes minutes, hence the budget.
+    """
+    k = validate_k(k)
+    o = check_topological(instance, order) if check else np.ascontiguousarray(order, np.int64)
+    a = kernel_arrays(instance, memory_limit=memory_limit)
+    n = int(o.size)
+    args = (a.work, a.comm, a.pred_ptr, a.pred_idx, a.mem, a.mem_limit)
+    kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par = _dp_prepare(
+        o, k, float(upper), True, a.work, a.comm, a.pred_ptr, a.pred_idx, a.succ_ptr,
+        a.succ_idx, a.mem, a.mem_limit)
+    i, chunk = 0, 16
+    while i < n:
+        if budget.expired():
+            if ew_val < upper:
+                return float(ew_val), np.asarray(ew_cuts, dtype=np.int64), False
+            return INF, np.empty(0, np.int64), False
+        t0 = time.perf_counter()
+        j = min(n, i + chunk)
+        U = _dp_starts(i, j, U, o, kk, True, D, par, stamp, pos, last, bptr, bidx, *args)
+        i = j
+        dt = time.perf_counter() - t0
+        # aim at CHUNK_S per call: grow at most 4x, shrink in proportion
+        chunk = max(1, min(4 * chunk, int(chunk * CHUNK_S / max(dt, 1e-6))))
+    val, cuts = _dp_finish(n, kk, True, D, par, ew_val, ew_cuts, float(upper))
+    return float(val), cuts, True
 
 
 def slice_value(
