@@ -120,7 +120,7 @@ from numpy.typing import NDArray
 
 from heuristics.base import HEURISTICS, Heuristic
 from heuristics.decoder import bfs_order, dfs_order
-from heuristics.slicing import slice_order
+from heuristics.slicing import slice_order_within
 from pipecert.instance import Instance
 from pipecert.partition import Partition, evaluate
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
@@ -690,7 +690,8 @@ class DownsetDP(Heuristic):
         best: tuple[float, Partition] | None = None
         for order in (dfs_order(red), bfs_order(red),
                       np.ascontiguousarray(red.topo_order, dtype=np.int64)):
-            val, cuts = slice_order(red, order, k, check=False)
+            # budget-aware (the slicing DP is quadratic in n): the greedy slicing if stopped
+            val, cuts, _done = slice_order_within(red, order, k, budget, check=False)
             if best is None or val < best[0]:
                 best = (val, Partition.from_slices(order, cuts.tolist(), k))
         assert best is not None

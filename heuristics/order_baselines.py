@@ -29,7 +29,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heuristics.base import HEURISTICS, Heuristic
-from heuristics.decoder import bfs_order, decode, decode_batch, dfs_order
+from heuristics.decoder import (
+    LARGE_N,
+    bfs_order,
+    decode,
+    decode_batch,
+    decode_within,
+    dfs_order,
+)
 from heuristics.downset_dp import lift_partition, reduce_instance
 from heuristics.local_search import finish
 from heuristics.slicing import slice_order_within
@@ -165,6 +172,8 @@ class RandomOrders(Heuristic):
         instance = red
         n = instance.n_nodes
         best_val, best_keys = math.inf, None
+        best_order: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+        large = n > LARGE_N
         history: list[tuple[float, int, float]] = []
         done = 0
         stopped = False
@@ -175,13 +184,23 @@ class RandomOrders(Heuristic):
             m = min(self.batch, self.n_orders - done)
             keys = rng.random((m, n))
             for r in range(m):
-                v = decode_batch(instance, keys[r : r + 1], k, best_val)[0]
+                if large:  # one decode may take minutes: budget checks inside the DP
+                    if done and budget.expired():
+                        break
+                    v, o_, c_, _done = decode_within(instance, keys[r], k, budget, best_val)
+                    if v < best_val:
+                        best_order = (o_, c_)
+                else:
+                    v = decode_batch(instance, keys[r : r + 1], k, best_val)[0]
                 done += 1
                 if v < best_val:
                     best_val, best_keys = float(v), keys[r].copy()
                     history.append((time.perf_counter() - t0, done, best_val))
         assert best_keys is not None
-        _, order, cuts = decode(instance, best_keys, k)
+        if best_order is not None:
+            order, cuts = best_order
+        else:
+            _, order, cuts = decode(instance, best_keys, k)
         part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
         if kept is not None and host is not None and red is not full:
             assert part is not None

@@ -507,7 +507,15 @@ def slice_order_within(
     """
     k = validate_k(k)
     o = check_topological(instance, order) if check else np.ascontiguousarray(order, np.int64)
-    a = kernel_arrays(instance, memory_limit=memory_limit)
+    return dp_within(o, k, budget, kernel_arrays(instance, memory_limit=memory_limit), upper)
+
+
+def dp_within(o: NDArray[np.int64], k: int, budget: Budget, a: KernelArrays,
+              upper: float = INF) -> tuple[float, NDArray[np.int64], bool]:
+    """The chunked DP of :func:`slice_order_within` on explicit kernel arrays.
+
+    ``a`` may differ from the instance's (``equal_work`` passes zero comm).
+    """
     n = int(o.size)
     args = (a.work, a.comm, a.pred_ptr, a.pred_idx, a.mem, a.mem_limit)
     kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par = _dp_prepare(
