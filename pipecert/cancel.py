@@ -39,7 +39,8 @@ from types import FrameType
 from typing import Any
 
 __all__ = ["event", "request", "requested", "reason", "reset", "handle_signals",
-           "register_worker_stopper", "stop_workers", "EXIT_INTERRUPTED"]
+           "register_worker_stopper", "stop_workers", "sigterm_as_interrupt",
+           "EXIT_INTERRUPTED"]
 
 #: Exit code of a command stopped by a signal (128 + SIGINT, the shell convention).
 EXIT_INTERRUPTED = 130
@@ -115,6 +116,22 @@ def _handler(signum: int, frame: FrameType | None) -> None:
         sys.stderr.flush()
     except (OSError, ValueError):  # stderr closed: the flag is what matters
         pass
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def sigterm_as_interrupt() -> None:
+    """Make SIGTERM raise :class:`KeyboardInterrupt`, as SIGINT does by default.
+
+    The command line installs it first thing, so that a SIGTERM that arrives before a
+    command installs :func:`handle_signals` (while modules load) also ends with
+    "interrupted" and exit 130 rather than a kill.
+    """
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 @contextmanager

@@ -57,6 +57,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pipecert`` console script; returns the exit code."""
+    from pipecert.cancel import sigterm_as_interrupt
+
+    sigterm_as_interrupt()  # SIGTERM before a command handles it: "interrupted", exit 130
     parser, table = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
