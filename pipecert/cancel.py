@@ -119,19 +119,25 @@ def _handler(signum: int, frame: FrameType | None) -> None:
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
+    name = signal.Signals(signum).name
+    request(name)  # recorded: an import may wrap the exception into another one
+    raise KeyboardInterrupt(name)
 
 
 def sigterm_as_interrupt() -> None:
-    """Make SIGTERM raise :class:`KeyboardInterrupt`, as SIGINT does by default.
+    """Make SIGTERM (and SIGINT) raise :class:`KeyboardInterrupt` and record the request.
 
-    The command line installs it first thing, so that a SIGTERM that arrives before a
-    command installs :func:`handle_signals` (while modules load) also ends with
-    "interrupted" and exit 130 rather than a kill.
+    The command line installs it first thing, so that a signal that arrives before a
+    command installs :func:`handle_signals` (while modules load) ends with "interrupted"
+    and exit 130 rather than a kill; the request is recorded (:func:`requested`) because
+    Python wraps an exception raised during class creation into a ``RuntimeError``.
     """
-    if threading.current_thread() is threading.main_thread() and \
-            signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _raise_interrupt)
 
 
 @contextmanager

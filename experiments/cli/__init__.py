@@ -57,10 +57,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, ModuleType]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pipecert`` console script; returns the exit code."""
-    from pipecert.cancel import sigterm_as_interrupt
+    from pipecert import cancel
 
-    sigterm_as_interrupt()  # SIGTERM before a command handles it: "interrupted", exit 130
-    parser, table = build_parser()
+    cancel.sigterm_as_interrupt()  # a signal before a command handles it: exit 130
+    try:
+        parser, table = build_parser()  # imports every command module (about a second)
+    except BaseException:
+        if not cancel.requested():
+            raise
+        print("pipecert: interrupted", file=sys.stderr)
+        return 130
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
