@@ -189,3 +189,41 @@ def test_signal_during_max_flow_keeps_the_bound_so_far(tmp_path, sig):
     _check_result("default/operator-3000", 16, result, out_file)
     assert [r["method"] for r in result["runs"]][-1] == "path_bound"
     assert latency < 10, latency
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["INT", "TERM"])
+def test_harness_interrupted_keeps_finished_rows_and_resumes(tmp_path, sig):
+    import sqlite3
+
+    out = tmp_path / "grid"
+    cmd = [sys.executable, "-m", "experiments", "run", "-i", "suite:default", "-k", "2",
+           "--heuristic", "bfs_order", "--bound", "combinatorial", "-j", "1",
+           "--time-limit", "5", "-o", str(out), "--no-figures", "--no-report",
+           "--no-progress"]
+    db = out / "results.sqlite"
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    n = 0
+    deadline = time.monotonic() + 120
+    while n < 5 and time.monotonic() < deadline:
+        time.sleep(0.1)
+        if db.exists():
+            try:
+                with sqlite3.connect(db, timeout=5) as con:
+                    n = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "terminate called" not in err
+    with sqlite3.connect(db) as con:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        kept = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    assert 5 <= kept < 62
+    done = subprocess.run([*cmd, "--resume"], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert f"{kept} already done" in done.stderr
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] == 62
