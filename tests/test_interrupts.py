@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.portfolio import build_plan, solve
+from experiments.portfolio import solve
 from formulations import FORMULATIONS
 from formulations.base import combinatorial_bound
 from instances.bundled import load_bundled
