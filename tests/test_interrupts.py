@@ -108,6 +108,22 @@ def test_cancelled_highs_mip_keeps_its_dual_bound():
     assert out.bound is not None and out.bound > comb  # the MIP's own dual bound, kept
 
 
+@pytest.mark.solver
+def test_cancelled_cpsat_stops_its_search():
+    inst = load_bundled("default/compute-0100")
+    m = FORMULATIONS.make("exact_mip[solver=cpsat]")
+    timer = threading.Timer(4.0, cancel.request, args=("test",))
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        out = m.run(inst, 8, Budget(300))
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 4.0 + 5.0  # StopSearch, not the 300 s limit
+    assert str(out.status) == "time_limit" and out.error is None
+    assert out.bound is not None and out.bound >= combinatorial_bound(inst, 8) - 1e-9
+
+
 # ---------------------------------------------------------------------------- the CLI
 def _solve_and_signal(tmp_path: Path, sig: int, args: list[str], *, at: float | None = None,
                       after_line: str | None = None, wait: float = 0.0
