@@ -246,14 +246,8 @@ def _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr, pred_idx,
 
 
 @nb.njit(cache=True, nogil=True)
-def _dp_prepare(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
-                succ_idx, mem, mem_limit):
-    """Tables, the incumbent (equal-work, then greedy bisection) and the empty DP arrays.
-
-    Returns ``(kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par)``; the DP
-    then runs over the starts ``i = 0 .. n-1`` (:func:`_dp_starts`) and ends with
-    :func:`_dp_finish`.
-    """
+def _dp_tables(order, k, upper, work, comm, succ_ptr, succ_idx, mem_limit):  # type: ignore[no-untyped-def]
+    """Order tables, the equal-work incumbent and the bisection interval ``[lo, hi]``."""
     n = order.size
     kk = min(k, n)
     pos, last, bptr, bidx = _order_tables(order, succ_ptr, succ_idx)
@@ -262,8 +256,6 @@ def _dp_prepare(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ
     ew_val = _slicing_cost(order, pos, ew_cuts, kk, work, comm, succ_ptr, succ_idx)
     if mem_limit < np.inf:
         ew_val = np.inf  # the equal-work slicing may break the memory limit
-    # a better incumbent: bisection on the greedy slicing's target (O(n + m) per probe);
-    # the DP then only scans segments with W + INC below it
     stamp = np.full(n, -1, np.int64)
     gcuts = np.empty(kk, np.int64)
     lo = 0.0
@@ -276,27 +268,71 @@ def _dp_prepare(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ
     if tot / kk > lo:
         lo = tot / kk
     hi = min(upper, ew_val)
-    if hi < np.inf:
-        for _ in range(30):
-            if hi <= lo * (1.0 + 1e-9):
-                break
-            T = 0.5 * (lo + hi)
-            g, nc = _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr,
-                            pred_idx, mem, mem_limit, stamp, gcuts)
-            if g <= T:
-                hi = g
-                if g < ew_val:
-                    ew_val = g
-                    ew_cuts = gcuts[:nc].copy()
-            else:
-                lo = T
-    U = min(upper, ew_val)
+    return kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, gcuts, lo, hi
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_bisect(n_probes, lo, hi, ew_val, ew_cuts, order, pos, last, bptr, bidx, kk, work,  # type: ignore[no-untyped-def]
+               comm, pred_ptr, pred_idx, mem, mem_limit, stamp, gcuts):
+    """Up to ``n_probes`` steps of the bisection on the greedy slicing's target.
+
+    Each probe is O(n + m); a feasible greedy slicing lowers ``hi`` and, if better, the
+    incumbent. Returns ``(lo, hi, ew_val, ew_cuts, probes_done, finished)``.
+    """
+    done = 0
+    if not (hi < np.inf):
+        return lo, hi, ew_val, ew_cuts, done, True
+    for _ in range(n_probes):
+        if hi <= lo * (1.0 + 1e-9):
+            return lo, hi, ew_val, ew_cuts, done, True
+        T = 0.5 * (lo + hi)
+        g, nc = _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr,
+                        pred_idx, mem, mem_limit, stamp, gcuts)
+        done += 1
+        if g <= T:
+            hi = g
+            if g < ew_val:
+                ew_val = g
+                ew_cuts = gcuts[:nc].copy()
+        else:
+            lo = T
+    return lo, hi, ew_val, ew_cuts, done, False
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_alloc(n, kk, want_cuts):  # type: ignore[no-untyped-def]
+    """The DP table ``D[j, b]`` (row 0 = 0) and the parent pointers."""
     D = np.full((n + 1, kk + 1), np.inf)
     D[0, :] = 0.0
     if want_cuts:
         par = np.full((n + 1, kk + 1), -2, np.int32)
     else:
         par = np.full((1, 1), -2, np.int32)
+    return D, par
+
+
+#: Probes of the greedy bisection before the DP (each O(n + m)).
+N_PROBES = 30
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_prepare(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
+                succ_idx, mem, mem_limit):
+    """Tables, the incumbent (equal-work, then greedy bisection) and the empty DP arrays.
+
+    Returns ``(kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par)``; the DP
+    then runs over the starts ``i = 0 .. n-1`` (:func:`_dp_starts`) and ends with
+    :func:`_dp_finish`. The incumbent bounds the DP: it only scans segments with
+    ``W + INC`` below it.
+    """
+    n = order.size
+    kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, gcuts, lo, hi = _dp_tables(
+        order, k, upper, work, comm, succ_ptr, succ_idx, mem_limit)
+    lo, hi, ew_val, ew_cuts, _, _ = _dp_bisect(
+        N_PROBES, lo, hi, ew_val, ew_cuts, order, pos, last, bptr, bidx, kk, work, comm, pred_ptr,
+        pred_idx, mem, mem_limit, stamp, gcuts)
+    U = min(upper, ew_val)
+    D, par = _dp_alloc(n, kk, want_cuts)
     stamp[:] = -1
     return kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par
 
@@ -518,15 +554,30 @@ def dp_within(o: NDArray[np.int64], k: int, budget: Budget, a: KernelArrays,
     """
     n = int(o.size)
     args = (a.work, a.comm, a.pred_ptr, a.pred_idx, a.mem, a.mem_limit)
-    kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par = _dp_prepare(
-        o, k, float(upper), True, a.work, a.comm, a.pred_ptr, a.pred_idx, a.succ_ptr,
-        a.succ_idx, a.mem, a.mem_limit)
+
+    def stopped() -> tuple[float, NDArray[np.int64], bool]:
+        if ew_val < upper:
+            return float(ew_val), np.asarray(ew_cuts, dtype=np.int64), False
+        return INF, np.empty(0, np.int64), False
+
+    # the same steps as _dp_prepare, with budget checks between groups of probes
+    kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, gcuts, lo, hi = _dp_tables(
+        o, k, float(upper), a.work, a.comm, a.succ_ptr, a.succ_idx, a.mem_limit)
+    left, finished = N_PROBES, False
+    while left > 0 and not finished:
+        if budget.expired():
+            return stopped()
+        lo, hi, ew_val, ew_cuts, done, finished = _dp_bisect(
+            min(4, left), lo, hi, ew_val, ew_cuts, o, pos, last, bptr, bidx, kk, a.work,
+            a.comm, a.pred_ptr, a.pred_idx, a.mem, a.mem_limit, stamp, gcuts)
+        left -= max(int(done), 1) if not finished else 0
+    U = min(float(upper), float(ew_val))
+    D, par = _dp_alloc(n, kk, True)
+    stamp[:] = -1
     i, chunk = 0, 16
     while i < n:
         if budget.expired():
-            if ew_val < upper:
-                return float(ew_val), np.asarray(ew_cuts, dtype=np.int64), False
-            return INF, np.empty(0, np.int64), False
+            return stopped()
         t0 = time.perf_counter()
         j = min(n, i + chunk)
         U = _dp_starts(i, j, U, o, kk, True, D, par, stamp, pos, last, bptr, bidx, *args)
