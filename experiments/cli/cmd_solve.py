@@ -139,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace, inst: Any, k: int, res: Any) -> int:
     """Write the partition file and print the result; the exit code."""
     from experiments.cli._common import fmt, format_table
+    from pipecert.effective_k import effective_k, restrict_partition
     from pipecert.partition import stage_costs
 
     err = sys.stderr
@@ -164,13 +165,17 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any) -> int:
         print(f"lower bound:    {fmt(res.lower_bound)}  ({res.lower_method})")
         print(f"certified gap:  {_pct(res.gap)}   ({res.elapsed_s:.1f} s)")
         if res.partition is not None:
-            sc = stage_costs(inst, res.partition)
-            counts = [len(s) for s in res.partition.stages()]
+            # k > n: at most n stages are used (the portfolio solves with min(k, n))
+            shown = restrict_partition(res.partition, effective_k(inst, k))
+            sc = stage_costs(inst, shown)
+            counts = [len(s) for s in shown.stages()]
             rows = [[b, counts[b], float(sc.work[b]), float(sc.comm_in[b]),
-                     float(sc.comm_out[b]), float(sc.total[b])] for b in range(k)]
+                     float(sc.comm_out[b]), float(sc.total[b])] for b in range(shown.k)]
             print()
             print(format_table(rows, ["stage", "nodes", "work", "comm in", "comm out",
                                       "total"]))
+            if shown.k < k:
+                print(f"stages {shown.k}..{k - 1}: empty")
         print()
         print(format_table([[r["method"], r["role"], r["value"], r["status"],
                              f"{r['time_s']:.3f}"] for r in runs],
