@@ -92,18 +92,18 @@ def test_portfolio_stops_mid_run_and_keeps_the_results_so_far():
 @pytest.mark.solver
 def test_cancelled_highs_mip_keeps_its_dual_bound():
     """exact_mip on compute-0100 (k = 8) passes the combinatorial bound within seconds and
-    runs for minutes; a cancel at 8 s stops it and keeps the dual bound proven so far."""
+    runs for minutes; a cancel at 10 s stops it and keeps the dual bound proven so far."""
     inst = load_bundled("default/compute-0100")
     comb = combinatorial_bound(inst, 8)
     m = FORMULATIONS.make("exact_mip")
-    timer = threading.Timer(8.0, cancel.request, args=("test",))
+    timer = threading.Timer(10.0, cancel.request, args=("test",))
     timer.start()
     t0 = time.monotonic()
     try:
         out = m.run(inst, 8, Budget(300), floor=False)
     finally:
         timer.cancel()
-    assert time.monotonic() - t0 < 8.0 + 5.0
+    assert time.monotonic() - t0 < 10.0 + 5.0
     assert str(out.status) == "time_limit"
     assert out.bound is not None and out.bound > comb  # the MIP's own dual bound, kept
 
@@ -185,7 +185,7 @@ def test_signal_during_a_mip_keeps_its_dual_bound(tmp_path, sig):
     code, result, err, latency, out_file = _solve_and_signal(
         tmp_path, sig, ["default/compute-0100", "-k", "8", "--time-limit", "300",
                         "--bound", "exact_mip"],
-        after_line="input_order", wait=10.0)
+        after_line="input_order", wait=15.0)
     assert code == 130, err
     _check_result("default/compute-0100", 8, result, out_file)
     mip = [r for r in result["runs"] if r["method"] == "exact_mip"]
