@@ -22,16 +22,32 @@ It stops as soon as the certified gap ``(UB - LB) / UB`` is at most the target. 
 gets a share of the *remaining* time (:data:`DEFAULT_PLAN`), so an early finish leaves more
 time to the later stages. The measurements behind the plan are in the README ("pipecert
 solve: default portfolio").
+
+Interrupts: once the process-wide cancel flag is set (:mod:`pipecert.cancel`; SIGINT or
+SIGTERM under ``pipecert solve``), the running method stops at its next budget check and
+its result so far is recorded (a partition, a bound, a MIP's dual bound so far); no new
+step starts, except that heuristic steps still run (with no time: each returns its
+quickest partition) while no partition exists. A :class:`KeyboardInterrupt` (a second
+signal) also stops the search and keeps the finished runs.
+
+Compilation: :func:`warm_up` runs every method of a plan once on a tiny graph so that the
+compiled kernels are built (or loaded from numba's on-disk cache) before the clock starts.
+
+Methods are called with ``k_eff = min(k, n)`` stages (OPT(k) = OPT(n) for k >= n,
+:mod:`pipecert.effective_k`); the best partition is returned declared for ``k`` stages.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipecert import cancel
+from pipecert.effective_k import effective_k, pad_partition
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate
 from pipecert.registry import parse_method_spec
@@ -41,7 +57,8 @@ from pipecert.seeding import derive_seed
 #: Gaps at most this (10x the dual-bound safety margin) count as closed.
 GAP_TOL = 10 * DUAL_BOUND_MARGIN
 
-__all__ = ["GAP_TOL", "Step", "DEFAULT_PLAN", "PortfolioResult", "RunInfo", "solve", "build_plan"]
+__all__ = ["GAP_TOL", "Step", "DEFAULT_PLAN", "PortfolioResult", "RunInfo", "solve", "build_plan",
+           "warm_up"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,14 +219,17 @@ def solve(
 
     Notes
     -----
-    A ``KeyboardInterrupt`` (Ctrl-C) stops the search and returns what the finished runs
-    proved, with ``interrupted = True``.
+    A stop request (:func:`pipecert.cancel.request`, set by the signal handlers of
+    ``pipecert solve``) or a ``KeyboardInterrupt`` stops the search and returns what the
+    runs proved so far (the interrupted run's partial result included), with
+    ``interrupted = True``.
     """
     from formulations.base import combinatorial_bound
 
     plan = list(DEFAULT_PLAN if plan is None else plan)
     overall = Budget(time_limit_s=time_limit_s, threads=threads)
     res = PortfolioResult(k=k)
+    k_req, k = k, effective_k(instance, k)
     res.lower_bound = combinatorial_bound(instance, k)
     res.lower_method = "combinatorial"
     cache: dict[str, Any] = {}
@@ -262,8 +282,11 @@ def solve(
         _run_plan(plan, instance, k, overall, res, solver, seed, threads, cache, closed,
                   record, refine_best, on_event)
     except KeyboardInterrupt:
-        # Ctrl-C stops the search, not the answer: keep every finished run
+        # a second Ctrl-C stops the search, not the answer: keep every finished run
         res.interrupted = True
+    res.interrupted = res.interrupted or cancel.requested()
+    if res.partition is not None:
+        res.partition = pad_partition(res.partition, k_req)
     res.elapsed_s = overall.elapsed()
     return res
 
@@ -278,6 +301,8 @@ def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
 
     ran_heuristic = False
     for step in plan:
+        if cancel.requested() and (res.partition is not None or step.role != "heuristic"):
+            continue  # stopped: no new step, except heuristics while no partition exists
         remaining = overall.remaining()
         if step.if_gap_open and closed():
             continue
@@ -285,7 +310,7 @@ def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
             if res.partition is not None and not closed() and remaining > 0.01:
                 refine_best(remaining * step.share)
             continue
-        if remaining <= 0.01 and ran_heuristic:
+        if remaining <= 0.01 and ran_heuristic and not cancel.requested():
             res.runs.append(RunInfo(step.spec, step.role, None, "skipped", 0.0,
                                     "no time left"))
             continue
@@ -307,3 +332,73 @@ def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
         else:
             out = method.run(instance, k, budget, ctx)
         record(out, step.spec, step.role)
+
+
+def _compiled_signatures() -> int:
+    """Signatures numba compiled (not loaded from its cache) in this process so far."""
+    n = 0
+    try:
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # pragma: no cover - numba is a core dependency
+        return 0
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not name.startswith(("heuristics", "formulations", "pipecert")):
+            continue
+        for obj in list(vars(mod).values()):
+            if isinstance(obj, CPUDispatcher):
+                n += sum(obj.stats.cache_misses.values())
+    return n
+
+
+#: Budget of each warm-up call: every method calls its kernels at least once before its
+#: first budget check, and an anytime search (BRKGA) must not run long on the tiny graph.
+_WARM_S = 0.2
+
+
+def warm_up(plan: Sequence[Step], *, solver: str | None = None) -> tuple[float, bool]:
+    """Run every method of ``plan`` once on a tiny graph (k = 2 and 3), untimed.
+
+    Methods compiled just in time (numba) compile on their first call: on a fresh install
+    that took 12 s of a 10 s budget. Running them here, before the budget starts, compiles
+    every kernel the plan uses (or loads it from numba's on-disk cache, ``cache=True``:
+    next to the sources, or a user cache directory when the package directory is not
+    writable). Failures are ignored: the timed run reports them.
+
+    Returns
+    -------
+    (float, bool)
+        Seconds spent, and whether any kernel was compiled (not loaded from the cache).
+    """
+    from heuristics.local_search import refine_partition
+    from heuristics.tube import tube_search
+    from pipecert.testing import random_dag
+
+    t0 = time.monotonic()
+    before = _compiled_signatures()
+    tiny = random_dag(0, 6, name="warmup")
+    seen: set[tuple[str, str]] = set()
+    for step in plan:
+        key = (step.role, parse_method_spec(step.spec)[0])
+        if key in seen:  # same class, same kernels
+            continue
+        seen.add(key)
+        for kk in (2, 3):
+            try:
+                if step.role == "refine":
+                    from heuristics.order_baselines import BfsOrder
+
+                    part = BfsOrder().run(tiny, kk).partition
+                    if part is not None:
+                        part, _ = refine_partition(tiny, part, kk, Budget(_WARM_S))
+                        tube_search(tiny, part, kk, Budget(_WARM_S), width=1, max_width=4,
+                                    max_ideals=50_000)
+                    continue
+                spec = _with_solver(step.spec, solver) if step.role == "bound" else step.spec
+                method = _registry(step.role).make(spec)
+                if step.role == "heuristic":
+                    method.run(tiny, kk, Budget(_WARM_S), 0)
+                else:
+                    method.run(tiny, kk, Budget(_WARM_S))
+            except Exception:  # noqa: S112 - the timed run reports real failures
+                continue
+    return time.monotonic() - t0, _compiled_signatures() > before

@@ -22,8 +22,10 @@ from __future__ import annotations
 import abc
 import time
 import traceback
+from dataclasses import replace
 from typing import ClassVar
 
+from pipecert.effective_k import effective_k, pad_partition, restrict_partition
 from pipecert.instance import Instance, validate_k
 from pipecert.partition import check_feasible, evaluate
 from pipecert.registry import Method, Registry
@@ -100,8 +102,17 @@ class Formulation(Method, abc.ABC):
         """Run :meth:`lower_bound` and validate its output (see the module docstring).
 
         ``floor=False`` reports the method's own bound without the combinatorial floor.
+
+        :meth:`lower_bound` is called with ``k_eff = min(k, n)`` stages: OPT(k) = OPT(n)
+        for k >= n (empty stages cost nothing, :mod:`pipecert.effective_k`), so a bound
+        for k_eff is one for k, at the cost of k_eff; a partition found on the way is
+        returned declared for ``k`` stages (O(n) memory).
         """
-        k = validate_k(k)
+        k_req = validate_k(k)
+        k = effective_k(instance, k_req)
+        if context is not None and context.partition is not None \
+                and context.partition.k > k:
+            context = replace(context, partition=restrict_partition(context.partition, k))
         budget = budget if budget is not None else Budget()
         mid = self.method_id()
         ok, reason = self.supports(instance, k)
@@ -156,6 +167,8 @@ class Formulation(Method, abc.ABC):
                                       partition=part, stats=stats, log=res.log, error=msg)
                 bound = min(bound, best)
         status = self._honest_status(status, bound, incumbent, context)
+        if part is not None:
+            part = pad_partition(part, k_req)
         return RunOutcome(mid, "bound", status, elapsed, bound=bound, incumbent=incumbent,
                           partition=part, stats=stats, log=res.log)
 

@@ -11,10 +11,12 @@ import abc
 import math
 import time
 import traceback
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from pipecert.effective_k import effective_k, pad_partition, restrict_partition
 from pipecert.instance import Instance, validate_k
 from pipecert.partition import check_feasible, evaluate
 from pipecert.registry import Method, Registry
@@ -78,8 +80,17 @@ class Heuristic(Method, abc.ABC):
         *,
         raise_errors: bool = False,
     ) -> RunOutcome:
-        """Run :meth:`solve` and grade it: re-score and feasibility-check the partition."""
-        k = validate_k(k)
+        """Run :meth:`solve` and grade it: re-score and feasibility-check the partition.
+
+        :meth:`solve` is called with ``k_eff = min(k, n)`` stages (OPT(k) = OPT(n) for
+        k >= n, :mod:`pipecert.effective_k`); the partition is returned declared for ``k``
+        stages (the extra ones empty), in O(n) memory.
+        """
+        k_req = validate_k(k)
+        k = effective_k(instance, k_req)
+        if context is not None and context.partition is not None \
+                and context.partition.k > k:
+            context = replace(context, partition=restrict_partition(context.partition, k))
         budget = budget if budget is not None else Budget()
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         t0 = time.perf_counter()
@@ -111,7 +122,7 @@ class Heuristic(Method, abc.ABC):
         value = evaluate(instance, part)
         return RunOutcome(
             self.method_id(), "heuristic", res.status, elapsed, incumbent=value,
-            partition=part, stats=dict(res.stats), log=res.history,
+            partition=pad_partition(part, k_req), stats=dict(res.stats), log=res.history,
         )
 
 

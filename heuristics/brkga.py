@@ -55,7 +55,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heuristics.base import HEURISTICS, Heuristic
-from heuristics.decoder import bfs_order, decode, decode_batch, dfs_order, keys_from_order
+from heuristics.decoder import (
+    LARGE_N,
+    bfs_order,
+    decode,
+    decode_batch,
+    decode_within,
+    dfs_order,
+    keys_from_order,
+)
 from heuristics.downset_dp import lift_partition, reduce_instance
 from heuristics.local_search import finish, refine_partition
 from heuristics.tube import tube_search
@@ -139,8 +147,15 @@ def brkga_search(
     chunk: int = 8,
     key_offset: NDArray[np.float64] | None = None,
     best_by_option: dict[int, tuple[float, NDArray[np.float64]]] | None = None,
+    decoded: dict[str, Any] | None = None,
 ) -> tuple[NDArray[np.float64], float, dict[str, Any], list[tuple[float, int, float]], bool]:
     """Run BRKGA; returns ``(best_keys, best_value, stats, history, stopped_by_budget)``.
+
+    On graphs of more than :data:`LARGE_N` nodes one decode can take minutes (the slicing
+    DP is quadratic in n): rows are then decoded one by one with budget checks inside the
+    DP (:func:`heuristics.decoder.decode_within`, the greedy slicing of the order when
+    stopped), and ``decoded``, if given, receives ``value``, ``keys``, ``order`` and
+    ``cuts`` of the best row so the caller need not decode it again.
 
     ``key_offset`` (one value per node) is added to every chromosome before decoding (the
     progress-biased decoder); ``best_keys`` are returned without it. A 2-D ``key_offset``
@@ -168,6 +183,7 @@ def brkga_search(
     history: list[tuple[float, int, float]] = []
     stopped = False
     row_time: list[float | None] = [None]  # seconds per decoded row (per thread), measured
+    large = n > LARGE_N
 
     def evaluate_rows(keys: NDArray[np.float64], upper: float) -> NDArray[np.float64]:
         nonlocal evals, pruned, best_val, best_keys, stopped
@@ -200,7 +216,16 @@ def brkga_search(
                 pick = np.minimum((block[:, n] * offsets.shape[0]).astype(np.int64),
                                   offsets.shape[0] - 1)
                 dec = block[:, :n] + offsets[pick]
-            if pool is None:
+            if large:
+                # one decode may take minutes: decode row by row, the DP in chunks with
+                # budget checks; keep the order and cuts of the best row
+                vals = np.empty(block.shape[0])
+                for r in range(block.shape[0]):
+                    v, o_, c_, _done = decode_within(instance, dec[r], k, budget, upper)
+                    vals[r] = v
+                    if decoded is not None and v < decoded.get("value", math.inf):
+                        decoded.update(value=v, keys=block[r].copy(), order=o_, cuts=c_)
+            elif pool is None:
                 vals = decode_batch(instance, dec, k, upper)
             else:
                 parts = np.array_split(np.arange(block.shape[0]), n_jobs)
@@ -383,12 +408,13 @@ class Brkga(Heuristic):
             if self.bias_gene:  # rows: the paper's decoder, the progress-biased one
                 offset = np.vstack([np.zeros_like(offset), offset])
         by_option: dict[int, tuple[float, NDArray[np.float64]]] = {}
+        decoded: dict[str, Any] = {}
         keys, _, stats, history, stopped = brkga_search(
             red, k, budget, rng,
             population=self.population, generations=self.generations,
             elite_frac=self.elite_frac, mutant_frac=self.mutant_frac, rho_e=self.rho_e,
             seed_orders=self.seed_orders, n_jobs=self.n_jobs, prune=self.prune,
-            key_offset=offset, best_by_option=by_option,
+            key_offset=offset, best_by_option=by_option, decoded=decoded,
         )
         n = red.n_nodes
 
@@ -401,7 +427,12 @@ class Brkga(Heuristic):
             else:
                 pick = min(int(keys[n] * offset.shape[0]), offset.shape[0] - 1)
                 dec = keys[:n] + offset[pick]
-            _, order, cuts = decode(red, dec, k)
+            if "keys" in decoded and np.array_equal(keys, decoded["keys"]):
+                order, cuts = decoded["order"], decoded["cuts"]  # large graph: decoded once
+            elif red.n_nodes > LARGE_N:
+                _, order, cuts, _done = decode_within(red, dec, k, budget)
+            else:
+                _, order, cuts = decode(red, dec, k)
             out = Partition.from_slices(order, cuts.tolist(), k)
             if kept is not None and host is not None and red is not instance:
                 out = lift_partition(instance, kept, host, out.stage_of, k)

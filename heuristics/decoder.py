@@ -25,13 +25,16 @@ import numba as nb
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from heuristics.slicing import _slice_dp, kernel_arrays
+from heuristics.slicing import _slice_dp, kernel_arrays, slice_order_within
 from pipecert.instance import Instance, validate_k
+from pipecert.results import Budget
 
 __all__ = [
     "minkey_order",
     "decode",
     "decode_batch",
+    "decode_within",
+    "LARGE_N",
     "keys_from_order",
     "bfs_order",
     "dfs_order",
@@ -199,6 +202,28 @@ def decode(
     val, cuts = _slice_dp(order, validate_k(k), float(upper), True, a.work, a.comm,
                           a.pred_ptr, a.pred_idx, a.succ_ptr, a.succ_idx, a.mem, a.mem_limit)
     return float(val), order, cuts
+
+
+#: Above this many nodes searches decode row by row with budget checks inside the slicing
+#: DP (one exact decode of a 5,000-node layered graph takes about 0.3 s, of 40,000 nodes 30 s).
+LARGE_N = 5_000
+
+
+def decode_within(
+    instance: Instance, keys: ArrayLike, k: int, budget: Budget, upper: float = math.inf,
+    *, memory_limit: float | None = None,
+) -> tuple[float, NDArray[np.int64], NDArray[np.int64], bool]:
+    """:func:`decode` within ``budget``: ``(value, order, cuts, complete)``.
+
+    The slicing DP runs in chunks with budget checks
+    (:func:`heuristics.slicing.slice_order_within`); stopped early, the value and cuts
+    are those of the greedy slicing of the same order (feasible, not necessarily optimal).
+    For graphs where one decode takes longer than a budget check interval.
+    """
+    order = minkey_order(instance, keys)
+    val, cuts, complete = slice_order_within(instance, order, k, budget, upper,
+                                             memory_limit=memory_limit, check=False)
+    return val, order, cuts, complete
 
 
 def decode_batch(

@@ -20,8 +20,8 @@ import numpy as np
 from heuristics.base import HEURISTICS, Heuristic
 from heuristics.decoder import bfs_order, dfs_order
 from heuristics.local_search import finish
-from heuristics.slicing import _slice_dp, kernel_arrays
-from pipecert.instance import Instance
+from heuristics.slicing import dp_within, kernel_arrays
+from pipecert.instance import Instance, validate_k
 from pipecert.partition import Partition
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 
@@ -67,11 +67,11 @@ class EqualWork(Heuristic):
         else:
             raise ValueError(f"equal_work: unknown order {self.order!r} (input, dfs, bfs)")
         a = kernel_arrays(instance)
-        zero = np.zeros(instance.n_nodes)
-        max_work, cuts = _slice_dp(order, k, np.inf, True, a.work, zero, a.pred_ptr,
-                                   a.pred_idx, a.succ_ptr, a.succ_idx, a.mem, a.mem_limit)
+        zero = a._replace(comm=np.zeros(instance.n_nodes))
+        # budget-aware (quadratic in n on large graphs): the greedy slicing if stopped
+        max_work, cuts, complete = dp_within(order, validate_k(k), budget, zero)
         part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
-        stats: dict[str, Any] = {"max_stage_work": float(max_work),
+        stats: dict[str, Any] = {"max_stage_work": float(max_work), "slice_exact": complete,
                                  "time_s": time.perf_counter() - t0}
         part = finish(instance, k, part, budget, self.refine, stats)
-        return HeuristicResult(part, Status.FEASIBLE, stats)
+        return HeuristicResult(part, Status.FEASIBLE if complete else Status.TIME_LIMIT, stats)

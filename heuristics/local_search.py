@@ -197,7 +197,7 @@ def refine_partition(
     ``ls_reslices`` (improving re-slicings), ``ls_before``, ``ls_after``, ``ls_time_s``.
     """
     from heuristics.decoder import minkey_order
-    from heuristics.slicing import slice_order
+    from heuristics.slicing import slice_order_within
 
     t0 = time.perf_counter()
     budget = budget if budget is not None else Budget()
@@ -216,7 +216,10 @@ def refine_partition(
             cur, cur_val, improved = cand, val, True
         if reslice and not budget.expired():
             order = minkey_order(instance, cur.stage_of + topo_pos)
-            v, cuts = slice_order(instance, order, k, upper=cur_val, check=False)
+            # the DP checks the budget between chunks (quadratic in n on large graphs);
+            # stopped early it gives the greedy slicing of the order, used if better
+            v, cuts, _done = slice_order_within(instance, order, k, budget, upper=cur_val,
+                                                check=False)
             if v < cur_val:
                 sliced = Partition.from_slices(order, cuts.tolist(), k)
                 sv = evaluate(instance, sliced)

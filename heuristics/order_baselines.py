@@ -8,7 +8,10 @@
   like BRKGA chromosomes), the random-search control at brkga-100's budget of 100
   evaluations.
 
-The first three are deterministic. Every method accepts ``refine=True`` to finish with the
+The first three are deterministic and budget-aware: the exact slicing DP is quadratic in n
+on large graphs, so it checks the budget between chunks and, stopped early, returns the
+greedy slicing of the same order it starts from (status ``time_limit``,
+``stats["slice_exact"] = False``). Every method accepts ``refine=True`` to finish with the
 local search of :mod:`heuristics.local_search`. The first three accept ``reduce=True`` to
 build and slice their order on the exactly reduced instance (:func:`heuristics.downset_dp.
 reduce_instance`; every reduced slicing lifts back at equal cost), which keeps weights and
@@ -26,10 +29,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from heuristics.base import HEURISTICS, Heuristic
-from heuristics.decoder import bfs_order, decode, decode_batch, dfs_order
+from heuristics.decoder import (
+    LARGE_N,
+    bfs_order,
+    decode,
+    decode_batch,
+    decode_within,
+    dfs_order,
+)
 from heuristics.downset_dp import lift_partition, reduce_instance
 from heuristics.local_search import finish
-from heuristics.slicing import slice_order
+from heuristics.slicing import slice_order_within
 from pipecert.instance import Instance
 from pipecert.partition import Partition
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
@@ -73,16 +83,17 @@ class _SingleOrder(Heuristic):
         full = instance
         red, kept, host = reduce_instance(full) if self.reduce else (full, None, None)
         order = self.order(red)
-        val, cuts = slice_order(red, order, k, check=False)
+        val, cuts, complete = slice_order_within(red, order, k, budget, check=False)
         part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
         if kept is not None and host is not None and red is not full:
             assert part is not None
             part = lift_partition(full, kept, host, part.stage_of, k)
         t = time.perf_counter() - t0
         stats: dict[str, Any] = {"slice_value": val, "slice_time_s": t,
-                                 "n_nodes_searched": red.n_nodes}
+                                 "n_nodes_searched": red.n_nodes, "slice_exact": complete}
         part = finish(full, k, part, budget, self.refine, stats)
-        return HeuristicResult(part, Status.FEASIBLE, stats, ((t, 1, val),))
+        status = Status.FEASIBLE if complete else Status.TIME_LIMIT
+        return HeuristicResult(part, status, stats, ((t, 1, val),))
 
 
 @HEURISTICS.register
@@ -161,6 +172,8 @@ class RandomOrders(Heuristic):
         instance = red
         n = instance.n_nodes
         best_val, best_keys = math.inf, None
+        best_order: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
+        large = n > LARGE_N
         history: list[tuple[float, int, float]] = []
         done = 0
         stopped = False
@@ -171,13 +184,23 @@ class RandomOrders(Heuristic):
             m = min(self.batch, self.n_orders - done)
             keys = rng.random((m, n))
             for r in range(m):
-                v = decode_batch(instance, keys[r : r + 1], k, best_val)[0]
+                if large:  # one decode may take minutes: budget checks inside the DP
+                    if done and budget.expired():
+                        break
+                    v, o_, c_, _done = decode_within(instance, keys[r], k, budget, best_val)
+                    if v < best_val:
+                        best_order = (o_, c_)
+                else:
+                    v = decode_batch(instance, keys[r : r + 1], k, best_val)[0]
                 done += 1
                 if v < best_val:
                     best_val, best_keys = float(v), keys[r].copy()
                     history.append((time.perf_counter() - t0, done, best_val))
         assert best_keys is not None
-        _, order, cuts = decode(instance, best_keys, k)
+        if best_order is not None:
+            order, cuts = best_order
+        else:
+            _, order, cuts = decode(instance, best_keys, k)
         part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
         if kept is not None and host is not None and red is not full:
             assert part is not None

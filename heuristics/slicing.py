@@ -36,11 +36,16 @@ the limit (memory only grows with ``j``, so the scan stops there too).
 
 The compiled functions are public so other packages can reuse them: :func:`slice_order`
 (value and cuts), :func:`slice_value` (value only) and :func:`kernel_arrays`.
+:func:`slice_order_within` runs the same DP in chunks of starts (``_dp_prepare``,
+``_dp_starts``, ``_dp_finish``; one call of ``_slice_dp`` chains them) and checks a budget
+between chunks, returning the greedy incumbent if the budget ends first (the DP is
+quadratic in n on large graphs: minutes for one order at 200,000 nodes).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from typing import NamedTuple
 
 import numba as nb
@@ -50,11 +55,13 @@ from numpy.typing import ArrayLike, NDArray
 from pipecert.errors import InputError
 from pipecert.instance import Instance, validate_k
 from pipecert.partition import Partition
+from pipecert.results import Budget
 
 __all__ = [
     "KernelArrays",
     "kernel_arrays",
     "slice_order",
+    "slice_order_within",
     "slice_value",
     "slice_partition",
     "check_topological",
@@ -239,9 +246,8 @@ def _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr, pred_idx,
 
 
 @nb.njit(cache=True, nogil=True)
-def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
-              succ_idx, mem, mem_limit):
-    """Algorithm 1. Returns (value, cuts); value is inf if no slicing is < ``upper``."""
+def _dp_tables(order, k, upper, work, comm, succ_ptr, succ_idx, mem_limit):  # type: ignore[no-untyped-def]
+    """Order tables, the equal-work incumbent and the bisection interval ``[lo, hi]``."""
     n = order.size
     kk = min(k, n)
     pos, last, bptr, bidx = _order_tables(order, succ_ptr, succ_idx)
@@ -250,8 +256,6 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
     ew_val = _slicing_cost(order, pos, ew_cuts, kk, work, comm, succ_ptr, succ_idx)
     if mem_limit < np.inf:
         ew_val = np.inf  # the equal-work slicing may break the memory limit
-    # a better incumbent: bisection on the greedy slicing's target (O(n + m) per probe);
-    # the DP then only scans segments with W + INC below it
     stamp = np.full(n, -1, np.int64)
     gcuts = np.empty(kk, np.int64)
     lo = 0.0
@@ -264,29 +268,86 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
     if tot / kk > lo:
         lo = tot / kk
     hi = min(upper, ew_val)
-    if hi < np.inf:
-        for _ in range(30):
-            if hi <= lo * (1.0 + 1e-9):
-                break
-            T = 0.5 * (lo + hi)
-            g, nc = _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr,
-                            pred_idx, mem, mem_limit, stamp, gcuts)
-            if g <= T:
-                hi = g
-                if g < ew_val:
-                    ew_val = g
-                    ew_cuts = gcuts[:nc].copy()
-            else:
-                lo = T
-    U = min(upper, ew_val)
+    return kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, gcuts, lo, hi
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_bisect(n_probes, lo, hi, ew_val, ew_cuts, order, pos, last, bptr, bidx, kk, work,  # type: ignore[no-untyped-def]
+               comm, pred_ptr, pred_idx, mem, mem_limit, stamp, gcuts):
+    """Up to ``n_probes`` steps of the bisection on the greedy slicing's target.
+
+    Each probe is O(n + m); a feasible greedy slicing lowers ``hi`` and, if better, the
+    incumbent. Returns ``(lo, hi, ew_val, ew_cuts, probes_done, finished)``.
+    """
+    done = 0
+    if not (hi < np.inf):
+        return lo, hi, ew_val, ew_cuts, done, True
+    for _ in range(n_probes):
+        if hi <= lo * (1.0 + 1e-9):
+            return lo, hi, ew_val, ew_cuts, done, True
+        T = 0.5 * (lo + hi)
+        g, nc = _greedy(order, pos, last, bptr, bidx, T, kk, work, comm, pred_ptr,
+                        pred_idx, mem, mem_limit, stamp, gcuts)
+        done += 1
+        if g <= T:
+            hi = g
+            if g < ew_val:
+                ew_val = g
+                ew_cuts = gcuts[:nc].copy()
+        else:
+            lo = T
+    return lo, hi, ew_val, ew_cuts, done, False
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_alloc(n, kk, want_cuts):  # type: ignore[no-untyped-def]
+    """The DP table ``D[j, b]`` (row 0 = 0) and the parent pointers."""
     D = np.full((n + 1, kk + 1), np.inf)
     D[0, :] = 0.0
     if want_cuts:
         par = np.full((n + 1, kk + 1), -2, np.int32)
     else:
         par = np.full((1, 1), -2, np.int32)
+    return D, par
+
+
+#: Probes of the greedy bisection before the DP (each O(n + m)).
+N_PROBES = 30
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_prepare(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
+                succ_idx, mem, mem_limit):
+    """Tables, the incumbent (equal-work, then greedy bisection) and the empty DP arrays.
+
+    Returns ``(kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par)``; the DP
+    then runs over the starts ``i = 0 .. n-1`` (:func:`_dp_starts`) and ends with
+    :func:`_dp_finish`. The incumbent bounds the DP: it only scans segments with
+    ``W + INC`` below it.
+    """
+    n = order.size
+    kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, gcuts, lo, hi = _dp_tables(
+        order, k, upper, work, comm, succ_ptr, succ_idx, mem_limit)
+    lo, hi, ew_val, ew_cuts, _, _ = _dp_bisect(
+        N_PROBES, lo, hi, ew_val, ew_cuts, order, pos, last, bptr, bidx, kk, work, comm, pred_ptr,
+        pred_idx, mem, mem_limit, stamp, gcuts)
+    U = min(upper, ew_val)
+    D, par = _dp_alloc(n, kk, want_cuts)
     stamp[:] = -1
-    for i in range(n):
+    return kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_starts(i0, i1, U, order, kk, want_cuts, D, par, stamp, pos, last, bptr, bidx,  # type: ignore[no-untyped-def]
+               work, comm, pred_ptr, pred_idx, mem, mem_limit):
+    """Push the DP from the starts ``i0 .. i1-1`` (rows before ``i0`` are final).
+
+    Returns the incumbent ``U`` (lowered when a segment ending at ``n`` improves it).
+    Running the starts in chunks gives the same result as one call (the state is the
+    arrays and ``U``), which lets the caller check its budget between chunks.
+    """
+    n = order.size
+    for i in range(i0, i1):
         row = D[i]
         for b in range(1, kk + 1):
             if row[b - 1] < row[b]:
@@ -335,6 +396,12 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
                         par[j, b] = i
             if j == n and rj[kk] < U:
                 U = rj[kk]
+    return U
+
+
+@nb.njit(cache=True, nogil=True)
+def _dp_finish(n, kk, want_cuts, D, par, ew_val, ew_cuts, upper):  # type: ignore[no-untyped-def]
+    """The DP's answer ``(value, cuts)`` once every start ran (the incumbent if no better)."""
     rn = D[n]
     for b in range(1, kk + 1):
         if rn[b - 1] < rn[b]:
@@ -363,6 +430,19 @@ def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_p
         j = p
         b -= 1
     return val, cuts[:nc][::-1].copy()
+
+
+@nb.njit(cache=True, nogil=True)
+def _slice_dp(order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr,  # type: ignore[no-untyped-def]
+              succ_idx, mem, mem_limit):
+    """Algorithm 1 in one call. Returns (value, cuts); value is inf if none is < ``upper``."""
+    n = order.size
+    kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, U, D, par = _dp_prepare(
+        order, k, upper, want_cuts, work, comm, pred_ptr, pred_idx, succ_ptr, succ_idx, mem,
+        mem_limit)
+    _dp_starts(0, n, U, order, kk, want_cuts, D, par, stamp, pos, last, bptr, bidx, work,
+               comm, pred_ptr, pred_idx, mem, mem_limit)
+    return _dp_finish(n, kk, want_cuts, D, par, ew_val, ew_cuts, upper)
 
 
 # ---------------------------------------------------------------------------- Python API
@@ -430,6 +510,83 @@ def slice_order(
     val, cuts = _slice_dp(o, k, float(upper), True, a.work, a.comm, a.pred_ptr, a.pred_idx,
                           a.succ_ptr, a.succ_idx, a.mem, a.mem_limit)
     return float(val), cuts
+
+
+#: Seconds of DP work between two budget checks of :func:`slice_order_within` (the chunk
+#: of starts is resized after each call to take about this long).
+CHUNK_S = 0.1
+
+
+def slice_order_within(
+    instance: Instance,
+    order: ArrayLike,
+    k: int,
+    budget: Budget,
+    upper: float = INF,
+    *,
+    memory_limit: float | None = None,
+    check: bool = True,
+) -> tuple[float, NDArray[np.int64], bool]:
+    """:func:`slice_order` within ``budget``: ``(value, cuts, complete)``.
+
+    The DP runs over the starts in chunks of about :data:`CHUNK_S` seconds and checks the
+    budget (and with it the process-wide cancel flag) between chunks, so it stops within
+    about that long of the deadline. Stopped early (``complete = False``), it returns the
+    incumbent it starts from: the best of the equal-work slicing and the greedy slicings
+    found by bisection (each O(n + m), a feasible slicing of ``order`` but not
+    necessarily the optimal one), or ``(inf, [])`` if neither is below ``upper``.
+    Complete, the result equals :func:`slice_order`'s.
+
+    The DP is O(n (n + m) / k + n^2) on large graphs in the worst case (each start scans
+    the segments whose work plus in-cost stays below the incumbent, about n / k
+    positions); on a 200,000-node graph one order takes minutes, hence the budget.
+    """
+    k = validate_k(k)
+    o = check_topological(instance, order) if check else np.ascontiguousarray(order, np.int64)
+    return dp_within(o, k, budget, kernel_arrays(instance, memory_limit=memory_limit), upper)
+
+
+def dp_within(o: NDArray[np.int64], k: int, budget: Budget, a: KernelArrays,
+              upper: float = INF) -> tuple[float, NDArray[np.int64], bool]:
+    """The chunked DP of :func:`slice_order_within` on explicit kernel arrays.
+
+    ``a`` may differ from the instance's (``equal_work`` passes zero comm).
+    """
+    n = int(o.size)
+    args = (a.work, a.comm, a.pred_ptr, a.pred_idx, a.mem, a.mem_limit)
+
+    def stopped() -> tuple[float, NDArray[np.int64], bool]:
+        if ew_val < upper:
+            return float(ew_val), np.asarray(ew_cuts, dtype=np.int64), False
+        return INF, np.empty(0, np.int64), False
+
+    # the same steps as _dp_prepare, with budget checks between groups of probes
+    kk, pos, last, bptr, bidx, ew_val, ew_cuts, stamp, gcuts, lo, hi = _dp_tables(
+        o, k, float(upper), a.work, a.comm, a.succ_ptr, a.succ_idx, a.mem_limit)
+    left, finished = N_PROBES, False
+    while left > 0 and not finished:
+        if budget.expired():
+            return stopped()
+        lo, hi, ew_val, ew_cuts, done, finished = _dp_bisect(
+            min(4, left), lo, hi, ew_val, ew_cuts, o, pos, last, bptr, bidx, kk, a.work,
+            a.comm, a.pred_ptr, a.pred_idx, a.mem, a.mem_limit, stamp, gcuts)
+        left -= max(int(done), 1) if not finished else 0
+    U = min(float(upper), float(ew_val))
+    D, par = _dp_alloc(n, kk, True)
+    stamp[:] = -1
+    i, chunk = 0, 16
+    while i < n:
+        if budget.expired():
+            return stopped()
+        t0 = time.perf_counter()
+        j = min(n, i + chunk)
+        U = _dp_starts(i, j, U, o, kk, True, D, par, stamp, pos, last, bptr, bidx, *args)
+        i = j
+        dt = time.perf_counter() - t0
+        # aim at CHUNK_S per call: grow at most 4x, shrink in proportion
+        chunk = max(1, min(4 * chunk, int(chunk * CHUNK_S / max(dt, 1e-6))))
+    val, cuts = _dp_finish(n, kk, True, D, par, ew_val, ew_cuts, float(upper))
+    return float(val), cuts, True
 
 
 def slice_value(

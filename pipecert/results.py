@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from pipecert import cancel
 from pipecert.partition import Partition
 
 __all__ = [
@@ -117,6 +118,11 @@ STATUS_MEANINGS: dict[Status, str] = {
 class Budget:
     """A time budget, started at construction.
 
+    Every budget also honours the process-wide cancel flag (:mod:`pipecert.cancel`): once a
+    stop was requested (SIGINT / SIGTERM under ``pipecert solve``), :meth:`expired` is True
+    and :meth:`remaining` is 0, so every method stops at its next check and returns its
+    best result so far.
+
     Parameters
     ----------
     time_limit_s : float
@@ -138,7 +144,9 @@ class Budget:
         return self.started + self.time_limit_s
 
     def remaining(self) -> float:
-        """Seconds left (never negative; inf without a limit)."""
+        """Seconds left (never negative; inf without a limit; 0 once cancelled)."""
+        if cancel.requested():
+            return 0.0
         return max(0.0, self.deadline - time.monotonic())
 
     def elapsed(self) -> float:
@@ -146,8 +154,8 @@ class Budget:
         return time.monotonic() - self.started
 
     def expired(self) -> bool:
-        """True once the time limit has passed."""
-        return time.monotonic() >= self.deadline
+        """True once the time limit has passed or a stop was requested."""
+        return cancel.requested() or time.monotonic() >= self.deadline
 
     def fraction(self, share: float, *, minimum: float = 0.0) -> Budget:
         """A new budget of ``share`` of the remaining time (at least ``minimum`` seconds)."""

@@ -102,6 +102,9 @@ def _quiet_broken_pipe() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``pipecert`` console script; returns the exit code."""
+    from pipecert import cancel
+
+    cancel.sigterm_as_interrupt()  # a signal before a command handles it: exit 130
     try:
         return _main(argv)
     except BrokenPipeError:  # e.g. pipecert --help | head -1
@@ -109,7 +112,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: Sequence[str] | None) -> int:
-    parser, table = build_parser()
+    from pipecert import cancel
+
+    try:
+        parser, table = build_parser()  # imports every command module (about a second)
+    except BaseException:
+        if not cancel.requested():
+            raise
+        print("pipecert: interrupted", file=sys.stderr)
+        return 130
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, a usage error: flush inside the guard

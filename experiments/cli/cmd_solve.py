@@ -72,6 +72,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_instance_options(p)
 
 
+#: Seconds ``solve`` waits at the end for solver threads it stopped (then leaves at once).
+_EXIT_JOIN_S = 1.0
+
+
 def _default_output(model: str, k: int) -> Path:
     name = Path(model).name
     for suffix in (".gz", ".json", ".txt", ".pbtxt", ".onnx", ".graph"):
@@ -162,25 +166,38 @@ def stage_rows(inst: Any, part: Any) -> tuple[list[list[Any]], str | None]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the portfolio, print the result, write the partition file."""
+    """Run the portfolio, print the result, write the partition file.
+
+    SIGINT and SIGTERM stop the search cleanly (:mod:`pipecert.cancel`): the best partition
+    is written, the best bound so far printed, and the exit code is 130.
+    """
+    from pipecert import cancel
+
+    with cancel.handle_signals():
+        code = _run(args)
+        code = cancel.EXIT_INTERRUPTED if cancel.requested() else code
+        if not cancel.stop_workers(_EXIT_JOIN_S):
+            # a solver thread (HiGHS in a phase without interrupt checks) is still running:
+            # exiting normally would abort in its C++ destructors; the output is complete
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return code
+
+
+def _run(args: argparse.Namespace) -> int:
     from experiments.cli._common import (
         check_writable,
-        describe_cost_model,
-        first_line,
         fmt,
-        format_table,
         load_instance,
         nonnegative_fraction,
         parse_k,
         positive_seconds,
-        status_legend,
-        status_meanings,
-        units_json,
         units_line,
     )
-    from experiments.portfolio import build_plan, solve
+    from experiments.portfolio import build_plan, solve, warm_up
+    from pipecert import cancel
     from pipecert.errors import InputError
-    from pipecert.partition_file import json_safe, partition_json, write_partition_json
 
     k = parse_k(args.k)
     positive_seconds(args.time_limit, "--time-limit")
@@ -229,6 +246,12 @@ def run(args: argparse.Namespace) -> int:
     saved = os.dup(1)
     os.dup2(2, 1)
     try:
+        # compile (or load from numba's cache) every kernel of the plan before the clock
+        # starts, so the budget is spent solving
+        secs, compiled = warm_up(plan, solver=args.solver)
+        if compiled and not args.quiet:
+            print(f"compiling kernels (first run only) ... {secs:.1f} s", file=err)
+        t0 = time.monotonic()
         res = solve(inst, k, time_limit_s=args.time_limit, plan=plan, solver=args.solver,
                     seed=args.seed, target_gap=args.target_gap, threads=args.threads,
                     on_event=on_event)
@@ -236,6 +259,26 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os.dup2(saved, 1)
         os.close(saved)
+    with cancel.handle_signals(escalate=False):  # never cut the output half-way
+        return _report(args, inst, k, res, out_path, unit)
+
+
+def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Path,
+            unit: str) -> int:
+    """Write the partition file and print the result; the exit code."""
+    from experiments.cli._common import (
+        describe_cost_model,
+        first_line,
+        fmt,
+        format_table,
+        status_legend,
+        status_meanings,
+        units_json,
+        units_line,
+    )
+    from pipecert.partition_file import json_safe, partition_json, write_partition_json
+
+    err = sys.stderr
 
     part = res.partition
     if part is not None and part.k != k:
@@ -299,8 +342,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"pipecert: error: {write_error}", file=err)
         return 2
     if res.interrupted:
-        print(f"pipecert: interrupted after {res.elapsed_s:.1f} s; the result is that of the "
-              "runs that finished", file=err)
+        print(f"pipecert: interrupted after {res.elapsed_s:.1f} s; the result is the best "
+              "found before the stop", file=err)
         return 130
     if part is None:
         print("pipecert: no feasible partition found", file=err)

@@ -8,10 +8,14 @@
     ``getInfo().mip_dual_bound``; an improving-solution callback records the incumbent log;
     an interrupt callback enforces the wall-clock deadline (HiGHS overruns its own
     ``time_limit``: its root cut separation ran 5 s past a 1 s limit here) and a
-    :class:`threading.Event` cancels the solve. HiGHS runs in a worker thread; if it has
-    not stopped ``2 * HARD_GRACE_S`` after the limit, the backend returns what the callbacks
-    saw (the last global dual bound and incumbent) and abandons the thread, which stops at
-    its next interrupt check.
+    :class:`threading.Event` cancels the solve (``SolveOptions.cancel``, and always the
+    process-wide flag of :mod:`pipecert.cancel` set by SIGINT / SIGTERM): the interrupt
+    callback stops HiGHS and the global dual bound proven so far is read after ``run``
+    returns. HiGHS runs in a worker thread; if it has not stopped ``2 * HARD_GRACE_S``
+    after the limit (``CANCEL_GRACE_S`` after a cancel), the backend returns what the
+    callbacks saw (the last global dual bound and incumbent) and abandons the thread, which
+    stops at its next interrupt check; abandoned threads are joined before the interpreter
+    exits (a HiGHS thread still running at exit aborts the process).
 ``cvxpy:<SOLVER>``
     The same arrays as one cvxpy vector variable, to reach every MIP solver cvxpy drives
     (``cvxpy:SCIP``, ``cvxpy:HIGHS``, ``cvxpy:GUROBI``...). The dual bound is read from the
@@ -20,9 +24,11 @@
     (or raises) with value 0 and x = 0; that is never read as a result.
 ``scipy``
     :func:`scipy.optimize.milp` (HiGHS inside scipy), the fallback with no extra dependency;
-    no warm start, no incumbent log, no cancellation.
+    no warm start, no incumbent log, no cancellation: it has no callback, so a running
+    scipy solve goes on to its own time limit after a cancel (a new one is not started).
 ``cpsat``
-    OR-Tools CP-SAT. It needs integer data: every coefficient must be integral (the
+    OR-Tools CP-SAT (a cancel calls ``StopSearch``; the bound so far is kept). It needs
+    integer data: every coefficient must be integral (the
     formulation floors the scaled costs, which keeps the bound valid, and solutions are
     re-scored by the reference cost function) and row bounds are rounded inwards, which is
     exact for integer rows. Its ``best_objective_bound`` is the dual bound.
@@ -33,6 +39,7 @@ units, no safety margin): the caller applies :func:`pipecert.results.safe_dual_b
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
 import threading
@@ -46,6 +53,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from formulations._mip.model import MipModel
+from pipecert import cancel as _cancel
 from pipecert.results import Status
 
 __all__ = ["SolveRecord", "SolveOptions", "solve_model", "available_solvers", "parse_solver",
@@ -56,8 +64,40 @@ log = logging.getLogger(__name__)
 #: Seconds a backend may run past the deadline before it is interrupted (and as much
 #: again before an unresponsive HiGHS run is abandoned).
 HARD_GRACE_S = 0.5
+#: Seconds a cancelled HiGHS run may take to return through its interrupt callback (and
+#: report its final dual bound) before it is abandoned. HiGHS calls no callback in some
+#: phases (presolve, parts of the root node: 7 s on inception_v3, k = 16, exact_mip).
+CANCEL_GRACE_S = 1.0
+#: Seconds the interpreter waits at exit for abandoned HiGHS threads to stop.
+EXIT_JOIN_S = 10.0
 #: HiGHS threads abandoned at a deadline (they stop at their next interrupt check).
 _ABANDONED: list[threading.Thread] = []
+
+
+def _cancelled(opts: SolveOptions) -> bool:
+    """True once the caller's event or the process-wide cancel flag is set."""
+    return _cancel.requested() or (opts.cancel is not None and opts.cancel.is_set())
+
+
+def stop_abandoned(timeout: float = EXIT_JOIN_S) -> bool:
+    """Stop and join abandoned HiGHS threads; True if none is left running.
+
+    A HiGHS thread still inside ``run`` at interpreter exit has C++ threads that are
+    destroyed while joinable: ``terminate called without an active exception`` (SIGABRT).
+    Setting the cancel flag makes its interrupt callback stop it at its next check.
+    """
+    alive = [t for t in _ABANDONED if t.is_alive()]
+    if not alive:
+        return True
+    _cancel.request("exit")
+    end = time.monotonic() + timeout
+    for t in alive:
+        t.join(max(0.0, end - time.monotonic()))
+    return not any(t.is_alive() for t in alive)
+
+
+_cancel.register_worker_stopper(stop_abandoned)
+atexit.register(stop_abandoned)
 
 
 @dataclass
@@ -300,7 +340,7 @@ def _solve_highs(model: MipModel, opts: SolveOptions) -> SolveRecord:
             return
         if time.monotonic() > hard:
             interrupted["why"] = "deadline"
-        elif opts.cancel is not None and opts.cancel.is_set():
+        elif _cancelled(opts):
             interrupted["why"] = "cancelled"
         elif (opts.stop_dual_above is not None and e.callback_type == MIP_INT
               and e.data_out is not None
@@ -328,14 +368,16 @@ def _solve_highs(model: MipModel, opts: SolveOptions) -> SolveRecord:
 
     worker = threading.Thread(target=target, name="highs-solve", daemon=True)
     worker.start()
+    cancel_seen = math.inf
     while not done.wait(0.05):
-        if time.monotonic() > hard + HARD_GRACE_S or (
-                opts.cancel is not None and opts.cancel.is_set()
-                and time.monotonic() > start + HARD_GRACE_S):
+        now = time.monotonic()
+        if cancel_seen == math.inf and _cancelled(opts):
+            cancel_seen = now
+        if now > hard + HARD_GRACE_S or now > cancel_seen + CANCEL_GRACE_S:
             break
     if not done.is_set():
         interrupted["why"] = interrupted["why"] or (
-            "cancelled" if opts.cancel is not None and opts.cancel.is_set() else "deadline")
+            "cancelled" if _cancelled(opts) else "deadline")
         xa = _clean_x(model, seen["x"])
         dual_a = seen["dual"] if seen["dual"] is not None and math.isfinite(seen["dual"]) \
             else None
@@ -488,7 +530,6 @@ def _solve_cpsat(model: MipModel, opts: SolveOptions) -> SolveRecord:
     p.random_seed = int(opts.seed) % (2**31 - 1)
     p.relative_gap_limit = float(opts.gap)
     trace: list[tuple[float, float | None, float | None]] = []
-    cancel = opts.cancel
     why = {"why": ""}
 
     class _Cb(cp_model.CpSolverSolutionCallback):
@@ -497,24 +538,23 @@ def _solve_cpsat(model: MipModel, opts: SolveOptions) -> SolveRecord:
             if opts.stop_below is not None and self.objective_value <= opts.stop_below:
                 why["why"] = "stop_below"
                 self.stop_search()
-            if cancel is not None and cancel.is_set():
+            if _cancelled(opts):
                 why["why"] = "cancelled"
                 self.stop_search()
 
-    watcher: threading.Thread | None = None
     done = threading.Event()
-    if cancel is not None:
-        def watch() -> None:
-            while not done.wait(0.05):
-                if cancel.is_set():
-                    solver.stop_search()
-                    return
-        watcher = threading.Thread(target=watch, daemon=True)
-        watcher.start()
+
+    def watch() -> None:  # the process-wide flag (SIGINT / SIGTERM) or the caller's event
+        while not done.wait(0.05):
+            if _cancelled(opts):
+                why["why"] = "cancelled"
+                solver.stop_search()
+                return
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
     st = solver.solve(cp, _Cb())
     done.set()
-    if watcher is not None:
-        watcher.join()
+    watcher.join()
     solve_time = time.perf_counter() - t0
     has_x = st in (cp_model.OPTIMAL, cp_model.FEASIBLE)
     x = np.array([solver.value(v) for v in xs], dtype=np.float64) if has_x else None
