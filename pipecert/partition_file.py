@@ -171,6 +171,10 @@ def write_partition_json(path: str | Path, obj: Mapping[str, Any]) -> None:
     text = json.dumps(json_safe(obj), indent=1, allow_nan=False) + "\n"
     fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     try:
+        # mkstemp creates the file 0600: give it the permissions of a plain open() (umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
         os.replace(tmp, p)

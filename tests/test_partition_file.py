@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -203,3 +204,20 @@ def test_stage_lists_refuse_labels_outside_k():
     for labels in ([0, -1], [0, 2]):
         with pytest.raises(InputError, match="outside 0..1"):
             Partition(labels, 2).stages()
+
+
+def test_written_partition_file_has_umask_permissions(tmp_path: Path) -> None:
+    """The atomic write must not leave the file private (mkstemp's 0600)."""
+    import os
+    import stat
+
+    from pipecert.partition_file import write_partition_json
+
+    umask = os.umask(0o022)
+    try:
+        out = tmp_path / "p.partition.json"
+        write_partition_json(out, {"format": "pipecert-partition", "version": 2, "k": 1,
+                                   "stages": [["a"]]})
+        assert stat.S_IMODE(out.stat().st_mode) == 0o644
+    finally:
+        os.umask(umask)

@@ -264,6 +264,8 @@ def units_line(inst: Instance) -> str:
     u = units_json(inst)
     if u["time"] == "unspecified":
         text = "units: the source states none (costs as given)"
+    elif u["time"] == "unit":
+        text = "units: costs in abstract units (a generated instance)"
     else:
         text = f"units: costs in {u['time']}"
     if inst.memory is not None:
