@@ -212,7 +212,9 @@ class Guess(MipFormulation):
         low: float | None = None  # min variant
         all_done = True
         for i, b in enumerate(order):
-            if budget.expired():
+            # building one model costs about as much as the last one did (seconds on 10^5
+            # nodes): do not start one that cannot be built within the budget
+            if budget.expired() or (i and budget.remaining() < totals["build_time_s"] / i):
                 all_done = False
                 break
             share = budget.remaining() / (len(order) - i)
