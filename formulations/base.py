@@ -169,8 +169,14 @@ class Formulation(Method, abc.ABC):
         status = self._honest_status(status, bound, incumbent, context)
         if part is not None:
             part = pad_partition(part, k_req)
+        why = None  # a run that proved nothing of its own says why
+        if status in (Status.UNSUPPORTED, Status.NO_SOLUTION, Status.INFEASIBLE):
+            why = stats.get("reason")
+            if why is None and status is Status.UNSUPPORTED:
+                why = f"{mid} does not support this instance or k (no reason given)"
         return RunOutcome(mid, "bound", status, elapsed, bound=bound, incumbent=incumbent,
-                          partition=part, stats=stats, log=res.log)
+                          partition=part, stats=stats, log=res.log,
+                          error=None if why is None else str(why))
 
     def _honest_status(self, status: Status, bound: float | None, incumbent: float | None,
                        context: SolveContext | None) -> Status:

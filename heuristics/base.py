@@ -110,8 +110,13 @@ class Heuristic(Method, abc.ABC):
         elapsed = time.perf_counter() - t0
         part = res.partition
         if part is None:
+            # a run that gives nothing says why (the method's stats["reason"], if any)
+            why = res.stats.get("reason")
+            if why is None and res.status is Status.UNSUPPORTED:
+                why = f"{self.method_id()} does not apply to this instance (no reason given)"
             return RunOutcome(self.method_id(), "heuristic", res.status, elapsed,
-                              stats=dict(res.stats), log=res.history)
+                              stats=dict(res.stats), log=res.history,
+                              error=None if why is None else str(why))
         problems = check_feasible(instance, part, k=k)
         if problems:
             msg = f"{self.method_id()} returned an infeasible partition: {problems[0]}"

@@ -343,6 +343,9 @@ def test_downset_dp_says_unsupported_beyond_the_ideal_limit() -> None:
     assert res.stats["n_ideals"] > 500 and "max_ideals=500" in res.stats["reason"]
     ok = DownsetDP(max_ideals=5000).solve(inst, 3, Budget(), RNG(0))
     assert ok.status == Status.OPTIMAL and ok.stats["n_ideals"] == 2**12
+    # the graded run carries the reason to the user (solve's table, the store, reports)
+    out = DownsetDP(max_ideals=500).run(inst, 3, Budget())
+    assert out.status is Status.UNSUPPORTED and "max_ideals=500" in (out.error or "")
 
 
 def test_downset_dp_solves_a_narrow_chain_exactly() -> None:
