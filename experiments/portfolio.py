@@ -371,34 +371,35 @@ def warm_up(plan: Sequence[Step], *, solver: str | None = None) -> tuple[float, 
     """
     from heuristics.local_search import refine_partition
     from heuristics.tube import tube_search
-    from pipecert.testing import random_dag
+    from pipecert.testing import warmup_instances
 
     t0 = time.monotonic()
     before = _compiled_signatures()
-    tiny = random_dag(0, 6, name="warmup")
-    seen: set[tuple[str, str]] = set()
-    for step in plan:
-        key = (step.role, parse_method_spec(step.spec)[0])
-        if key in seen:  # same class, same kernels
-            continue
-        seen.add(key)
-        for kk in (2, 3):
-            try:
-                if step.role == "refine":
-                    from heuristics.order_baselines import BfsOrder
-
-                    part = BfsOrder().run(tiny, kk).partition
-                    if part is not None:
-                        part, _ = refine_partition(tiny, part, kk, Budget(_WARM_S))
-                        tube_search(tiny, part, kk, Budget(_WARM_S), width=1, max_width=4,
-                                    max_ideals=50_000)
-                    continue
-                spec = _with_solver(step.spec, solver) if step.role == "bound" else step.spec
-                method = _registry(step.role).make(spec)
-                if step.role == "heuristic":
-                    method.run(tiny, kk, Budget(_WARM_S), 0)
-                else:
-                    method.run(tiny, kk, Budget(_WARM_S))
-            except Exception:  # noqa: S112 - the timed run reports real failures
+    for tiny in warmup_instances():
+        seen: set[tuple[str, str]] = set()
+        for step in plan:
+            key = (step.role, parse_method_spec(step.spec)[0])
+            if key in seen:  # same class, same kernels
                 continue
+            seen.add(key)
+            for kk in (2, 3):
+                try:
+                    if step.role == "refine":
+                        from heuristics.order_baselines import BfsOrder
+
+                        part = BfsOrder().run(tiny, kk).partition
+                        if part is not None:
+                            part, _ = refine_partition(tiny, part, kk, Budget(_WARM_S))
+                            tube_search(tiny, part, kk, Budget(_WARM_S), width=1,
+                                        max_width=4, max_ideals=50_000)
+                        continue
+                    spec = (_with_solver(step.spec, solver) if step.role == "bound"
+                            else step.spec)
+                    method = _registry(step.role).make(spec)
+                    if step.role == "heuristic":
+                        method.run(tiny, kk, Budget(_WARM_S), 0)
+                    else:
+                        method.run(tiny, kk, Budget(_WARM_S))
+                except Exception:  # noqa: S112 - the timed run reports real failures
+                    continue
     return time.monotonic() - t0, _compiled_signatures() > before

@@ -264,17 +264,18 @@ def _warm_up(items: list[str]) -> None:
     """
     if not items:
         return
-    from pipecert.testing import random_dag
+    from pipecert.testing import warmup_instances
 
-    tiny = random_dag(0, 6, name="warmup")
-    for item in items:
-        role, _, spec = item.partition(":")
-        for k in (2, 3):
-            try:
-                execute_task({"role": role, "spec": spec, "k": k, "seed": 0,
-                              "time_limit_s": 30.0, "threads": 1, "context": {}}, tiny, {})
-            except Exception:  # noqa: S110 - the timed run reports real failures
-                pass
+    for tiny in warmup_instances():
+        for item in items:
+            role, _, spec = item.partition(":")
+            for k in (2, 3):
+                try:
+                    execute_task({"role": role, "spec": spec, "k": k, "seed": 0,
+                                  "time_limit_s": 30.0, "threads": 1, "context": {}},
+                                 tiny, {})
+                except Exception:  # noqa: S110 - the timed run reports real failures
+                    pass
 
 
 def _error_result(msg: str) -> dict[str, Any]:

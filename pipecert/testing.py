@@ -346,3 +346,29 @@ def check_heuristic(
                 f"{where}: not reproducible with the same seed"
             checked += 1
     return checked
+
+
+def warmup_instances() -> list[Instance]:
+    """Tiny graphs that, run through every method, compile every numba specialisation the
+    methods use on real graphs (untimed warm-up of ``pipecert solve`` and ``pipecert run``).
+
+    numba compiles one machine-code version per argument type signature, and real graphs
+    take paths a 6-node random DAG does not: zero-work weight chains that the exact
+    reductions contract (new, writable arrays instead of the instance's read-only ones),
+    memory data, precedence-only edges, integer and float costs, a topological input order.
+    One graph of each kind covers them.
+    """
+    chain_ids = [f"w{i}" for i in range(8)]
+    # a weight (zero work) feeding a chain, a zero-work pass-through, float costs
+    weights = Instance(
+        chain_ids, [0.0, 1.5, 0.0, 2.25, 3.0, 0.0, 1.0, 0.5],
+        [0.5, 0.25, 2.0, 0.75, 0.5, 0.125, 0.25, 0.0],
+        [("w0", "w1"), ("w1", "w2"), ("w2", "w3"), ("w3", "w4"), ("w1", "w5"),
+         ("w5", "w6"), ("w4", "w7"), ("w6", "w7")],
+        memory=[1.0, 2.0, 0.5, 1.0, 3.0, 0.5, 1.0, 2.0], name="warmup-weights")
+    return [
+        random_dag(0, 6, name="warmup"),
+        weights,
+        random_dag(1, 7, integer=False, precedence_prob=0.2, memory=True,
+                   name="warmup-float"),
+    ]

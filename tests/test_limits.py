@@ -152,3 +152,35 @@ def test_warm_up_loads_every_kernel_of_the_plan_and_reports_compilation():
     warm_up(plan)  # compile or load everything
     secs, compiled = warm_up(plan)
     assert compiled is False and secs >= 0.0  # all loaded now: nothing compiled again
+
+
+def _all_signatures() -> int:
+    """numba specialisations this process holds (compiled or loaded from the cache)."""
+    import sys
+
+    from numba.core.registry import CPUDispatcher
+
+    n = 0
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not name.startswith(("heuristics", "formulations", "pipecert")):
+            continue
+        for obj in list(vars(mod).values()):
+            if isinstance(obj, CPUDispatcher):
+                n += len(obj.signatures)
+    return n
+
+
+def test_warm_up_covers_the_kernels_real_graphs_use():
+    """After the warm-up, a solve on real graphs (zero-work weight chains that the exact
+    reductions contract, memory data, float costs) needs no new numba specialisation: the
+    first timed run of a fresh install compiled 5.8 s inside brkga-100's 10 s budget when
+    the warm-up ran a single 6-node random DAG."""
+    from instances import resolve
+
+    plan = build_plan()
+    warm_up(plan)
+    before = _all_signatures()
+    for spec in ("models/bert-base-layers", "default/operator-0100", "default/comm-0100"):
+        inst = resolve(spec)[0].load()
+        solve(inst, 4, time_limit_s=3.0, plan=plan)
+    assert _all_signatures() == before
