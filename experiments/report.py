@@ -22,6 +22,7 @@ from typing import Any
 
 from experiments.analysis import EXACT_RTOL, Summary, summarize
 from experiments.store import ResultsStore
+from pipecert.instance import describe_cost_model
 from pipecert.results import STATUS_MEANINGS, Status, bound_exceeds
 
 __all__ = ["Report", "build_report", "to_markdown", "to_latex", "write_csv", "write_all"]
@@ -81,13 +82,11 @@ def _first_line(text: Any) -> str:
 
 
 def _cost_model_text(cm: Any) -> str | None:
+    """A short phrase for the cost model that priced an instance (None: costs as given)."""
     if not cm:
         return None
     if isinstance(cm, dict):
-        keys = ("name", "hardware", "compute_dtype", "dtype", "batch_size")
-        parts = [f"{k}={cm[k]}" for k in keys if cm.get(k) is not None]
-        return ", ".join(parts) if parts else ", ".join(f"{k}={v}" for k, v in
-                                                         sorted(cm.items()))[:120]
+        return describe_cost_model(cm).removeprefix("costs priced by ")
     return str(cm)[:120]
 
 

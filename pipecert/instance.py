@@ -30,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from pipecert.errors import InputError, InstanceError
 
-__all__ = ["Instance", "validate_k", "UNIT_KEYS", "UNSPECIFIED"]
+__all__ = ["Instance", "validate_k", "describe_cost_model", "UNIT_KEYS", "UNSPECIFIED"]
 
 #: The quantities that carry a unit (``Instance.units``).
 UNIT_KEYS = ("work", "comm", "memory")
@@ -54,6 +54,31 @@ def validate_k(k: object, *, source: str | None = None) -> int:
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}", source=source)
     return int(k)
+
+
+def describe_cost_model(cm: Any) -> str:
+    """One phrase saying what priced the costs, e.g. ``costs priced by the roofline model
+    for a100 (default hardware)``.
+
+    Reads ``kind`` (or ``name``), ``hardware`` (a profile dict with ``name``, or a string),
+    ``compute_dtype`` and a default-hardware flag (``hardware_default`` or
+    ``default_hardware`` true, or ``hardware_source == "default"``).
+    """
+    if not isinstance(cm, dict):
+        cm = dict(cm) if hasattr(cm, "items") else {}
+    kind = cm.get("kind") or cm.get("name") or "a"
+    hw = cm.get("hardware")
+    hw_name = hw.get("name") if isinstance(hw, dict) else hw
+    default = (cm.get("hardware_default") is True or cm.get("default_hardware") is True
+               or cm.get("hardware_source") == "default"
+               or (isinstance(hw, dict) and hw.get("default") is True))
+    text = f"costs priced by the {kind} cost model" if kind != "a" else "costs priced by a model"
+    if hw_name:
+        text += f" for {hw_name}" + (" (default hardware)" if default else "")
+    dtype = cm.get("compute_dtype")
+    if dtype:
+        text += f", {dtype}"
+    return text
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecert.errors import InputError
-from pipecert.instance import Instance
+from pipecert.instance import Instance, describe_cost_model
 
 __all__ = [
     "add_instance_options",
@@ -232,31 +232,6 @@ def units_json(inst: Instance) -> dict[str, str]:
     out = dict(inst.units)
     out["time"] = inst.time_unit
     return out
-
-
-def describe_cost_model(cm: Any) -> str:
-    """One phrase saying what priced the costs, e.g. ``costs priced by the roofline model
-    for a100 (default hardware)``.
-
-    Reads ``kind`` (or ``name``), ``hardware`` (a profile dict with ``name``, or a string),
-    ``compute_dtype`` and a default-hardware flag (``hardware_default`` or
-    ``default_hardware`` true, or ``hardware_source == "default"``).
-    """
-    if not isinstance(cm, dict):
-        cm = dict(cm) if hasattr(cm, "items") else {}
-    kind = cm.get("kind") or cm.get("name") or "a"
-    hw = cm.get("hardware")
-    hw_name = hw.get("name") if isinstance(hw, dict) else hw
-    default = (cm.get("hardware_default") is True or cm.get("default_hardware") is True
-               or cm.get("hardware_source") == "default"
-               or (isinstance(hw, dict) and hw.get("default") is True))
-    text = f"costs priced by the {kind} cost model" if kind != "a" else "costs priced by a model"
-    if hw_name:
-        text += f" for {hw_name}" + (" (default hardware)" if default else "")
-    dtype = cm.get("compute_dtype")
-    if dtype:
-        text += f", {dtype}"
-    return text
 
 
 def units_line(inst: Instance) -> str:
