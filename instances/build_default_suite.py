@@ -131,6 +131,7 @@ def manifest_entry(spec: Spec, inst: Instance, raw: bytes) -> dict[str, Any]:
         "total_comm": inst.total_comm,
         "comm_work_ratio": ratio,
         "regime": regime_of(ratio),
+        "units": inst.units,
         "generator": spec.generator,
         "params": dict(spec.params),
         "seed": spec.seed,
