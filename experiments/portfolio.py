@@ -56,6 +56,8 @@ from pipecert.seeding import derive_seed
 
 #: Gaps at most this (10x the dual-bound safety margin) count as closed.
 GAP_TOL = 10 * DUAL_BOUND_MARGIN
+#: The largest share of UB that a bound's own numerical margin may close (see ``closed``).
+MARGIN_CLOSE_MAX = 1e-4
 
 __all__ = ["GAP_TOL", "Step", "DEFAULT_PLAN", "PortfolioResult", "RunInfo", "solve", "build_plan",
            "warm_up"]
@@ -115,6 +117,10 @@ class PortfolioResult:
     upper_method: str | None = None
     lower_bound: float | None = None
     lower_method: str | None = None
+    #: The numerical safety margin (cost units) its method took off the best bound
+    #: (``stats["margin"]`` of a MIP bound; 0 otherwise): a gap within it is the solvers'
+    #: resolution, which no further step can close.
+    lower_margin: float = 0.0
     runs: list[RunInfo] = field(default_factory=list)
     elapsed_s: float = 0.0
     interrupted: bool = False
@@ -235,10 +241,16 @@ def solve(
     cache: dict[str, Any] = {}
 
     def closed() -> bool:
-        # solver bounds carry a safety margin of DUAL_BOUND_MARGIN (1e-6 relative): a gap
-        # within GAP_TOL is a proven optimum up to that margin
-        g = res.gap
-        return g is not None and g <= target_gap + GAP_TOL
+        # solver bounds carry a safety margin (DUAL_BOUND_MARGIN, 1e-6 relative, plus the MIP
+        # margin of formulations._mip.template, recorded as lower_margin): a gap within them
+        # is a proven optimum up to the solvers' resolution. The reported gap stays as is.
+        ub, lb = res.upper_bound, res.lower_bound
+        if ub is None or lb is None:
+            return False
+        # (a margin that swamps the bound, costs over many orders of magnitude, closes
+        # nothing: at most MARGIN_CLOSE_MAX of UB counts)
+        return ub - lb <= (target_gap + GAP_TOL) * ub + min(res.lower_margin,
+                                                               MARGIN_CLOSE_MAX * ub)
 
     def record(out: RunOutcome, spec: str, role: str) -> None:
         info = RunInfo(spec if out.method == spec.split("[")[0] else out.method, role,
@@ -255,6 +267,9 @@ def solve(
         if proven is not None and out.status is not Status.ERROR and (
                 res.lower_bound is None or proven > res.lower_bound):
             res.lower_bound, res.lower_method = proven, info.method
+            margin = out.stats.get("margin") if role == "bound" else None
+            res.lower_margin = (float(margin) if isinstance(margin, int | float)
+                                and math.isfinite(margin) and margin > 0 else 0.0)
         if res.upper_bound is not None and res.lower_bound is not None:
             res.lower_bound = min(res.lower_bound, res.upper_bound)
         if on_event is not None:

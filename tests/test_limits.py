@@ -184,3 +184,49 @@ def test_warm_up_covers_the_kernels_real_graphs_use():
         inst = resolve(spec)[0].load()
         solve(inst, 4, time_limit_s=3.0, plan=plan)
     assert _all_signatures() == before
+
+
+# ---------------------------------------------------------------------------- closure
+def _margin_bound(rel_below: float, rel_margin: float) -> type:
+    """A formulation whose bound is OPT x (1 - rel_below), reporting a margin of OPT x
+    rel_margin (as the MIP bounds do in stats["margin"])."""
+    from formulations.base import FORMULATIONS, Formulation
+    from pipecert.results import BoundResult, Status
+    from pipecert.testing import brute_force
+
+    class MarginBound(Formulation):
+        name = "t_margin_bound"
+
+        def lower_bound(self, instance, k, budget, context=None):  # type: ignore[no-untyped-def]
+            opt, _ = brute_force(instance, k)
+            return BoundResult(opt * (1 - rel_below), Status.OPTIMAL,
+                               stats={"margin": opt * rel_margin})
+
+    FORMULATIONS.register(MarginBound)
+    return MarginBound
+
+
+@pytest.mark.parametrize("rel_below, rel_margin, closes", [
+    (1.2e-5, 2e-5, True),    # within the bound's own margin: the solvers' resolution
+    (1.2e-5, 0.0, False),    # no margin recorded: the gap stays open
+    (0.3, 0.5, False),       # a margin that swamps the bound closes nothing
+])
+def test_portfolio_closes_a_gap_within_the_bounds_numerical_margin(rel_below, rel_margin,
+                                                                    closes):
+    from experiments.portfolio import Step
+    from formulations.base import FORMULATIONS
+    from pipecert.testing import random_dag
+
+    _margin_bound(rel_below, rel_margin)
+    try:
+        inst = random_dag(3, 7, name="margin")
+        plan = [Step("heuristic", "brkga-100", 0.5),
+                Step("bound", "t_margin_bound", 0.1),
+                Step("heuristic", "downset_dp", 0.5)]  # proves OPT when the gap is open
+        res = solve(inst, 3, time_limit_s=30.0, plan=plan)
+        ran = [r.method for r in res.runs]
+        assert ("downset_dp" not in ran) is closes, ran
+        if closes:  # the reported gap is what was proven, not rounded to 0
+            assert res.gap is not None and res.gap > 0
+    finally:
+        FORMULATIONS.unregister("t_margin_bound")
