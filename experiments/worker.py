@@ -264,18 +264,13 @@ def _warm_up(items: list[str]) -> None:
     """
     if not items:
         return
-    from pipecert.testing import warmup_instances
+    from experiments.portfolio import Step, warm_up
 
-    for tiny in warmup_instances():
-        for item in items:
-            role, _, spec = item.partition(":")
-            for k in (2, 3):
-                try:
-                    execute_task({"role": role, "spec": spec, "k": k, "seed": 0,
-                                  "time_limit_s": 30.0, "threads": 1, "context": {}},
-                                 tiny, {})
-                except Exception:  # noqa: S110 - the timed run reports real failures
-                    pass
+    steps = []
+    for item in items:
+        role, _, spec = item.partition(":")
+        steps.append(Step(role, spec, 1.0))
+    warm_up(steps)
 
 
 def _error_result(msg: str) -> dict[str, Any]:

@@ -372,3 +372,13 @@ def warmup_instances() -> list[Instance]:
         random_dag(1, 7, integer=False, precedence_prob=0.2, memory=True,
                    name="warmup-float"),
     ]
+
+
+def make_formulation(spec: str, solver: str | None = None) -> Any:
+    """The registered formulation ``spec``, with its MIP backend set to ``solver`` (if given)."""
+    from formulations import FORMULATIONS
+
+    method = FORMULATIONS.make(spec)
+    if solver is not None:
+        method.solver = solver
+    return method

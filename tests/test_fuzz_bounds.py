@@ -35,7 +35,7 @@ from instances import read_instance
 from pipecert.instance import Instance
 from pipecert.partition import Partition
 from pipecert.results import Budget, SolveContext, Status
-from pipecert.testing import brute_force
+from pipecert.testing import brute_force, make_formulation
 
 pytestmark = pytest.mark.solver
 
@@ -71,11 +71,7 @@ def _specs() -> list[tuple[str, str | None]]:
     return out
 
 
-def _make(spec: str, solver: str | None):
-    method = FORMULATIONS.make(spec)
-    if solver is not None:
-        method.solver = solver
-    return method
+_make = make_formulation
 
 
 def _fuzz_files() -> list[Path]:

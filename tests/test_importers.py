@@ -6,6 +6,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -216,12 +217,7 @@ def test_onnx_symbolic_batch_needs_binding(tmp_path) -> None:
     onnx = pytest.importorskip("onnx")
     from instances.io import read_instance
 
-    h, T = onnx.helper, onnx.TensorProto
-    model = _onnx_model([h.make_node("Relu", ["x"], ["y"], name="act")],
-                        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
-                        [h.make_tensor_value_info("y", T.FLOAT, None)])
-    f = tmp_path / "sym.onnx"
-    onnx.save(model, str(f))
+    f = _relu_with_symbolic_batch(onnx, tmp_path / "sym.onnx")
     with pytest.raises(FormatError, match="batch_size"):
         read_instance(f)
     small = read_instance(f, batch_size=2)
@@ -427,16 +423,21 @@ def test_models_suite_entry_rebuilds_bit_identically() -> None:
     assert hashlib.sha256(raw).hexdigest() == entry["sha256"]
 
 
-def test_cli_onnx_options_bind_batch_and_hardware(tmp_path, capsys) -> None:
-    onnx = pytest.importorskip("onnx")
-    from experiments.cli import main
-
+def _relu_with_symbolic_batch(onnx: Any, path: Path) -> Path:
+    """A one-Relu ONNX model whose input has a symbolic batch dimension, saved to ``path``."""
     h, T = onnx.helper, onnx.TensorProto
     model = _onnx_model([h.make_node("Relu", ["x"], ["y"], name="act")],
                         [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
                         [h.make_tensor_value_info("y", T.FLOAT, None)])
-    f = tmp_path / "sym.onnx"
-    onnx.save(model, str(f))
+    onnx.save(model, str(path))
+    return path
+
+
+def test_cli_onnx_options_bind_batch_and_hardware(tmp_path, capsys) -> None:
+    onnx = pytest.importorskip("onnx")
+    from experiments.cli import main
+
+    f = _relu_with_symbolic_batch(onnx, tmp_path / "sym.onnx")
     assert main(["info", str(f)]) == 2  # a symbolic batch needs --batch-size
     assert "batch_size" in capsys.readouterr().err
     assert main(["info", str(f), "--batch-size", "2", "--json"]) == 0
@@ -454,12 +455,7 @@ def test_onnx_records_units_cost_model_and_the_default_hardware(tmp_path, capsys
     from experiments.cli import main
     from instances.io import read_instance
 
-    h, T = onnx.helper, onnx.TensorProto
-    model = _onnx_model([h.make_node("Relu", ["x"], ["y"], name="act")],
-                        [h.make_tensor_value_info("x", T.FLOAT, ["batch", 4])],
-                        [h.make_tensor_value_info("y", T.FLOAT, None)])
-    f = tmp_path / "m.onnx"
-    onnx.save(model, str(f))
+    f = _relu_with_symbolic_batch(onnx, tmp_path / "m.onnx")
     inst = read_instance(f, batch_size=3)
     assert inst.units == {"work": "us", "comm": "us", "memory": "bytes"}
     cm = inst.cost_model

@@ -25,7 +25,13 @@ from formulations._mip import available_solvers
 from formulations.base import combinatorial_bound
 from pipecert.partition import check_feasible, evaluate
 from pipecert.results import Budget, SolveContext, Status
-from pipecert.testing import assert_bound_valid, brute_force, meets_optimum, small_cases
+from pipecert.testing import (
+    assert_bound_valid,
+    brute_force,
+    make_formulation,
+    meets_optimum,
+    small_cases,
+)
 
 pytestmark = pytest.mark.solver
 
@@ -73,11 +79,7 @@ def _params() -> list:
     return out
 
 
-def _make(name: str, solver: str | None):
-    method = FORMULATIONS.make(name)
-    if solver is not None:
-        method.solver = solver
-    return method
+_make = make_formulation
 
 
 @pytest.mark.parametrize(("name", "solver", "plan"), _params())
