@@ -43,12 +43,16 @@ __all__ = ["Formulation", "FORMULATIONS", "combinatorial_bound"]
 
 
 def combinatorial_bound(instance: Instance, k: int) -> float:
-    """``LB_comb = max(W / k, max_v w(v))`` (spec §4.1).
+    """``LB_comb = max(W / k, max_U w(U))`` (spec §4.1), ``U`` ranging over the units.
 
     Valid because the k stage costs sum to at least W (each node's work is paid by its
-    stage) and the stage holding v costs at least w(v).
+    stage) and the stage holding a unit ``U`` (nodes that must share a stage:
+    :attr:`Instance.unit_of`; a single node without co-location groups) costs at least
+    ``w(U)``. It uses no stage order, so it holds on every variant.
     """
-    return max(instance.total_work / k, float(instance.work.max()))
+    if instance.n_units == instance.n_nodes:
+        return max(instance.total_work / k, float(instance.work.max()))
+    return max(instance.total_work / k, float(instance.unit_sums(instance.work).max()))
 
 
 class Formulation(Method, abc.ABC):
@@ -71,6 +75,11 @@ class Formulation(Method, abc.ABC):
 
     exact: ClassVar[bool] = False
     dominates: ClassVar[tuple[str, ...]] = ()
+    #: A lower bound that ignores co-location groups or the memory cap bounds a problem
+    #: with more feasible partitions, so it stays valid: every formulation relaxes both
+    #: unless it declares that it ``handles`` them. Data-only edges must be handled
+    #: explicitly (treating them as ordering would restrict the problem).
+    relaxes: ClassVar[frozenset[str]] = frozenset({"groups", "memory"})
 
     @abc.abstractmethod
     def lower_bound(
@@ -115,11 +124,18 @@ class Formulation(Method, abc.ABC):
             context = replace(context, partition=restrict_partition(context.partition, k))
         budget = budget if budget is not None else Budget()
         mid = self.method_id()
-        ok, reason = self.supports(instance, k)
+        ok, reason = self.supports_variant(instance)
+        if ok:
+            ok, reason = self.supports(instance, k)
         if not ok:
             return RunOutcome(mid, "bound", Status.UNSUPPORTED, 0.0,
                               error=reason or f"{mid} does not support this instance or k "
                                               "(no reason given by the method)")
+        infeasible = instance.infeasible_reason(k)
+        if infeasible is not None:  # a proof: see Instance.infeasible_reason
+            return RunOutcome(mid, "bound", Status.INFEASIBLE, 0.0,
+                              stats={"reason": infeasible},
+                              error=f"no feasible partition into {k_req} stages: {infeasible}")
         t0 = time.perf_counter()
         try:
             res = self.lower_bound(instance, k, budget, context)
@@ -166,7 +182,8 @@ class Formulation(Method, abc.ABC):
                     return RunOutcome(mid, "bound", Status.ERROR, elapsed, incumbent=incumbent,
                                       partition=part, stats=stats, log=res.log, error=msg)
                 bound = min(bound, best)
-        status = self._honest_status(status, bound, incumbent, context)
+        status = self._honest_status(status, bound, incumbent, context,
+                                     relaxed=bool(instance.constraints & self.relaxes))
         if part is not None:
             part = pad_partition(part, k_req)
         why = None  # a run that proved nothing of its own says why
@@ -179,7 +196,7 @@ class Formulation(Method, abc.ABC):
                           error=None if why is None else str(why))
 
     def _honest_status(self, status: Status, bound: float | None, incumbent: float | None,
-                       context: SolveContext | None) -> Status:
+                       context: SolveContext | None, *, relaxed: bool = False) -> Status:
         """``OPTIMAL`` only when optimality is proven (see the module docstring).
 
         A method's ``OPTIMAL`` stands when its bound meets a known feasible value (the
@@ -194,7 +211,7 @@ class Formulation(Method, abc.ABC):
                  if x is not None]
         if bound is not None and known and closes(bound, min(known)):
             return Status.OPTIMAL
-        if self.exact and not known:
+        if self.exact and not known and not relaxed:
             return Status.OPTIMAL
         return Status.SOLVED
 

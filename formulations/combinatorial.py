@@ -2,7 +2,18 @@
 
 Model
 -----
-``LB_comb = max(W / k, max_v w(v))`` with ``W = sum_v w(v)``.
+``LB_comb = max(W / k, max_U w(U))`` with ``W = sum_v w(v)`` and ``U`` ranging over the
+*units* (nodes that must share a stage, :attr:`pipecert.instance.Instance.unit_of`: a single
+node unless co-location groups or ordering cycles through groups join nodes).
+
+Variants
+--------
+It handles every constraint. Groups: the stage holding a unit holds all of it. Data-only
+edges: the bound uses no order. Memory cap ``M``: the framework's gate
+(:meth:`Formulation.run`) first proves infeasibility when a unit needs more than ``M`` or
+the total memory exceeds ``k M`` (``Instance.infeasible_reason``: no fewer stages than
+``ceil(sum(memory) / M)`` can hold the graph); otherwise the bound above stands (a cap only
+removes partitions, so a bound without it stays valid).
 
 What it relaxes
 ---------------
@@ -12,7 +23,7 @@ Validity
 --------
 In any feasible partition every node's work is paid by exactly one stage and communication
 costs are non-negative, so the k stage costs sum to at least W and the largest is at least
-W / k. The stage holding v costs at least w(v).
+W / k. The stage holding unit U costs at least w(U), since every node of U is in that stage.
 
 Size
 ----
@@ -38,6 +49,7 @@ class CombinatorialBound(Formulation):
     """max(W/k, max w): total work spread over k stages, or the heaviest node."""
 
     name = "combinatorial"
+    handles = frozenset({"groups", "memory", "data_only_edges"})
     citation = "Archer et al., ICML 2024, Section 4 (spec §4.1)"
 
     def __init__(self) -> None:

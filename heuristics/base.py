@@ -94,10 +94,16 @@ class Heuristic(Method, abc.ABC):
         budget = budget if budget is not None else Budget()
         gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
         t0 = time.perf_counter()
-        ok, reason = self.supports(instance, k)
+        ok, reason = self.supports_variant(instance)
+        if ok:
+            ok, reason = self.supports(instance, k)
         if not ok:
             return RunOutcome(self.method_id(), "heuristic", Status.UNSUPPORTED, 0.0,
                               error=reason)
+        infeasible = instance.infeasible_reason(k)
+        if infeasible is not None:
+            return RunOutcome(self.method_id(), "heuristic", Status.INFEASIBLE, 0.0,
+                              error=f"no feasible partition into {k_req} stages: {infeasible}")
         try:
             res = self.solve(instance, k, budget, gen, context)
         except Exception as exc:

@@ -6,9 +6,19 @@ An :class:`Instance` holds everything the cost model of spec §2 needs:
 * work ``w(v) >= 0`` and communication cost ``c(v) >= 0`` (the cost of sending ``v``'s output
   once, paid once by the sending stage and once by every other stage that consumes it);
 * optional memory per node;
-* *data* edges (they carry ``v``'s output and create communication charges) and
-  *precedence-only* edges (they order stages but carry no data, like REGAL control edges);
-* optional co-location groups, a suggested ``k`` and free-form metadata.
+* *data* edges (they carry ``v``'s output and create communication charges); a data edge
+  either *orders* the stages (``stage(u) <= stage(v)``, the default) or is *data-only*
+  (charged, no order: the gradient edges of a training graph, which flow from later
+  stages back to earlier ones);
+* *precedence-only* edges (they order stages but carry no data, like REGAL control edges);
+* optional co-location groups (nodes of one group share a stage: a layer's forward and
+  backward nodes), node memory and a memory cap per stage, a suggested ``k`` and
+  free-form metadata.
+
+The three constraints beyond the paper's problem (groups, the memory cap and data-only
+edges) are the instance's *variant*, :attr:`Instance.constraints`; the feasible partitions
+are those of :func:`pipecert.partition.check_feasible`. The model and its proofs are in
+``docs/constraints.md``.
 
 Validation happens once, at construction, and every problem raises :class:`InstanceError`
 with one clear line. The array form (CSR adjacency, numpy cost vectors, a topological order)
@@ -30,7 +40,19 @@ from numpy.typing import ArrayLike, NDArray
 
 from pipecert.errors import InputError, InstanceError
 
-__all__ = ["Instance", "validate_k", "describe_cost_model", "UNIT_KEYS", "UNSPECIFIED"]
+__all__ = ["Instance", "validate_k", "describe_cost_model", "UNIT_KEYS", "UNSPECIFIED",
+           "CONSTRAINTS", "CONSTRAINT_NAMES"]
+
+#: The constraints an instance can add to the paper's problem (its *variant*):
+#: ``groups`` (co-location groups share a stage), ``memory`` (stage memory <= the cap) and
+#: ``data_only_edges`` (charged data edges that impose no stage order).
+CONSTRAINTS = ("groups", "memory", "data_only_edges")
+#: Human-readable name of each constraint.
+CONSTRAINT_NAMES = {
+    "groups": "co-location groups",
+    "memory": "a memory cap",
+    "data_only_edges": "data-only (non-ordering) edges",
+}
 
 #: The quantities that carry a unit (``Instance.units``).
 UNIT_KEYS = ("work", "comm", "memory")
@@ -101,6 +123,19 @@ def _dedupe_edges(n: int, src: IntArray, dst: IntArray) -> tuple[IntArray, IntAr
     return key // n, key % n
 
 
+def _dedupe_flagged(
+    n: int, src: IntArray, dst: IntArray, flag: NDArray[np.bool_]
+) -> tuple[IntArray, IntArray, NDArray[np.bool_]]:
+    """Merge duplicate edges (sorted by (src, dst)); a merged edge's flag is the OR."""
+    if src.size == 0:
+        return src.astype(np.int64), dst.astype(np.int64), np.zeros(0, dtype=bool)
+    key = src.astype(np.int64) * n + dst.astype(np.int64)
+    uniq, inv = np.unique(key, return_inverse=True)
+    out = np.zeros(uniq.size, dtype=bool)
+    np.logical_or.at(out, inv.ravel(), flag)
+    return uniq // n, uniq % n, out
+
+
 class Instance:
     """An immutable MTPP instance (spec §2.2).
 
@@ -114,6 +149,10 @@ class Instance:
         Data edges ``(u, v)``: ``v`` consumes ``u``'s output. Duplicates are merged.
     precedence_edges : iterable of (str, str), optional
         Precedence-only edges: ``stage(u) <= stage(v)`` but no communication.
+    data_only_edges : iterable of (str, str), optional
+        Data edges that impose no stage order (``v`` consumes ``u``'s output, charged as
+        every data edge, but ``v`` may sit in an earlier stage than ``u``): the gradient
+        edges of a training graph. A pair given both here and in ``edges`` orders.
     memory : array_like of float, optional
         Memory per node (bytes or any unit), finite and non-negative.
     name : str
@@ -121,12 +160,14 @@ class Instance:
     labels, op_types : sequence of str, optional
         Human-readable name and operator type per node (kept, never interpreted).
     groups : array_like of int, optional
-        Co-location group per node (``-1`` = none); nodes sharing a group should share a
-        stage (dnn-partitioning ``colorClass``). Not part of the core objective.
+        Co-location group per node (``-1`` = none); nodes sharing a group must share a
+        stage (dnn-partitioning ``colorClass``; a layer's forward and backward nodes).
     suggested_k : int, optional
         The number of stages the source suggests (dnn-partitioning ``maxFPGAs``).
     memory_limit : float, optional
-        Memory per stage the source suggests (dnn-partitioning ``maxSizePerFPGA``).
+        Memory cap per stage (dnn-partitioning ``maxSizePerFPGA``): the node memory of a
+        stage must not exceed it. Enforced whenever set (``replace(memory_limit=None)``
+        drops it); a cap without node memory constrains nothing.
     metadata : mapping, optional
         Free-form JSON-serialisable data (units, provenance, cost model).
     source : str, optional
@@ -153,6 +194,7 @@ class Instance:
         edges: Iterable[tuple[str, str]] = (),
         precedence_edges: Iterable[tuple[str, str]] = (),
         *,
+        data_only_edges: Iterable[tuple[str, str]] = (),
         memory: ArrayLike | None = None,
         name: str = "instance",
         labels: Sequence[str] | None = None,
@@ -188,14 +230,17 @@ class Instance:
 
         src, dst = to_idx(edges, "edge")
         psrc, pdst = to_idx(precedence_edges, "precedence edge")
+        osrc, odst = to_idx(data_only_edges, "data-only edge")
+        orders = np.concatenate([np.ones(src.size, dtype=bool), np.zeros(osrc.size, dtype=bool)])
         self._init_arrays(
             ids,
             work,
             comm,
-            src,
-            dst,
+            np.concatenate([src, osrc]),
+            np.concatenate([dst, odst]),
             psrc,
             pdst,
+            orders=orders,
             memory=memory,
             name=name,
             labels=labels,
@@ -218,11 +263,14 @@ class Instance:
         dst: ArrayLike,
         prec_src: ArrayLike | None = None,
         prec_dst: ArrayLike | None = None,
+        orders: ArrayLike | None = None,
         **kwargs: Any,
     ) -> Instance:
         """Build an instance from integer edge arrays (indices into ``nodes``), fast.
 
-        Accepts the same keyword arguments as the constructor and runs the same validation.
+        ``orders`` (bool per data edge ``src[i] -> dst[i]``, default all True) marks the
+        data edges that order the stages; False makes an edge data-only. Accepts the same
+        keyword arguments as the constructor and runs the same validation.
         """
         self = cls.__new__(cls)
         ids = tuple(str(v) for v in nodes)
@@ -244,7 +292,12 @@ class Instance:
         s, d, ps, pd = arrays
         if s.size != d.size or ps.size != pd.size:
             raise InstanceError("edge source and target arrays differ in length", source=source)
-        self._init_arrays(ids, work, comm, s, d, ps, pd, index=index, **kwargs)
+        o = (np.ones(s.size, dtype=bool) if orders is None
+             else np.asarray(orders, dtype=bool).ravel())
+        if o.size != s.size:
+            raise InstanceError(f"orders has {o.size} entries for {s.size} data edges",
+                                source=source)
+        self._init_arrays(ids, work, comm, s, d, ps, pd, orders=o, index=index, **kwargs)
         return self
 
     # ------------------------------------------------------------------ construction
@@ -258,6 +311,7 @@ class Instance:
         psrc: IntArray,
         pdst: IntArray,
         *,
+        orders: NDArray[np.bool_] | None = None,
         memory: ArrayLike | None = None,
         name: str = "instance",
         labels: Sequence[str] | None = None,
@@ -285,14 +339,18 @@ class Instance:
             if loops.size:
                 v = ids[int(s[loops[0]])]
                 raise InstanceError(f"self-loop {what} on node {v!r}", source=source)
-        src, dst = _dedupe_edges(n, src, dst)
+        src, dst, ordering = _dedupe_flagged(
+            n, src, dst, np.ones(src.size, dtype=bool) if orders is None else orders)
         psrc, pdst = _dedupe_edges(n, psrc, pdst)
         if psrc.size and src.size:
-            # a precedence edge that is also a data edge adds nothing
-            keep = ~np.isin(psrc * n + pdst, src * n + dst)
+            # a precedence edge that is also an ordering data edge adds nothing
+            keep = ~np.isin(psrc * n + pdst, src[ordering] * n + dst[ordering])
             psrc, pdst = psrc[keep], pdst[keep]
         self.src = _readonly(src)
         self.dst = _readonly(dst)
+        #: True for a data edge ``src[i] -> dst[i]`` that orders the stages, False for a
+        #: data-only edge (charged, imposes no order).
+        self.edge_orders = _readonly(ordering)
         self.prec_src = _readonly(psrc)
         self.prec_dst = _readonly(pdst)
         self.labels = None if labels is None else tuple(str(x) for x in labels)
@@ -468,6 +526,9 @@ class Instance:
         for a in (self.src, self.dst, self.prec_src, self.prec_dst):
             h.update(b"|")
             h.update(np.ascontiguousarray(a, dtype="<i8").tobytes())
+        if not self.edge_orders.all():  # (absent when every data edge orders: old values)
+            h.update(b"|data-only|")
+            h.update(np.packbits(~self.edge_orders).tobytes())
         return h.hexdigest()[:32]
 
     @cached_property
@@ -511,6 +572,11 @@ class Instance:
         """Number of precedence-only edges."""
         return int(self.prec_src.size)
 
+    @cached_property
+    def n_data_only_edges(self) -> int:
+        """Number of data edges that impose no stage order."""
+        return int(self.edge_orders.size - np.count_nonzero(self.edge_orders))
+
     @property
     def topo_order(self) -> IntArray:
         """A topological order of all edges (data and precedence), cached."""
@@ -546,13 +612,19 @@ class Instance:
 
     @cached_property
     def all_src(self) -> IntArray:
-        """Sources of all ordering edges (data then precedence)."""
-        return _readonly(np.concatenate([self.src, self.prec_src]))
+        """Sources of all ordering edges (ordering data edges, then precedence edges).
+
+        Data-only edges are not ordering edges; everything built on ``all_src`` /
+        ``all_dst`` (``order_*_csr``, ``topo_order``, ``longest_path``) ignores them.
+        """
+        src = self.src if self.edge_orders.all() else self.src[self.edge_orders]
+        return _readonly(np.concatenate([src, self.prec_src]))
 
     @cached_property
     def all_dst(self) -> IntArray:
-        """Targets of all ordering edges (data then precedence)."""
-        return _readonly(np.concatenate([self.dst, self.prec_dst]))
+        """Targets of all ordering edges (ordering data edges, then precedence edges)."""
+        dst = self.dst if self.edge_orders.all() else self.dst[self.edge_orders]
+        return _readonly(np.concatenate([dst, self.prec_dst]))
 
     @cached_property
     def order_succ_csr(self) -> tuple[IntArray, IntArray]:
@@ -578,6 +650,182 @@ class Instance:
     def out_degree(self) -> IntArray:
         """Number of data successors per node."""
         return _readonly(np.bincount(self.src, minlength=self.n_nodes).astype(np.int64))
+
+    # ------------------------------------------------------------------ variant
+    @cached_property
+    def constraints(self) -> frozenset[str]:
+        """The constraints of :data:`CONSTRAINTS` that are *active* on this instance.
+
+        * ``groups``: some co-location group has two or more nodes;
+        * ``memory``: a memory cap is set and the total node memory exceeds it (a cap the
+          whole graph fits under constrains nothing);
+        * ``data_only_edges``: some data edge imposes no stage order.
+
+        An empty set is the paper's problem; every method declares which constraints it
+        handles (:attr:`pipecert.registry.Method.handles`).
+        """
+        out = set()
+        if self.groups is not None:
+            g = self.groups[self.groups >= 0]
+            if g.size and np.unique(g).size < g.size:
+                out.add("groups")
+        if self.memory_limit is not None and self.memory is not None \
+                and float(self.memory.sum()) > self.memory_limit:
+            out.add("memory")
+        if self.n_data_only_edges:
+            out.add("data_only_edges")
+        return frozenset(out)
+
+    def relaxed(self, *constraints: str) -> Instance:
+        """A copy without some constraints: ``"groups"`` and/or ``"memory"``.
+
+        Dropping a constraint enlarges the set of feasible partitions, so OPT of the copy
+        is at most OPT of this instance: a lower bound for the copy is one for this
+        instance. ``data_only_edges`` cannot be relaxed this way (making them ordering
+        would *restrict* the problem).
+        """
+        changes: dict[str, Any] = {}
+        for c in constraints:
+            if c == "groups":
+                changes["groups"] = None
+            elif c == "memory":
+                changes["memory_limit"] = None
+            else:
+                raise ValueError(f"cannot relax {c!r} (only 'groups' and 'memory')")
+        return self.replace(**changes) if changes else self
+
+    @cached_property
+    def _units(self) -> tuple[IntArray, int]:
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        n = self.n_nodes
+        src = [self.all_src]
+        dst = [self.all_dst]
+        if "groups" in self.constraints:
+            g = self.groups
+            assert g is not None
+            idx = np.flatnonzero(g >= 0)
+            idx = idx[np.argsort(g[idx], kind="stable")]
+            gs = g[idx]
+            same = gs[1:] == gs[:-1]
+            # a cycle through every group: consecutive members, and last -> first
+            a, b = idx[:-1][same], idx[1:][same]
+            starts = np.flatnonzero(np.r_[True, ~same])
+            ends = np.r_[starts[1:] - 1, idx.size - 1]
+            src += [a, idx[ends]]
+            dst += [b, idx[starts]]
+        s = np.concatenate(src)
+        d = np.concatenate(dst)
+        graph = csr_matrix((np.ones(s.size, dtype=np.int8), (s, d)), shape=(n, n))
+        nu, lab = connected_components(graph, directed=True, connection="strong")
+        return _readonly(np.asarray(lab, dtype=np.int64)), int(nu)
+
+    @cached_property
+    def unit_of(self) -> IntArray:
+        """The *unit* of every node: nodes that must share a stage form one unit.
+
+        Units are the strongly connected components of the ordering edges plus, for every
+        co-location group, a cycle through its members: ``stage(u) <= stage(v)`` along
+        every such edge forces a whole component into one stage, and nothing else is
+        forced. Units are numbered ``0..n_units-1`` in a topological order of the unit DAG
+        (smallest first member first), so a unit's ordering predecessors have smaller
+        numbers. Without active groups every node is its own unit.
+        """
+        lab, nu = self._units
+        n = self.n_nodes
+        # condensed DAG, topological numbering (heap by smallest topo position of members)
+        pos = np.empty(n, dtype=np.int64)
+        pos[self._topo] = np.arange(n)
+        key = np.full(nu, n, dtype=np.int64)
+        np.minimum.at(key, lab, pos)
+        cs, cd = lab[self.all_src], lab[self.all_dst]
+        keep = cs != cd
+        cs, cd = _dedupe_edges(nu, cs[keep], cd[keep])
+        ptr, succ = _csr(nu, cs, cd)
+        indeg = np.bincount(succ, minlength=nu).tolist()
+        ptr_l, succ_l, key_l = ptr.tolist(), succ.tolist(), key.tolist()
+        heap = [(key_l[u], u) for u in range(nu) if indeg[u] == 0]
+        heapq.heapify(heap)
+        new = np.empty(nu, dtype=np.int64)
+        nxt = 0
+        while heap:
+            _, u = heapq.heappop(heap)
+            new[u] = nxt
+            nxt += 1
+            for j in range(ptr_l[u], ptr_l[u + 1]):
+                v = succ_l[j]
+                indeg[v] -= 1
+                if indeg[v] == 0:
+                    heapq.heappush(heap, (key_l[v], v))
+        return _readonly(new[lab])
+
+    @property
+    def n_units(self) -> int:
+        """Number of units (:attr:`unit_of`); equals ``n_nodes`` without active groups."""
+        return self._units[1]
+
+    @cached_property
+    def unit_members(self) -> tuple[IntArray, IntArray]:
+        """Members of every unit as CSR ``(ptr, idx)``, members in node order."""
+        u = self.unit_of
+        order = np.argsort(u, kind="stable")
+        ptr = np.zeros(self.n_units + 1, dtype=np.int64)
+        np.cumsum(np.bincount(u, minlength=self.n_units), out=ptr[1:])
+        return _readonly(ptr), _readonly(order.astype(np.int64))
+
+    @cached_property
+    def unit_succ_csr(self) -> tuple[IntArray, IntArray]:
+        """Ordering successors of every unit (the unit DAG, no self-loops) as CSR."""
+        u = self.unit_of
+        cs, cd = u[self.all_src], u[self.all_dst]
+        keep = cs != cd
+        cs, cd = _dedupe_edges(self.n_units, cs[keep], cd[keep])
+        return _csr(self.n_units, cs, cd)
+
+    @cached_property
+    def unit_pred_csr(self) -> tuple[IntArray, IntArray]:
+        """Ordering predecessors of every unit as CSR."""
+        u = self.unit_of
+        cs, cd = u[self.all_src], u[self.all_dst]
+        keep = cs != cd
+        cs, cd = _dedupe_edges(self.n_units, cs[keep], cd[keep])
+        return _csr(self.n_units, cd, cs)
+
+    def unit_sums(self, values: ArrayLike) -> FloatArray:
+        """Per-unit sums of a per-node vector (work, memory ...)."""
+        return np.bincount(self.unit_of, weights=np.asarray(values, dtype=np.float64),
+                           minlength=self.n_units)
+
+    def infeasible_reason(self, k: int) -> str | None:
+        """Why no partition into ``k`` stages can meet the memory cap, or None.
+
+        Two necessary conditions (each proves infeasibility when it fails): every unit
+        fits under the cap (a unit shares one stage), and the total memory fits in
+        ``k`` stages (``sum(memory) <= k * cap``, i.e. at least ``ceil(sum / cap)``
+        stages). None does not prove feasibility; the exact DP decides it.
+        """
+        if "memory" not in self.constraints:
+            return None
+        assert self.memory is not None and self.memory_limit is not None
+        cap = self.memory_limit
+        unit_mem = self.unit_sums(self.memory)
+        worst = int(np.argmax(unit_mem))
+        unit = self.memory_unit if self.memory_unit != UNSPECIFIED else ""
+        if unit_mem[worst] > cap * (1 + 1e-12):
+            ptr, idx = self.unit_members
+            members = idx[ptr[worst]:ptr[worst + 1]]
+            who = (f"node {self._ids[int(members[0])]!r}" if members.size == 1 else
+                   f"the {members.size} nodes that must share a stage with "
+                   f"{self._ids[int(members[0])]!r}")
+            return (f"{who} need memory {unit_mem[worst]:.6g}{' ' + unit if unit else ''} "
+                    f"> the cap {cap:.6g}")
+        total = float(self.memory.sum())
+        if total > k * cap * (1 + 1e-12):
+            need = math.ceil(total / cap * (1 - 1e-12))
+            return (f"total memory {total:.6g}{' ' + unit if unit else ''} > k x cap = "
+                    f"{k} x {cap:.6g} (at least {need} stages are needed)")
+        return None
 
     # ------------------------------------------------------------------ helpers
     def node_index(self, v: str | int) -> int:
@@ -607,7 +855,7 @@ class Instance:
         )
         base: dict[str, Any] = dict(
             nodes=self._ids, work=self.work, comm=self.comm, src=self.src, dst=self.dst,
-            prec_src=self.prec_src, prec_dst=self.prec_dst,
+            prec_src=self.prec_src, prec_dst=self.prec_dst, orders=self.edge_orders,
         )
         for key, value in changes.items():
             if key in base:
@@ -656,9 +904,10 @@ class Instance:
         return int(np.bincount(self.depth_levels()).max())
 
     def __repr__(self) -> str:
+        extra = "".join(f", {c}" for c in sorted(self.constraints))
         return (
             f"Instance(name={self.name!r}, n_nodes={self.n_nodes}, n_edges={self.n_edges}, "
-            f"n_precedence_edges={self.n_precedence_edges})"
+            f"n_precedence_edges={self.n_precedence_edges}{extra})"
         )
 
     def __eq__(self, other: object) -> bool:
@@ -670,6 +919,7 @@ class Instance:
             and np.array_equal(self.comm, other.comm)
             and np.array_equal(self.src, other.src)
             and np.array_equal(self.dst, other.dst)
+            and np.array_equal(self.edge_orders, other.edge_orders)
             and np.array_equal(self.prec_src, other.prec_src)
             and np.array_equal(self.prec_dst, other.prec_dst)
             and _opt_equal(self.memory, other.memory)

@@ -9,7 +9,13 @@ The block cost of a node set ``S`` is::
 
 with ``In(S)`` the producers outside ``S`` with a data successor in ``S`` and ``Out(S)`` the
 producers in ``S`` with a data successor outside ``S``. Each producer is charged at most once
-per block on each side; precedence-only edges are never charged.
+per block on each side; precedence-only edges are never charged, data-only edges are
+charged like every data edge.
+
+A partition is *feasible* (:func:`check_feasible`) when it uses at most ``k`` stages, every
+ordering edge (ordering data edges and precedence edges) goes forward or stays in a stage,
+every co-location group lies in one stage and every stage's memory is within the
+instance's cap: the instance's variant (:attr:`pipecert.instance.Instance.constraints`).
 """
 
 from __future__ import annotations
@@ -358,22 +364,39 @@ def block_cost(instance: Instance, nodes: ArrayLike) -> float:
     )
 
 
+class _FromInstance:
+    def __repr__(self) -> str:
+        return "<the instance's>"
+
+
+#: Default of :func:`check_feasible`'s ``memory_limit``: the instance's own cap.
+FROM_INSTANCE: Any = _FromInstance()
+
+
 def check_feasible(
     instance: Instance,
     partition: Partition,
     *,
     k: int | None = None,
-    memory_limit: float | None = None,
-    colocation: bool = False,
+    memory_limit: float | None = FROM_INSTANCE,
+    colocation: bool = True,
     max_reports: int = 20,
 ) -> list[str]:
     """Every reason why ``partition`` is not a feasible solution; empty if it is feasible.
 
     Checks that the partition covers exactly the instance's nodes, every stage index is in
     ``0..k-1`` (``k`` defaults to ``partition.k``; a larger ``partition.k`` than the asked
-    ``k`` is fine as long as at most ``k`` stages are used), every data and precedence edge
-    goes forward or stays inside a stage, and optionally the memory limit per stage and the
-    co-location groups.
+    ``k`` is fine as long as at most ``k`` stages are used), every ordering edge (ordering
+    data edges and precedence edges; data-only edges impose no order) goes forward or stays
+    inside a stage, every co-location group lies in one stage, and the memory of every
+    stage is at most the cap (relative tolerance 1e-12).
+
+    Parameters
+    ----------
+    memory_limit : float or None
+        The cap to check; defaults to the instance's ``memory_limit`` (None: no check).
+    colocation : bool
+        Check the co-location groups (default True; False checks the relaxed problem).
 
     Examples
     --------
@@ -397,8 +420,9 @@ def check_feasible(
         problems.append(f"{used.size} non-empty stages for k = {kk}")
     elif k is not None and partition.k > kk and used.max() >= kk:
         problems.append(f"stage index {int(used.max())} outside 0..{kk - 1}")
+    orders = instance.edge_orders
     for srcs, dsts, what in (
-        (instance.src, instance.dst, "edge"),
+        (instance.src[orders], instance.dst[orders], "edge"),
         (instance.prec_src, instance.prec_dst, "precedence edge"),
     ):
         back = np.flatnonzero(s[srcs] > s[dsts])
@@ -410,6 +434,8 @@ def check_feasible(
             )
         if back.size > max_reports:
             problems.append(f"... and {back.size - max_reports} more backward {what}s")
+    if memory_limit is FROM_INSTANCE:
+        memory_limit = instance.memory_limit if instance.memory is not None else None
     if memory_limit is not None:
         if instance.memory is None:
             problems.append("a memory limit was given but the instance has no memory data")

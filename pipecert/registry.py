@@ -46,11 +46,43 @@ class Method:
         Where the method is defined (paper, section).
     requires : tuple of str
         Optional modules the method needs; checked without importing them.
+    handles : frozenset of str
+        The constraints of :data:`pipecert.instance.CONSTRAINTS` the method models exactly
+        (``groups``, ``memory``, ``data_only_edges``). On an instance with an active
+        constraint it neither handles nor relaxes, :meth:`supports` says no and the run is
+        ``unsupported``: a method never answers a different problem.
+    relaxes : frozenset of str
+        Lower bounds only: constraints the bound ignores and stays valid for, because
+        dropping a constraint only enlarges the feasible set (``groups`` and ``memory``;
+        never ``data_only_edges``, whose relaxation is not "ordering", a restriction).
+        Such a bound is never marked optimal by itself.
     """
 
     name: ClassVar[str] = ""
     citation: ClassVar[str | None] = None
     requires: ClassVar[tuple[str, ...]] = ()
+    handles: ClassVar[frozenset[str]] = frozenset()
+    relaxes: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def capabilities(cls) -> dict[str, str]:
+        """``{constraint: "yes" | "relaxed" | "no"}`` for every constraint."""
+        from pipecert.instance import CONSTRAINTS
+
+        return {c: "yes" if c in cls.handles else "relaxed" if c in cls.relaxes else "no"
+                for c in CONSTRAINTS}
+
+    def supports_variant(self, instance: Any) -> tuple[bool, str | None]:
+        """Whether the method handles (or soundly relaxes) every active constraint."""
+        from pipecert.instance import CONSTRAINT_NAMES
+
+        active = getattr(instance, "constraints", frozenset())
+        missing = sorted(set(active) - set(self.handles) - set(self.relaxes))
+        if missing:
+            what = ", ".join(CONSTRAINT_NAMES.get(m, m) for m in missing)
+            return False, (f"{self.method_id()} does not handle {what} (instance "
+                           f"{getattr(instance, 'name', '?')!r}); see `pipecert list`")
+        return True, None
 
     @classmethod
     def param_names(cls) -> list[str]:

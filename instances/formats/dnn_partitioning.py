@@ -15,11 +15,21 @@ edge ``cost``      comm ``c(v)`` of the edge's source; every out-edge of a node 
 ``size``           memory
 ``colorClass``     co-location group (``-1`` where absent)
 ``maxFPGAs``       suggested ``k``
-``maxSizePerFPGA`` memory limit per stage
+``maxSizePerFPGA`` memory cap per stage (enforced: ``Instance.memory_limit``)
+``isBackwardNode`` an edge with a backward endpoint is *data-only* (charged, no order)
 =================  ======================================================================
 
-``cpuLatency``, ``supportedOnFpga``, ``maxCPUs`` and ``layerId`` are ignored;
-``isBackwardNode`` only matters for the input rule below.
+``cpuLatency``, ``supportedOnFpga``, ``maxCPUs`` and ``layerId`` are ignored.
+
+Training graphs (the rules of the upstream exact DP, ``throughput-dp/dp.cpp``): nodes with
+equal ``colorClass`` share a stage (a layer's forward and backward nodes); the stage order
+is imposed by the edges between forward nodes only (upstream checks the DAG property "only
+at the forward part" and builds its ideals from the forward edges); every edge with a
+backward endpoint carries a tensor (an activation stashed for the backward pass, or a
+gradient flowing to an earlier layer) and is charged by the usual In/Out rule, but orders
+nothing. The writer sets ``isBackwardNode`` on the nodes whose every edge is data-only,
+and refuses an instance whose data-only edges are not exactly the edges touching those
+nodes (the format has no other way to say which edges order).
 
 Units (``metadata["units"]``): work and comm in milliseconds (the public files are
 PipeDream profiles in ms; the edge ``cost`` is the tensor ``size`` divided by ``2**31`` bytes
@@ -246,6 +256,7 @@ class DnnPartitioningJSON(Format):
             raise fail(f"'maxSizePerFPGA' must be a number, got {ml!r}")
         inst = Instance.from_arrays(
             ids, work, comm, src, dst,
+            orders=~(backward[src] | backward[dst]),
             memory=memory if present["size"] else None,
             name=name,
             labels=labels if present["name"] else None,
@@ -277,6 +288,35 @@ class DnnPartitioningJSON(Format):
         Path(path).write_text(text, encoding="utf-8")
 
 
+def backward_nodes(instance: Instance) -> np.ndarray:
+    """The nodes to flag ``isBackwardNode``: those with a data-only edge and no ordering one.
+
+    Raises :class:`InputError` when the data-only edges are not exactly the edges touching
+    those nodes (the format derives the order from the flags alone).
+    """
+    n = instance.n_nodes
+    back = np.zeros(n, dtype=bool)
+    if instance.n_data_only_edges == 0:
+        return back
+    orders = instance.edge_orders
+    has_free = np.zeros(n, dtype=bool)
+    has_order = np.zeros(n, dtype=bool)
+    for flag, arr in ((~orders, has_free), (orders, has_order)):
+        arr[instance.src[flag]] = True
+        arr[instance.dst[flag]] = True
+    back = has_free & ~has_order
+    touching = back[instance.src] | back[instance.dst]
+    bad = np.flatnonzero(touching == orders)
+    if bad.size:
+        j = int(bad[0])
+        u, v = instance.ids[int(instance.src[j])], instance.ids[int(instance.dst[j])]
+        raise InputError(
+            "dnn-partitioning JSON marks an edge data-only exactly when it touches a "
+            f"backward node; the data-only edges here do not fit that rule (edge {u!r} -> "
+            f"{v!r}); write native JSON", source=instance.source)
+    return back
+
+
 def to_dnn_dict(instance: Instance) -> dict[str, Any]:
     """The dnn-partitioning JSON object of ``instance`` (see the module docstring).
 
@@ -296,13 +336,14 @@ def to_dnn_dict(instance: Instance) -> dict[str, Any]:
     mem = instance.memory.tolist() if instance.memory is not None else None
     groups = instance.groups.tolist() if instance.groups is not None else None
     has_out = instance.out_degree > 0
+    backward = backward_nodes(instance)
     nodes = []
     for i in range(len(ids)):
         node: dict[str, Any] = {"id": num[i]}
         if instance.labels is not None:
             node["name"] = instance.labels[i]
         node.update(supportedOnFpga=1, cpuLatency=work[i], fpgaLatency=work[i],
-                    isBackwardNode=0)
+                    isBackwardNode=int(backward[i]))
         if groups is not None:
             node["colorClass"] = groups[i]
         if mem is not None:
