@@ -109,15 +109,37 @@ def _costs_of_rows(instance: Instance, rows: np.ndarray, k: int) -> np.ndarray:
     return best
 
 
-def brute_force(instance: Instance, k: int) -> tuple[float, Partition]:
+def _constrained_rows(instance: Instance, rows: np.ndarray) -> np.ndarray:
+    """The rows that keep every co-location group in one stage and meet the memory cap
+    (checked from the definitions, independently of :func:`check_feasible`)."""
+    keep = np.ones(len(rows), dtype=bool)
+    if instance.groups is not None:
+        for g in np.unique(instance.groups[instance.groups >= 0]):
+            members = np.flatnonzero(instance.groups == g)
+            if members.size > 1:
+                keep &= (rows[:, members] == rows[:, members[:1]]).all(axis=1)
+    if instance.memory_limit is not None and instance.memory is not None:
+        cap = instance.memory_limit * (1 + 1e-12)
+        for b in range(int(rows.max()) + 1 if rows.size else 0):
+            keep &= ((rows == b).astype(np.float64) @ instance.memory) <= cap
+    return rows[keep]
+
+
+def brute_force(instance: Instance, k: int) -> tuple[float, Partition | None]:
     """Exact OPT(instance, k) by enumerating every feasible partition (n up to ~10).
+
+    Feasible means the instance's whole variant: ordering edges only (data-only edges
+    order nothing), co-location groups in one stage, stage memory within the cap.
 
     Returns
     -------
-    (float, Partition)
-        The optimum and one optimal partition (with ``k`` stages).
+    (float, Partition or None)
+        The optimum and one optimal partition (with ``k`` stages); ``(inf, None)`` when no
+        partition is feasible (a memory cap that cannot be met).
     """
-    rows = enumerate_partitions(instance, k)
+    rows = _constrained_rows(instance, enumerate_partitions(instance, k))
+    if len(rows) == 0:
+        return math.inf, None
     ke = min(k, instance.n_nodes)
     vals = _costs_of_rows(instance, rows, ke)
     i = int(np.argmin(vals))
@@ -175,6 +197,92 @@ def random_dag(
     return Instance(
         ids, w, c, edges, prec, memory=mem,
         name=name or f"random_{regime}_n{n}",
+    )
+
+
+def random_training_dag(
+    rng: np.random.Generator | int,
+    n_layers: int,
+    *,
+    skip_prob: float = 0.3,
+    regime: str = "mixed",
+    integer: bool = True,
+    zero_prob: float = 0.1,
+    memory: str | None = None,
+    orphan_prob: float = 0.0,
+    name: str | None = None,
+) -> Instance:
+    """A random training graph: ``2 * n_layers`` nodes like the dnn-partitioning ones.
+
+    Forward nodes ``f0..f{L-1}`` form a chain with random skip edges (ordering data edges);
+    each layer has a backward node ``b{i}`` in the same co-location group as ``f{i}``; the
+    backward edges mirror the forward ones (``f_i -> f_j`` gives ``b_j -> b_i``, a gradient
+    flowing back) and every ``f_i -> b_i`` and some ``f_i -> b_j`` (stashed activations)
+    are data-only edges. ``orphan_prob`` leaves a layer without a group (its two nodes are
+    free). ``memory``: None (no memory), ``"loose"`` (a cap the graph fits in one stage),
+    ``"binding"`` (a cap between the largest layer and the total) or ``"tight"`` (a cap
+    just above the largest layer, often infeasible for small k).
+    """
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    L = int(n_layers)
+    if L < 1:
+        raise ValueError("n_layers must be >= 1")
+    scale_c = {"mixed": 1.0, "compute": 0.1, "comm": 6.0}[regime]
+    n = 2 * L
+    if integer:
+        w = gen.integers(0, 10, size=n).astype(float)
+        c = np.round(gen.integers(0, 10, size=n) * scale_c)
+    else:
+        w = gen.uniform(0, 10, size=n)
+        c = gen.uniform(0, 10, size=n) * scale_c
+    w[gen.random(n) < zero_prob] = 0.0
+    c[gen.random(n) < zero_prob] = 0.0
+    if w.sum() == 0:
+        w[0] = 1.0
+    ids = [f"f{i}" for i in range(L)] + [f"b{i}" for i in range(L)]
+    fwd: list[tuple[str, str]] = []
+    data_only: list[tuple[str, str]] = []
+    for i in range(L - 1):
+        fwd.append((f"f{i}", f"f{i + 1}"))
+        for j in range(i + 2, L):
+            if gen.random() < skip_prob:
+                fwd.append((f"f{i}", f"f{j}"))
+    for u, v in fwd:
+        data_only.append((f"b{v[1:]}", f"b{u[1:]}"))
+    for i in range(L):
+        data_only.append((f"f{i}", f"b{i}"))
+        for j in range(i + 1, L):
+            if gen.random() < skip_prob / 2:
+                data_only.append((f"f{i}", f"b{j}"))
+    groups = np.array([i for i in range(L)] * 2, dtype=np.int64)
+    for i in range(L):
+        if gen.random() < orphan_prob:
+            groups[i] = groups[L + i] = -1
+    perm = gen.permutation(n)  # input order not topological
+    mem = None
+    cap = None
+    if memory is not None:
+        mem = (gen.integers(0, 10, size=n) if integer else gen.uniform(0, 10, size=n))
+        mem = np.asarray(mem, dtype=float)
+        layer = mem[:L] + mem[L:]
+        total = float(mem.sum())
+        biggest = float(layer.max())
+        if memory == "loose":
+            cap = total
+        elif memory == "binding":
+            cap = biggest + (total - biggest) * float(gen.uniform(0.2, 0.6))
+        elif memory == "tight":
+            cap = biggest
+        else:
+            raise ValueError(f"memory must be None, 'loose', 'binding' or 'tight', got {memory!r}")
+    return Instance(
+        [ids[p] for p in perm], w[perm], c[perm], fwd,
+        data_only_edges=data_only,
+        memory=None if mem is None else mem[perm],
+        groups=groups[perm],
+        memory_limit=cap,
+        name=name or f"training-{L}-{regime}",
+        metadata={"units": {"work": "unit", "comm": "unit", "memory": "unit"}},
     )
 
 
