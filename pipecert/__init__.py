@@ -13,7 +13,7 @@ from pipecert.errors import (
     InvalidBoundError,
     PipecertError,
 )
-from pipecert.instance import Instance, validate_k
+from pipecert.instance import CONSTRAINTS, Instance, validate_k
 from pipecert.partition import (
     Partition,
     StageCosts,
@@ -46,6 +46,7 @@ __all__ = [
     "BOUND_RTOL",
     "DUAL_BOUND_MARGIN",
     "BoundResult",
+    "CONSTRAINTS",
     "Budget",
     "FormatError",
     "HeuristicResult",

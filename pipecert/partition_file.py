@@ -9,6 +9,8 @@ A partition file is a JSON object (schema version :data:`PARTITION_VERSION`)::
      "lower_bound": 15.0, "gap": 0.0,
      "units": {"work": "ms", "comm": "ms", "memory": "bytes", "time": "ms"},
      "cost_model": null,            # or the cost model / hardware that priced the graph
+     "variant": {"constraints": ["groups", "memory"], "memory_limit": 1.7e10,
+                 "stage_memory": [...], "feasible": true},   # the problem the value is for
      "graph": {"name": ..., "path": ..., "path_resolved": ..., "n_nodes": ...,
                "n_edges": ..., "structure_fingerprint": ..., "fingerprint": ...},
      "found_by": "brkga-100", "proved_by": "path_bound",
@@ -23,6 +25,12 @@ Only ``stages`` is required to read a file: the schema-1 files of earlier versio
 in pipeline order; a file may list fewer than ``k`` stages (the others are empty). When
 ``k`` exceeds the node count the file lists at most ``n`` stages, so its size never
 depends on ``k``.
+
+``variant`` says which problem the partition solves: the active constraints of
+:attr:`pipecert.Instance.constraints` (co-location ``groups``, the ``memory`` cap,
+``data_only_edges``), the cap (``null`` without one), each listed stage's memory (``null``
+without node memory) and whether the stages are feasible for that problem
+(:func:`pipecert.check_feasible`).
 
 ``structure_fingerprint`` (:attr:`pipecert.Instance.structure_fingerprint`: node ids and
 edges) tells which graph the stages refer to; ``fingerprint`` also covers the costs, so a
@@ -111,8 +119,16 @@ def partition_json(
     the same stages up to empty ones, hence the same costs and the same feasibility.
     """
     from pipecert import __version__
+    from pipecert.partition import check_feasible, stage_costs
 
     value = evaluate(instance, partition)
+    costs = stage_costs(instance, partition)
+    variant = {
+        "constraints": sorted(instance.constraints),
+        "memory_limit": _num(instance.memory_limit),
+        "stage_memory": None if costs.memory is None else [_num(x) for x in costs.memory],
+        "feasible": not check_feasible(instance, partition, max_reports=1),
+    }
     stages = partition.stages(instance)
     if partition.k > instance.n_nodes:
         while stages and not stages[-1]:
@@ -135,6 +151,7 @@ def partition_json(
         "gap": gap,
         "units": units,
         "cost_model": json_safe(instance.cost_model),
+        "variant": variant,
         "graph": {
             "name": instance.name,
             "path": graph_path if graph_path is not None else instance.source,

@@ -21,6 +21,7 @@ from pipecert.partition_file import (
 from pipecert.testing import random_dag, worked_example
 
 HEADER_KEYS = {"format", "version", "k", "value", "lower_bound", "gap", "units", "cost_model",
+               "variant",
                "graph", "found_by", "proved_by", "solvers", "pipecert_version", "seed",
                "time_s", "created", "stages"}
 
@@ -221,3 +222,20 @@ def test_written_partition_file_has_umask_permissions(tmp_path: Path) -> None:
         assert stat.S_IMODE(out.stat().st_mode) == 0o644
     finally:
         os.umask(umask)
+
+
+def test_file_records_the_variant_it_solves(tmp_path):
+    from pipecert.testing import random_training_dag
+
+    inst = random_training_dag(3, 4, memory="binding")
+    part = Partition([0] * inst.n_nodes, k=2)
+    data = part.to_json(inst)
+    v = data["variant"]
+    assert v["constraints"] == ["data_only_edges", "groups", "memory"]
+    assert v["memory_limit"] == inst.memory_limit
+    assert v["stage_memory"][0] == pytest.approx(float(inst.memory.sum()))
+    assert v["feasible"] is False  # everything in one stage exceeds the binding cap
+    plain = Partition([0, 0, 1], k=2).to_json(
+        Instance(["a", "b", "c"], [1, 1, 1], [1, 1, 0], [("a", "b"), ("b", "c")]))
+    assert plain["variant"] == {"constraints": [], "memory_limit": None,
+                                "stage_memory": None, "feasible": True}
