@@ -696,10 +696,12 @@ class Instance:
 
     @cached_property
     def _units(self) -> tuple[IntArray, int]:
+        n = self.n_nodes
+        if "groups" not in self.constraints:  # ordering edges are acyclic: singletons
+            return _readonly(np.arange(n, dtype=np.int64)), n
         from scipy.sparse import csr_matrix
         from scipy.sparse.csgraph import connected_components
 
-        n = self.n_nodes
         src = [self.all_src]
         dst = [self.all_dst]
         if "groups" in self.constraints:
@@ -734,6 +736,10 @@ class Instance:
         """
         lab, nu = self._units
         n = self.n_nodes
+        if nu == n and "groups" not in self.constraints:  # unit = position in topo order
+            pos = np.empty(n, dtype=np.int64)
+            pos[self._topo] = np.arange(n)
+            return _readonly(pos)
         # condensed DAG, topological numbering (heap by smallest topo position of members)
         pos = np.empty(n, dtype=np.int64)
         pos[self._topo] = np.arange(n)
