@@ -270,6 +270,16 @@ def solve(
     if res.infeasible is not None:  # a proof (Instance.infeasible_reason): nothing to run
         res.elapsed_s = overall.elapsed()
         return res
+    if skip_unsupported and instance.constraints:
+        kept = plan_for(plan, instance)
+        for s in plan:
+            if s not in kept:
+                label = "local_search+tube" if s.role == "refine" else s.spec
+                if label not in {m for m, _ in res.not_applicable}:
+                    why = _unsupported(s.role, s.spec, instance)
+                    res.not_applicable.append((label, why or "not supported"))
+        if len(kept) < len(plan):
+            plan = rescale_shares(plan, kept)
     res.lower_bound = combinatorial_bound(instance, k)
     res.lower_method = "combinatorial"
     cache: dict[str, Any] = {}
@@ -426,6 +436,37 @@ def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
         else:
             out = method.run(instance, k, budget, ctx)
         record(out, step.spec, step.role)
+
+
+def rescale_shares(plan: Sequence[Step], kept: Sequence[Step]) -> list[Step]:
+    """``kept`` (a sub-list of ``plan``) with shares that keep their relative allocations.
+
+    A step's share is a fraction of the time *remaining* when it starts, so in the full plan
+    step i is allotted ``a_i = share_i * prod_{j<i} (1 - share_j)`` of the budget. Left
+    alone, the shares of the kept steps would leave the time of the removed ones unused
+    (a constrained instance on which the long BRKGA does not apply ended with most of its
+    budget idle); here the kept steps' allotments are scaled to sum to the whole budget
+    and turned back into shares of the remaining time (the last kept step gets all of it).
+    """
+    alloc: list[float] = []
+    rem = 1.0
+    for s in plan:
+        a = min(1.0, max(0.0, s.share)) * rem
+        alloc.append(a)
+        rem -= a
+    ids = {id(s) for s in kept}
+    pairs = [(s, a) for s, a in zip(plan, alloc) if id(s) in ids]
+    total = sum(a for _, a in pairs)
+    if total <= 0:
+        return list(kept)
+    out: list[Step] = []
+    left = 1.0
+    for i, (s, a) in enumerate(pairs):
+        frac = a / total
+        share = 1.0 if i == len(pairs) - 1 or left <= 0 else min(1.0, frac / left)
+        left -= frac
+        out.append(Step(s.role, s.spec, share, s.min_s, s.if_gap_open))
+    return out
 
 
 def plan_for(plan: Sequence[Step], instance: Instance) -> list[Step]:
