@@ -128,13 +128,32 @@ def derive_best(
             }
             if ub is not None and lb is not None and ub[0] > 0:
                 d["gap"] = max(0.0, (ub[0] - lb[0]) / ub[0])
-            proofs = [r for r in rows if int(r["k"]) == k and r.get("status") == "infeasible"]
+            proofs = [r for r in rows if int(r["k"]) == k and proves_infeasible(r)]
             d["infeasible"] = None
             if proofs and ub is None:
                 d["infeasible"] = _infeasible_text(proofs[0].get("error"))
                 d.update(best_bound=None, bound_method=None, bound_k=None)
             out.append(d)
     return out
+
+
+#: Heuristics whose ``infeasible`` answer is a proof (they decide feasibility exactly).
+EXACT_HEURISTICS = frozenset({"downset_dp"})
+#: How the framework words its proof (``Formulation.run``/``Heuristic.run`` on
+#: :meth:`pipecert.Instance.infeasible_reason`).
+PROOF_PREFIX = "no feasible partition into "
+
+
+def proves_infeasible(r: Mapping[str, Any]) -> bool:
+    """Whether an ``infeasible`` row proves that no partition into k stages exists: the
+    framework's proof (:meth:`pipecert.Instance.infeasible_reason`), a lower bound's (a
+    relaxation: its feasible set contains every partition) or an exact search's. Another
+    heuristic that found nothing proves nothing."""
+    if r.get("status") != "infeasible":
+        return False
+    if str(r.get("error") or "").startswith(PROOF_PREFIX) or r.get("role") == "bound":
+        return True
+    return str(r.get("method_id") or "").split("[")[0] in EXACT_HEURISTICS
 
 
 def _infeasible_text(error: Any) -> str:

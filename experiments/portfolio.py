@@ -60,6 +60,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from experiments.analysis import EXACT_HEURISTICS
 from pipecert import cancel
 from pipecert.effective_k import effective_k, pad_partition
 from pipecert.instance import Instance
@@ -353,10 +354,6 @@ def solve(
         res.lower_bound = res.lower_method = None
     res.elapsed_s = overall.elapsed()
     return res
-
-
-#: Heuristics whose ``infeasible`` answer is a proof (they decide feasibility exactly).
-EXACT_HEURISTICS = frozenset({"downset_dp"})
 
 
 def _proves_infeasible(role: str, spec: str) -> bool:

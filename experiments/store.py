@@ -588,7 +588,8 @@ class ResultsStore:
 
         inst = {r["instance"]: r for r in self.instance_rows()}
         rows = derive_best(self.runs(parse_json=False, columns=(
-            "instance", "k", "role", "method_id", "status", "bound", "incumbent")), inst)
+            "instance", "k", "role", "method_id", "status", "bound", "incumbent", "error")),
+            inst)
         with self._tx():
             self._con.execute("DELETE FROM derived")
             names = [c for c, _ in _DERIVED_COLUMNS]
