@@ -596,7 +596,7 @@ class ResultsStore:
             self._con.executemany(
                 f"INSERT INTO derived ({','.join(names)}) VALUES ({','.join('?' * len(names))})",
                 [tuple(r.get(c) for c in names) for r in rows])
-        return rows
+        return [{c: r.get(c) for c in names} for r in rows]
 
     def derived(self) -> list[dict[str, Any]]:
         """Rows of the ``derived`` table."""
