@@ -168,6 +168,11 @@ def test_solve_memory_limit_override(capsys, tmp_path):
     assert res["variant"]["name"] == "memory_limit=none" and res["variant"]["constraints"] == []
     pf = json.loads(out_file.read_text())
     assert pf["variant"]["name"] == "memory_limit=none" and pf["variant"]["memory_limit"] is None
+    # evaluated as the file gives the graph (cap 15): a note, then the cap's violations
+    code, _, err = run(capsys, "evaluate", f, out_file)
+    assert code == 1 and "written for the variant 'memory_limit=none'" in err
+    code, _, err = run(capsys, "evaluate", f, out_file, "--memory-limit", "none")
+    assert code == 0 and "note" not in err
     # a cap of 25 bytes: 2 stages remain infeasible (40 > 2 x 25 is false: feasible by
     # the total; the order then decides)
     code, out, _ = run(capsys, "solve", f, "-k", "1", "--memory-limit", "25", "-q",

@@ -117,6 +117,12 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], Instance]:
     from experiments.variants import variant_json
 
     variant = variant_json(inst, min(k, inst.n_nodes))
+    file_variant = pf.header.get("variant")
+    if isinstance(file_variant, dict) and file_variant.get("name") not in (None,
+                                                                          variant["name"]):
+        print(f"pipecert: note: {args.partition}: written for the variant "
+              f"{file_variant.get('name')!r}, evaluated as {variant['name']!r} (pass "
+              "--memory-limit/--relax to evaluate that one)", file=sys.stderr)
     stages = []
     counts = [len(s) for s in part.stages()]
     listed = costs.stages.tolist()

@@ -258,9 +258,10 @@ def _run(args: argparse.Namespace) -> int:
     runnable = plan if explicit else plan_for(plan, inst)
     infeasible = inst.infeasible_reason(min(k, inst.n_nodes))
     if not args.quiet:
+        steps = ("proven infeasible, no step runs" if infeasible is not None
+                 else f"{len(runnable)} steps")
         print(f"{inst.name}: {inst.n_nodes} nodes, {inst.n_edges} edges, k={k}, "
-              f"time limit {fmt(args.time_limit)} s, {len(runnable)} steps; "
-              f"{units_line(inst)}", file=err)
+              f"time limit {fmt(args.time_limit)} s, {steps}; {units_line(inst)}", file=err)
         for line in variant_lines(inst):
             print(line, file=err)
     # solvers may print banners on fd 1: keep stdout clean for the result (and --json)
@@ -371,10 +372,14 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Pat
         print(f"lower bound:    {fmt(res.lower_bound)}{unit}  ({res.lower_method})")
         print(f"certified gap:  {_pct(res.gap)}   ({res.elapsed_s:.1f} s)")
         if res.closed and part is not None:
-            what = (", ".join(CONSTRAINT_NAMES[c] for c in sorted(active))
-                    if active else "")
-            print("proved optimal" + (f" for the constrained problem ({what})"
-                                      if what else ""))
+            what = ", ".join(CONSTRAINT_NAMES[c] for c in sorted(active))
+            relaxed_variant = "relax=" in variant["name"]
+            if relaxed_variant:
+                print(f"proved optimal for the relaxed problem ({variant['name']}): a lower "
+                      "bound of the problem the file gives, not its answer")
+            else:
+                print("proved optimal" + (f" for the constrained problem ({what})"
+                                          if what else ""))
         print(units_line(inst))
         for line in variant_lines(inst):
             print(line)
