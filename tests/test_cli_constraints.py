@@ -29,13 +29,14 @@ from experiments.variants import (
     parse_variant,
     variant_json,
 )
+from formulations.base import Formulation
 from heuristics import HEURISTICS
 from heuristics.base import Heuristic
 from instances import write_instance
 from pipecert import Instance
 from pipecert.errors import InputError
 from pipecert.instance import CONSTRAINTS
-from pipecert.results import HeuristicResult, Status
+from pipecert.results import BoundResult, HeuristicResult, Status
 from pipecert.testing import brute_force, random_training_dag
 
 
@@ -235,6 +236,46 @@ def test_portfolio_non_exact_infeasible_is_no_proof(brute):
     res = solve(inst, 2, time_limit_s=10, plan=[Step("heuristic", brute, 1.0)])
     opt, _ = brute_force(inst, 2)
     assert math.isfinite(opt) and res.upper_bound == pytest.approx(opt)
+
+
+class _InfeasibleBound(Formulation):
+    """Test bound: a relaxation that has no feasible point (a proof of infeasibility)."""
+
+    name = "t12_nofeas"
+    handles = frozenset(CONSTRAINTS)
+
+    def lower_bound(self, instance, k, budget, context=None):
+        return BoundResult(None, Status.INFEASIBLE, stats={"reason": "t12: no point"})
+
+
+class _GivesUp(Heuristic):
+    """Test heuristic: says infeasible without any proof."""
+
+    name = "t12_givesup"
+    handles = frozenset(CONSTRAINTS)
+
+    def solve(self, instance, k, budget, rng, context=None):
+        return HeuristicResult(None, Status.INFEASIBLE, {"reason": "gave up"})
+
+
+def test_portfolio_infeasible_from_a_bound_is_a_proof_from_a_heuristic_not(brute):
+    from formulations import FORMULATIONS
+
+    FORMULATIONS.register(_InfeasibleBound)
+    HEURISTICS.register(_GivesUp)
+    try:
+        inst = grouped()
+        res = solve(inst, 2, time_limit_s=10,
+                    plan=[Step("heuristic", "t12_givesup", 0.3),
+                          Step("bound", "t12_nofeas", 0.3), Step("heuristic", brute, 1.0)])
+        assert res.infeasible is not None and "t12: no point" in res.infeasible
+        assert [r.method for r in res.runs] == ["t12_givesup", "t12_nofeas"]  # stopped
+        res = solve(inst, 2, time_limit_s=10,
+                    plan=[Step("heuristic", "t12_givesup", 0.3), Step("heuristic", brute, 1.0)])
+        assert res.infeasible is None and res.partition is not None
+    finally:
+        FORMULATIONS.unregister("t12_nofeas")
+        HEURISTICS.unregister("t12_givesup")
 
 
 def test_rescale_shares_keeps_relative_allotments():
