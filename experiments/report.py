@@ -342,7 +342,7 @@ GAP_LEGEND = (
     "(memory_limit=..., relax=...; experiments/variants.py); constraints: the active ones "
     "(groups = co-location groups, memory = a binding memory cap, data_only_edges = edges "
     "that carry data but impose no stage order; none = the paper's problem).",
-    "k=K: the certified gap 100 (UB* - best LB) / UB* on that problem (0.00 = proved "
+    "k=K: the certified gap 100 (UB* - best LB) / UB* on that problem (0 = proved "
     "optimal); infeasible = a run proved that no partition into k stages meets the "
     "constraints (the proof is listed below); no partition = none found, nothing proven.",
 )
