@@ -192,7 +192,9 @@ def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
             ds = _dataset_of(str(ref.id), spec)
             for var in variants:
                 eid = str(ref.id) if var.is_as_given else f"{ref.id}@{var.name}"
-                out.append(InstanceEntry(eid, var.apply(inst), ds, spec, var.name))
+                # a variant is its own dataset in per-dataset figures
+                vds = ds if var.is_as_given else f"{ds}@{var.name}"
+                out.append(InstanceEntry(eid, var.apply(inst), vds, spec, var.name))
     if not out:
         raise InputError("no instance left after the node-count filters")
     return out

@@ -77,6 +77,8 @@ class Report:
     variants: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: per (instance, k): the derived cell (best partition, best bound, gap, infeasible)
     cells: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    #: per variant name (when the store has several): the summary of its instances only
+    by_variant: dict[str, Summary] = field(default_factory=dict)
 
     @property
     def constrained(self) -> bool:
@@ -141,8 +143,13 @@ def build_report(store: ResultsStore) -> Report:
     variants = {n: (str(inst.get(n, {}).get("variant") or "as_given"),
                     str(inst.get(n, {}).get("constraints") or "")) for n in names}
     cells = {(d["instance"], int(d["k"])): d for d in derive_best(runs, inst)}
+    by_variant: dict[str, Summary] = {}
+    if len({v for v, _ in variants.values()}) > 1:
+        for vname in sorted({v for v, _ in variants.values()}):
+            members = {n for n, (v, _) in variants.items() if v == vname}
+            by_variant[vname] = summarize([r for r in runs if r["instance"] in members], inst)
     return Report(store.get_meta("experiment") or store.path.parent.name, len(names),
-                  len(runs), s, ds, unit_of, cms, statuses, sk, variants, cells)
+                  len(runs), s, ds, unit_of, cms, statuses, sk, variants, cells, by_variant)
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -348,6 +355,24 @@ GAP_LEGEND = (
 )
 
 
+VARIANT_BOUND_HEAD = ["k", "variant", "bound", "GM LB/UB*", "exact", "fallback", "median s"]
+VARIANT_BOUND_LEGEND = (
+    "The lower-bound table restricted to the instances of each variant: how much a bound "
+    "proves on each problem (a bound that relaxes a constraint loses what the constraint "
+    "adds to OPT; columns as in the lower-bound table below).",
+)
+
+
+def _variant_bound_rows(rep: Report) -> list[list[str]]:
+    rows = []
+    for vname, s in rep.by_variant.items():
+        for b in s.bounds:
+            rows.append([str(b.k), vname, b.method, _ratio(b.gm_ratio, down=True),
+                         f"{b.n_exact}/{b.n}", str(b.n_fallback), _t(b.median_time_s)])
+    rows.sort(key=lambda r: (int(r[0]), r[1]))
+    return rows
+
+
 def _gap_cell(d: dict[str, Any] | None) -> str:
     if d is None:
         return "-"
@@ -423,6 +448,10 @@ def to_markdown(rep: Report, *, per_instance: bool = True) -> str:
     ]
     if rep.constrained:
         parts += ["## Problems and certified gaps per k\n", gap_table(rep)]
+    if rep.by_variant:
+        parts += ["\n## Lower bounds per variant: GM(LB / UB*) per k\n",
+                  _md_table(VARIANT_BOUND_HEAD, _variant_bound_rows(rep)),
+                  _md_legend(VARIANT_BOUND_LEGEND)]
     parts += [
         "## Lower bounds: GM(LB / UB*) per k\n",
         _md_table(BOUND_HEAD, _bound_rows(rep)), _md_legend(BOUND_LEGEND),

@@ -424,6 +424,9 @@ def test_grid_variants_store_report_and_check(tmp_path, brute):
     assert "Proven infeasible" in table and "k x cap" in table
     md = to_markdown(rep)
     assert "Problems and certified gaps per k" in md and "proven infeasible" in md
+    assert "Lower bounds per variant" in md and set(rep.by_variant) == {
+        "as_given", "memory_limit=none"}
+    assert {e.source for e in entries} == {"files", "files@memory_limit=none"}
     store.close()
 
 
