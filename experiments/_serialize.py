@@ -47,6 +47,8 @@ def instance_to_bytes(instance: Instance) -> bytes:
         "memory_limit": instance.memory_limit,
         "metadata": dict(instance.metadata),
     }
+    if not instance.edge_orders.all():  # data-only edges (absent: every data edge orders)
+        data["orders"] = instance.edge_orders.tolist()
     text = json.dumps(data, separators=(",", ":"), default=str)
     return zlib.compress(text.encode(), 6)
 
@@ -62,6 +64,7 @@ def instance_from_bytes(blob: bytes) -> Instance:
         memory=data["memory"], name=data["name"], labels=data["labels"],
         op_types=data["op_types"], groups=data["groups"], suggested_k=data["suggested_k"],
         memory_limit=data["memory_limit"], metadata=data["metadata"],
+        orders=data.get("orders"),
     )
 
 

@@ -93,7 +93,10 @@ def derive_best(
     Returns one dict per (instance, k) that has a run, with ``best_incumbent``,
     ``incumbent_method``, ``incumbent_k`` (the k it was found for), ``best_bound``,
     ``bound_method``, ``bound_k``, ``combinatorial`` and ``gap`` (None where undefined).
-    The combinatorial bound is always included as a candidate bound.
+    The combinatorial bound is always included as a candidate bound. ``infeasible`` is the
+    proof (the run's message, or ``"proven infeasible"``) when a run at this k ended
+    ``infeasible`` and no partition is known for k (else None); such a cell has no bound
+    and no gap (there is no optimum to bound).
     """
     by_inst: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for r in runs:
@@ -125,8 +128,39 @@ def derive_best(
             }
             if ub is not None and lb is not None and ub[0] > 0:
                 d["gap"] = max(0.0, (ub[0] - lb[0]) / ub[0])
+            proofs = [r for r in rows if int(r["k"]) == k and proves_infeasible(r)]
+            d["infeasible"] = None
+            if proofs and ub is None:
+                d["infeasible"] = _infeasible_text(proofs[0].get("error"))
+                d.update(best_bound=None, bound_method=None, bound_k=None)
             out.append(d)
     return out
+
+
+#: Heuristics whose ``infeasible`` answer is a proof (they decide feasibility exactly).
+EXACT_HEURISTICS = frozenset({"downset_dp"})
+#: How the framework words its proof (``Formulation.run``/``Heuristic.run`` on
+#: :meth:`pipecert.Instance.infeasible_reason`).
+PROOF_PREFIX = "no feasible partition into "
+
+
+def proves_infeasible(r: Mapping[str, Any]) -> bool:
+    """Whether an ``infeasible`` row proves that no partition into k stages exists: the
+    framework's proof (:meth:`pipecert.Instance.infeasible_reason`), a lower bound's (a
+    relaxation: its feasible set contains every partition) or an exact search's. Another
+    heuristic that found nothing proves nothing."""
+    if r.get("status") != "infeasible":
+        return False
+    if str(r.get("error") or "").startswith(PROOF_PREFIX) or r.get("role") == "bound":
+        return True
+    return str(r.get("method_id") or "").split("[")[0] in EXACT_HEURISTICS
+
+
+def _infeasible_text(error: Any) -> str:
+    """The proof of an ``infeasible`` run, one line (its message without the prefix)."""
+    line = next((ln.strip() for ln in str(error or "").splitlines() if ln.strip()), "")
+    _, sep, rest = line.partition(" stages: ")
+    return (rest if sep else line) or "proven infeasible"
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,6 +251,9 @@ def summarize(
             if d is None:
                 continue
             ustar = d["best_incumbent"]
+            if d.get("infeasible"):
+                dropped.append(f"{name} k={k}: proven infeasible ({d['infeasible']})")
+                continue
             if ustar is None or ustar <= 0:
                 dropped.append(f"{name} k={k}: " + ("no partition found" if ustar is None
                                                     else "best partition value is 0"))

@@ -7,6 +7,7 @@ optional and falls back to :data:`DEFAULTS`::
     name = "quick"                    # slug; the store goes to results/<name>/
     [grid]
     instances = ["suite:default"]     # specs for instances.resolve()
+    variants = ["as_given", "memory_limit=none"]   # problem variants (experiments/variants.py)
     k = [2, 4, 8]
     heuristics = ["brkga-100", "dfs_order"]
     bounds = ["combinatorial", "bottleneck"]
@@ -41,6 +42,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "grid": {
         "instances": ["suite:default"],
+        "variants": ["as_given"],
         "k": [2, 4, 8, 16, 32, 64],
         "heuristics": ["brkga-100"],
         "bounds": ["combinatorial"],
@@ -72,6 +74,10 @@ DOCS: dict[str, str] = {
     "experiment.out": "output directory (store, resolved config, report, figures); "
                       "default results/<name>",
     "grid.instances": "instance specs: files, directories, globs, suite:NAME or NAME/ID",
+    "grid.variants": "problem variants of every instance: as_given (the constraints the file "
+                     "gives) or key=value;... with memory_limit=SIZE|none and "
+                     "relax=groups+memory (experiments/variants.py); each variant is its own "
+                     "instance ID@VARIANT in the store",
     "grid.k": "numbers of stages",
     "grid.heuristics": "heuristic method specs (name or name[key=value,...])",
     "grid.bounds": "lower-bound (formulation) method specs",
@@ -158,11 +164,23 @@ def validate(cfg: Mapping[str, Any], source: str | None = None) -> None:
         raise InputError(msg, source=source)
 
     g, b, r = cfg["grid"], cfg["budget"], cfg["run"]
-    for key in ("instances", "heuristics", "bounds"):
+    for key in ("instances", "heuristics", "bounds", "variants"):
         if not isinstance(g[key], list) or not all(isinstance(x, str) for x in g[key]):
             fail(f"grid.{key} must be a list of strings")
     if not g["instances"]:
         fail("grid.instances is empty")
+    if not g["variants"]:
+        fail("grid.variants is empty (as_given is the instance as its file gives it)")
+    from experiments.variants import parse_variant
+
+    names = []
+    for v in g["variants"]:
+        try:
+            names.append(parse_variant(v).name)
+        except InputError as exc:
+            fail(f"grid.variants: {exc.problem}")
+    if len(set(names)) != len(names):
+        fail("grid.variants lists the same variant twice")
     if not g["heuristics"] and not g["bounds"]:
         fail("the grid has no method (grid.heuristics and grid.bounds are empty)")
     for key in ("k", "seeds"):

@@ -102,6 +102,9 @@ class InstanceEntry:
     instance: Instance
     source: str = ""
     spec: str = ""
+    #: the problem variant (experiments/variants.py); ``id`` is ``REF@VARIANT`` unless
+    #: it is ``as_given``
+    variant: str = "as_given"
     _blob: bytes | None = field(default=None, repr=False)
 
     @property
@@ -159,11 +162,15 @@ def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
     """Resolve ``grid.instances`` with :func:`instances.resolve` and load each graph once.
 
     Instances are filtered by ``grid.min_nodes``/``grid.max_nodes``; duplicates (the same id
-    from two specs) are kept once.
+    from two specs) are kept once. Every instance gives one entry per ``grid.variants``
+    (:mod:`experiments.variants`): ``as_given`` keeps the instance's id, any other variant
+    ``V`` is the instance ``ID@V`` (its constraints changed, its own fingerprint).
     """
     import instances as inst_pkg
+    from experiments.variants import parse_variant
 
     grid = cfg["grid"]
+    variants = [parse_variant(v) for v in grid.get("variants", ["as_given"])]
     out: list[InstanceEntry] = []
     seen: set[str] = set()
     for spec in grid["instances"]:
@@ -182,7 +189,12 @@ def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
             inst = ref.load()
             if not _size_ok(inst.n_nodes, grid):
                 continue
-            out.append(InstanceEntry(str(ref.id), inst, _dataset_of(str(ref.id), spec), spec))
+            ds = _dataset_of(str(ref.id), spec)
+            for var in variants:
+                eid = str(ref.id) if var.is_as_given else f"{ref.id}@{var.name}"
+                # a variant is its own dataset in per-dataset figures
+                vds = ds if var.is_as_given else f"{ds}@{var.name}"
+                out.append(InstanceEntry(eid, var.apply(inst), vds, spec, var.name))
     if not out:
         raise InputError("no instance left after the node-count filters")
     return out
@@ -339,6 +351,7 @@ def make_row(cell: Cell, entry: InstanceEntry, result: Mapping[str, Any],
         "partition": result.get("partition"), "stats": stats, "log": result.get("log"),
         "error": result.get("error"), "started_at": result.get("started_at"),
         "fingerprint": entry.instance.fingerprint,
+        "variant": entry.variant,
     }
     for c in _STAT_COLUMNS:
         v = stats.get(c)

@@ -33,6 +33,20 @@ signal) also stops the search and keeps the finished runs.
 Compilation: :func:`warm_up` runs every method of a plan once on a tiny graph so that the
 compiled kernels are built (or loaded from numba's on-disk cache) before the clock starts.
 
+Constrained instances (docs/constraints.md): a step whose method neither handles nor
+soundly relaxes an active constraint of the instance (:meth:`pipecert.registry.Method.
+supports_variant`) is not run and not reported as a run; it is listed once in
+``PortfolioResult.not_applicable`` (``skip_unsupported=False`` runs it anyway, so that it
+reports ``unsupported`` with its reason: what ``pipecert solve --heuristic/--bound`` does
+for a method named explicitly). A proven infeasible ``(instance, k)`` ends the search
+before any step: :meth:`pipecert.Instance.infeasible_reason`, or, during the search, an
+``infeasible`` answer of the exact down-set DP or of a lower bound (a relaxation with no
+feasible point proves the constrained problem has none) while no partition is known.
+``PortfolioResult.infeasible`` then holds the proof. Since every partition is checked against
+the full variant and every bound is valid for it (relaxed bounds included: a relaxation's
+optimum is at most the constrained optimum), a closed gap proves optimality for the
+constrained problem.
+
 Methods are called with ``k_eff = min(k, n)`` stages (OPT(k) = OPT(n) for k >= n,
 :mod:`pipecert.effective_k`); the best partition is returned declared for ``k`` stages.
 """
@@ -46,6 +60,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from experiments.analysis import EXACT_HEURISTICS
 from pipecert import cancel
 from pipecert.effective_k import effective_k, pad_partition
 from pipecert.instance import Instance
@@ -60,7 +75,7 @@ GAP_TOL = 10 * DUAL_BOUND_MARGIN
 MARGIN_CLOSE_MAX = 1e-4
 
 __all__ = ["GAP_TOL", "Step", "DEFAULT_PLAN", "PortfolioResult", "RunInfo", "solve", "build_plan",
-           "warm_up"]
+           "warm_up", "plan_for", "EXACT_HEURISTICS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +139,18 @@ class PortfolioResult:
     runs: list[RunInfo] = field(default_factory=list)
     elapsed_s: float = 0.0
     interrupted: bool = False
+    #: The proof that no partition into k stages satisfies the constraints (None: not
+    #: proven; see the module docstring).
+    infeasible: str | None = None
+    #: Steps not run because their method does not support the instance's variant:
+    #: ``(method, reason)``, each method once.
+    not_applicable: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def closed(self) -> bool:
+        """True if the gap is closed (to the portfolio's tolerance): proven optimal."""
+        g = self.gap
+        return g is not None and g <= GAP_TOL
 
     @property
     def gap(self) -> float | None:
@@ -206,6 +233,7 @@ def solve(
     target_gap: float = 0.0,
     threads: int = 1,
     on_event: Event | None = None,
+    skip_unsupported: bool = True,
 ) -> PortfolioResult:
     """Run the portfolio on ``(instance, k)`` within ``time_limit_s`` seconds.
 
@@ -222,6 +250,9 @@ def solve(
     on_event : callable, optional
         Called as ``on_event(kind, run, result)`` with kind ``"start"`` (run None, before a
         step; ``result.runs`` tells how many ran) and ``"run"`` after each method.
+    skip_unsupported : bool
+        Leave out (into ``not_applicable``) the steps whose method does not support the
+        instance's variant; False runs them (they report ``unsupported``).
 
     Notes
     -----
@@ -236,6 +267,20 @@ def solve(
     overall = Budget(time_limit_s=time_limit_s, threads=threads)
     res = PortfolioResult(k=k)
     k_req, k = k, effective_k(instance, k)
+    res.infeasible = instance.infeasible_reason(k)
+    if res.infeasible is not None:  # a proof (Instance.infeasible_reason): nothing to run
+        res.elapsed_s = overall.elapsed()
+        return res
+    if skip_unsupported and instance.constraints:
+        kept = plan_for(plan, instance)
+        for s in plan:
+            if s not in kept:
+                label = "local_search+tube" if s.role == "refine" else s.spec
+                if label not in {m for m, _ in res.not_applicable}:
+                    why = _unsupported(s.role, s.spec, instance)
+                    res.not_applicable.append((label, why or "not supported"))
+        if len(kept) < len(plan):
+            plan = rescale_shares(plan, kept)
     res.lower_bound = combinatorial_bound(instance, k)
     res.lower_method = "combinatorial"
     cache: dict[str, Any] = {}
@@ -256,6 +301,9 @@ def solve(
         info = RunInfo(spec if out.method == spec.split("[")[0] else out.method, role,
                        out.value, str(out.status), out.time_s, out.error)
         res.runs.append(info)
+        if out.status is Status.INFEASIBLE and res.partition is None \
+                and res.infeasible is None and _proves_infeasible(role, spec):
+            res.infeasible = out.error or f"{info.method} proved that no partition exists"
         if out.incumbent is not None and out.partition is not None and (
                 res.upper_bound is None or out.incumbent < res.upper_bound):
             res.upper_bound, res.partition, res.upper_method = (
@@ -295,27 +343,65 @@ def solve(
 
     try:
         _run_plan(plan, instance, k, overall, res, solver, seed, threads, cache, closed,
-                  record, refine_best, on_event)
+                  record, refine_best, on_event, skip_unsupported)
     except KeyboardInterrupt:
         # a second Ctrl-C stops the search, not the answer: keep every finished run
         res.interrupted = True
     res.interrupted = res.interrupted or cancel.requested()
     if res.partition is not None:
         res.partition = pad_partition(res.partition, k_req)
+    if res.infeasible is not None:  # no bound or gap on a problem without a solution
+        res.lower_bound = res.lower_method = None
     res.elapsed_s = overall.elapsed()
     return res
+
+
+def _proves_infeasible(role: str, spec: str) -> bool:
+    """Whether an ``infeasible`` answer of this step proves that no partition exists.
+
+    A lower bound is a relaxation (its feasible set contains every partition, whatever it
+    relaxes), so its infeasibility is the problem's; so is that of an exact search.
+    """
+    return role == "bound" or parse_method_spec(spec)[0] in EXACT_HEURISTICS
+
+
+def _unsupported(role: str, spec: str, instance: Instance) -> str | None:
+    """Why the method of a step cannot run on ``instance``'s variant (None: it can)."""
+    if role == "refine":
+        from heuristics import HEURISTICS
+
+        for name in ("local_search", "tube"):
+            if name in HEURISTICS:
+                ok, why = HEURISTICS.make(name).supports_variant(instance)
+                if not ok:
+                    return why
+        return None
+    ok, why = _registry(role).make(spec).supports_variant(instance)
+    return None if ok else why
 
 
 def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
               res: PortfolioResult, solver: str | None, seed: int, threads: int,
               cache: dict[str, Any], closed: Callable[[], bool],
               record: Callable[[RunOutcome, str, str], None],
-              refine_best: Callable[[float], None], on_event: Event | None) -> None:
+              refine_best: Callable[[float], None], on_event: Event | None,
+              skip_unsupported: bool = True) -> None:
     """Run the steps of ``plan`` in order, recording into ``res``."""
     import numpy as np
 
     ran_heuristic = False
+    noted = {m for m, _ in res.not_applicable}
     for step in plan:
+        if res.infeasible is not None:
+            break  # proven: no partition exists
+        if skip_unsupported or step.role == "refine":
+            why = _unsupported(step.role, step.spec, instance)
+            if why is not None:
+                label = "local_search+tube" if step.role == "refine" else step.spec
+                if label not in noted:
+                    noted.add(label)
+                    res.not_applicable.append((label, why))
+                continue
         if cancel.requested() and (res.partition is not None or step.role != "heuristic"):
             continue  # stopped: no new step, except heuristics while no partition exists
         remaining = overall.remaining()
@@ -347,6 +433,43 @@ def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
         else:
             out = method.run(instance, k, budget, ctx)
         record(out, step.spec, step.role)
+
+
+def rescale_shares(plan: Sequence[Step], kept: Sequence[Step]) -> list[Step]:
+    """``kept`` (a sub-list of ``plan``) with shares that keep their relative allocations.
+
+    A step's share is a fraction of the time *remaining* when it starts, so in the full plan
+    step i is allotted ``a_i = share_i * prod_{j<i} (1 - share_j)`` of the budget. Left
+    alone, the shares of the kept steps would leave the time of the removed ones unused
+    (a constrained instance on which the long BRKGA does not apply ended with most of its
+    budget idle); here the kept steps' allotments are scaled to sum to the whole budget
+    and turned back into shares of the remaining time (the last kept step gets all of it).
+    """
+    alloc: list[float] = []
+    rem = 1.0
+    for s in plan:
+        a = min(1.0, max(0.0, s.share)) * rem
+        alloc.append(a)
+        rem -= a
+    ids = {id(s) for s in kept}
+    pairs = [(s, a) for s, a in zip(plan, alloc) if id(s) in ids]
+    total = sum(a for _, a in pairs)
+    if total <= 0:
+        return list(kept)
+    out: list[Step] = []
+    left = 1.0
+    for i, (s, a) in enumerate(pairs):
+        frac = a / total
+        share = 1.0 if i == len(pairs) - 1 or left <= 0 else min(1.0, frac / left)
+        left -= frac
+        out.append(Step(s.role, s.spec, share, s.min_s, s.if_gap_open))
+    return out
+
+
+def plan_for(plan: Sequence[Step], instance: Instance) -> list[Step]:
+    """The steps of ``plan`` whose methods support ``instance``'s variant (what
+    :func:`solve` runs with ``skip_unsupported``; :func:`warm_up` needs no more)."""
+    return [s for s in plan if _unsupported(s.role, s.spec, instance) is None]
 
 
 def _compiled_signatures() -> int:

@@ -9,6 +9,14 @@ shows: the per-k tables give ratios, unit-free because normalised per instance; 
 per-instance table gives values in each instance's time unit, and the report says when
 instances differ in unit. Statuses keep ``solved`` (a relaxation solved, a gap may remain)
 apart from ``optimal`` (proved optimal).
+
+Constrained problems (docs/constraints.md): when some instance has active constraints or is
+a variant (``grid.variants``, instance ids ``ID@VARIANT``), a section "Problems and
+certified gaps per k" names every instance's variant and active constraints and gives, per
+k, the certified gap on that problem, ``infeasible`` where a run proved that no partition
+exists (its proof listed under the table), ``no partition`` where none was found.
+:func:`gap_table` renders that table on its own (``pipecert report DB --gaps``), e.g. for
+the README.
 """
 
 from __future__ import annotations
@@ -20,12 +28,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from experiments.analysis import EXACT_RTOL, Summary, summarize
+from experiments.analysis import EXACT_RTOL, Summary, derive_best, summarize
 from experiments.store import ResultsStore
 from pipecert.instance import describe_cost_model
 from pipecert.results import STATUS_MEANINGS, Status, bound_exceeds
 
-__all__ = ["Report", "build_report", "to_markdown", "to_latex", "write_csv", "write_all"]
+__all__ = ["Report", "build_report", "to_markdown", "to_latex", "write_csv", "write_all",
+           "gap_table"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,17 @@ class Report:
     cost_models: dict[str, int] = field(default_factory=dict)
     statuses: list[StatusCount] = field(default_factory=list)
     skips: list[Skip] = field(default_factory=list)
+    #: per instance: (variant name, active constraints comma-separated)
+    variants: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: per (instance, k): the derived cell (best partition, best bound, gap, infeasible)
+    cells: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    #: per variant name (when the store has several): the summary of its instances only
+    by_variant: dict[str, Summary] = field(default_factory=dict)
+
+    @property
+    def constrained(self) -> bool:
+        """True if some instance is a variant or has active constraints."""
+        return any(v != "as_given" or c for v, c in self.variants.values())
 
     @property
     def units(self) -> dict[str, int]:
@@ -120,8 +140,16 @@ def build_report(store: ResultsStore) -> Report:
     statuses = [StatusCount(role, m, st, n) for (role, m, st), n in sorted(counts.items())]
     sk = [Skip(m, st, reason, len(w), ", ".join(w[:3]) + (", ..." if len(w) > 3 else ""))
           for (m, st, reason), w in sorted(skips.items())]
+    variants = {n: (str(inst.get(n, {}).get("variant") or "as_given"),
+                    str(inst.get(n, {}).get("constraints") or "")) for n in names}
+    cells = {(d["instance"], int(d["k"])): d for d in derive_best(runs, inst)}
+    by_variant: dict[str, Summary] = {}
+    if len({v for v, _ in variants.values()}) > 1:
+        for vname in sorted({v for v, _ in variants.values()}):
+            members = {n for n, (v, _) in variants.items() if v == vname}
+            by_variant[vname] = summarize([r for r in runs if r["instance"] in members], inst)
     return Report(store.get_meta("experiment") or store.path.parent.name, len(names),
-                  len(runs), s, ds, unit_of, cms, statuses, sk)
+                  len(runs), s, ds, unit_of, cms, statuses, sk, variants, cells, by_variant)
 
 
 def _f(x: Any, digits: int = 4) -> str:
@@ -316,6 +344,72 @@ def _units_text(rep: Report) -> str:
     return text
 
 
+GAP_LEGEND = (
+    "variant: as_given (the constraints the file gives) or the change applied "
+    "(memory_limit=..., relax=...; experiments/variants.py); constraints: the active ones "
+    "(groups = co-location groups, memory = a binding memory cap, data_only_edges = edges "
+    "that carry data but impose no stage order; none = the paper's problem).",
+    "k=K: the certified gap 100 (UB* - best LB) / UB* on that problem (0 = proved "
+    "optimal); infeasible = a run proved that no partition into k stages meets the "
+    "constraints (the proof is listed below); no partition = none found, nothing proven.",
+)
+
+
+VARIANT_BOUND_HEAD = ["k", "variant", "bound", "GM LB/UB*", "exact", "fallback", "median s"]
+VARIANT_BOUND_LEGEND = (
+    "The lower-bound table restricted to the instances of each variant: how much a bound "
+    "proves on each problem (a bound that relaxes a constraint loses what the constraint "
+    "adds to OPT; columns as in the lower-bound table below).",
+)
+
+
+def _variant_bound_rows(rep: Report) -> list[list[str]]:
+    rows = []
+    for vname, s in rep.by_variant.items():
+        for b in s.bounds:
+            rows.append([str(b.k), vname, b.method, _ratio(b.gm_ratio, down=True),
+                         f"{b.n_exact}/{b.n}", str(b.n_fallback), _t(b.median_time_s)])
+    rows.sort(key=lambda r: (int(r[0]), r[1]))
+    return rows
+
+
+def _gap_cell(d: dict[str, Any] | None) -> str:
+    if d is None:
+        return "-"
+    if d.get("infeasible"):
+        return "infeasible"
+    if d.get("best_incumbent") is None:
+        return "no partition"
+    return _pct(d.get("gap"))
+
+
+def _gap_rows(rep: Report) -> tuple[list[str], list[list[str]]]:
+    ks = rep.summary.ks
+    head = ["instance", "variant", "constraints", *(f"k={k}" for k in ks)]
+    rows = []
+    for name in sorted(rep.variants):
+        var, cons = rep.variants[name]
+        rows.append([name.split("@", 1)[0], var, cons.replace(",", ", ") or "none",
+                     *(_gap_cell(rep.cells.get((name, k))) for k in ks)])
+    return head, rows
+
+
+def _infeasible_lines(rep: Report) -> list[str]:
+    return [f"{name} k={k}: {d['infeasible']}" for (name, k), d in sorted(rep.cells.items())
+            if d.get("infeasible")]
+
+
+def gap_table(rep: Report) -> str:
+    """The "Problems and certified gaps per k" table (markdown) with its legend and the
+    proofs of infeasibility."""
+    head, rows = _gap_rows(rep)
+    out = _md_table(head, rows) + _md_legend(GAP_LEGEND)
+    inf = _infeasible_lines(rep)
+    if inf:
+        out += "\nProven infeasible:\n" + _md_legend(inf)
+    return out
+
+
 def _md_legend(lines: Sequence[str]) -> str:
     return "\n".join(f"- {ln}" for ln in lines) + "\n"
 
@@ -351,6 +445,14 @@ def to_markdown(rep: Report, *, per_instance: bool = True) -> str:
         f"{s.n_errors} errors. UB* = best partition found for k (or a smaller k); ratios "
         "are geometric means over instances (spec §5.4). " + _units_text(rep) + "\n",
         _warning(rep),
+    ]
+    if rep.constrained:
+        parts += ["## Problems and certified gaps per k\n", gap_table(rep)]
+    if rep.by_variant:
+        parts += ["\n## Lower bounds per variant: GM(LB / UB*) per k\n",
+                  _md_table(VARIANT_BOUND_HEAD, _variant_bound_rows(rep)),
+                  _md_legend(VARIANT_BOUND_LEGEND)]
+    parts += [
         "## Lower bounds: GM(LB / UB*) per k\n",
         _md_table(BOUND_HEAD, _bound_rows(rep)), _md_legend(BOUND_LEGEND),
         "\n## Heuristics: GM(UB / UB*) per k\n",

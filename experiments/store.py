@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from pipecert.errors import InputError
-from pipecert.instance import Instance
+from pipecert.instance import CONSTRAINTS, Instance
 
 __all__ = ["ResultsStore", "RUN_COLUMNS", "SCHEMA_VERSION", "run_key", "CheckReport",
            "StoreError"]
@@ -95,6 +95,7 @@ RUN_COLUMNS: tuple[tuple[str, str], ...] = (
     ("host", "TEXT"),
     ("started_at", "TEXT"),
     ("fingerprint", "TEXT"),  # Instance.fingerprint of the graph the run was computed on
+    ("variant", "TEXT"),  # the problem variant (experiments/variants.py; NULL: as_given)
 )
 _RUN_NAMES = tuple(c for c, _ in RUN_COLUMNS)
 _JSON_COLUMNS = ("params", "partition", "stats", "log")
@@ -114,6 +115,8 @@ _INSTANCE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("time_unit", "TEXT"),
     ("memory_unit", "TEXT"),
     ("cost_model", "TEXT"),
+    ("variant", "TEXT"),  # experiments/variants.py name (NULL in older stores: as_given)
+    ("constraints", "TEXT"),  # active constraints, comma-separated ('' = unconstrained)
 )
 
 _DERIVED_COLUMNS: tuple[tuple[str, str], ...] = (
@@ -378,6 +381,8 @@ class ResultsStore:
             "time_unit": instance.time_unit, "memory_unit": instance.memory_unit,
             "cost_model": None if cm is None else json.dumps(
                 dict(cm), default=_json_default, sort_keys=True, separators=(",", ":")),
+            "variant": str(instance.metadata.get("variant", "as_given")),
+            "constraints": ",".join(c for c in CONSTRAINTS if c in instance.constraints),
         }
         names = list(values)
         with self._tx():
@@ -583,14 +588,15 @@ class ResultsStore:
 
         inst = {r["instance"]: r for r in self.instance_rows()}
         rows = derive_best(self.runs(parse_json=False, columns=(
-            "instance", "k", "role", "method_id", "status", "bound", "incumbent")), inst)
+            "instance", "k", "role", "method_id", "status", "bound", "incumbent", "error")),
+            inst)
         with self._tx():
             self._con.execute("DELETE FROM derived")
             names = [c for c, _ in _DERIVED_COLUMNS]
             self._con.executemany(
                 f"INSERT INTO derived ({','.join(names)}) VALUES ({','.join('?' * len(names))})",
                 [tuple(r.get(c) for c in names) for r in rows])
-        return rows
+        return [{c: r.get(c) for c in names} for r in rows]
 
     def derived(self) -> list[dict[str, Any]]:
         """Rows of the ``derived`` table."""

@@ -244,6 +244,10 @@ def check_store(store: ResultsStore) -> CheckReport:
             problems.append(f"{where}: status optimal without a bound")
         if status in (Status.OPTIMAL, Status.FEASIBLE) and role == "heuristic" and part is None:
             problems.append(f"{where}: status {status} without a stored partition")
+        if status == Status.INFEASIBLE and (part is not None or run.bound is not None
+                                           or run.incumbent is not None):
+            problems.append(f"{where}: status infeasible (no partition exists) with a "
+                            "partition, incumbent or bound stored")
         inc = run.incumbent
         if run.bound is not None and inc is not None and inc > 0 and r.get("gap") is not None:
             want = (inc - run.bound) / max(abs(inc), 1e-9)
@@ -267,6 +271,13 @@ def check_store(store: ResultsStore) -> CheckReport:
         return min(cands, key=lambda c: c[1]) if cands else None
 
     for run in runs:
+        if run.status == Status.INFEASIBLE:
+            # a proof that no partition into k stages exists; one into k' <= k stages
+            # would be one into k stages
+            v = best(verified, run)
+            if v is not None:
+                problems.append(f"{run.where}: status infeasible, but {_ref(v, run)} stores a "
+                                f"feasible partition of value {v[1]!r}: the proof is wrong")
         claims: list[tuple[str, float]] = []
         if run.bound is not None:
             claims.append(("bound", run.bound))

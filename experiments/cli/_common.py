@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from experiments.variants import parse_memory_size
 from pipecert.errors import InputError
 from pipecert.instance import Instance, describe_cost_model
 
@@ -37,6 +38,9 @@ __all__ = [
     "status_legend",
     "status_meanings",
     "first_line",
+    "add_variant_options",
+    "variant_of",
+    "parse_memory_size",
 ]
 
 
@@ -75,6 +79,31 @@ def add_instance_options(parser: argparse.ArgumentParser, *, format_flag: str = 
                    help="ONNX: one node per operator (default) or per layer")
 
 
+def add_variant_options(parser: argparse.ArgumentParser, *, relax_help: str | None = None
+                        ) -> None:
+    """Add ``--memory-limit SIZE|none`` and ``--relax C[,C]`` (:mod:`experiments.variants`)."""
+    g = parser.add_argument_group("problem variant (docs/constraints.md)")
+    g.add_argument("--memory-limit", metavar="SIZE|none", default=None,
+                   help="memory cap per stage, replacing the instance's: 80GB (1e9 bytes), "
+                        "16GiB (2^30 bytes), a plain number in the instance's memory unit, "
+                        "or none (no cap)")
+    g.add_argument("--relax", metavar="C[,C]", default=None,
+                   help=relax_help or "drop constraints: groups and/or memory (the relaxed "
+                        "problem's optimum is a lower bound, not an answer); data-only "
+                        "edges cannot be relaxed")
+
+
+def variant_of(args: argparse.Namespace | None) -> Any:
+    """The :class:`experiments.variants.Variant` the options ``--memory-limit``/``--relax``
+    ask for (as given when absent)."""
+    from experiments.variants import Variant, parse_variant
+
+    if args is None:
+        return Variant()
+    return parse_variant(memory_limit=getattr(args, "memory_limit", None),
+                         relax=getattr(args, "relax", None))
+
+
 def instance_options(args: argparse.Namespace) -> dict[str, Any]:
     """Reader keyword options from parsed arguments (missing or unset ones omitted)."""
     opts: dict[str, Any] = {}
@@ -101,7 +130,8 @@ def instance_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_instance(spec: str, args: argparse.Namespace | None = None) -> Instance:
-    """Read one graph: a file (with the reader options in ``args``) or a bundled id.
+    """Read one graph: a file (with the reader options in ``args``) or a bundled id, then
+    apply the variant options (``--memory-limit``, ``--relax``) when ``args`` has them.
 
     Raises
     ------
@@ -113,15 +143,18 @@ def load_instance(spec: str, args: argparse.Namespace | None = None) -> Instance
     from instances import read_instance, resolve
 
     opts = instance_options(args) if args is not None else {}
+    variant = variant_of(args)  # options checked before reading
     p = Path(spec)
     if p.is_file():
-        return read_instance(p if str(p) == spec else spec, **opts)
-    if p.is_dir():
+        inst = read_instance(p if str(p) == spec else spec, **opts)
+    elif p.is_dir():
         raise InputError("is a directory; give one graph file", source=spec)
-    refs = resolve(spec, **opts)
-    if len(refs) != 1:
-        raise InputError(f"names {len(refs)} instances; give one", source=spec)
-    return refs[0].load()
+    else:
+        refs = resolve(spec, **opts)
+        if len(refs) != 1:
+            raise InputError(f"names {len(refs)} instances; give one", source=spec)
+        inst = refs[0].load()
+    return variant.apply(inst)
 
 
 def fmt(x: Any, digits: int = 6) -> str:

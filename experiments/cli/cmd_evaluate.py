@@ -6,6 +6,13 @@ silently); an old file without ``k`` is checked against ``-k`` (default: its num
 lists) and a note says when that adds empty stages. When the file records the structure
 fingerprint of another graph, one warning line goes to stderr before the stages are read.
 
+Feasibility is that of the instance's full variant (docs/constraints.md): every ordering
+edge goes forward or stays in a stage (data-only edges impose no order), every co-location
+group lies in one stage and every stage fits the memory cap. ``--memory-limit SIZE|none``
+replaces the cap; ``--relax groups,memory`` checks the relaxed problem instead (the output
+says so). ``--check-memory`` and ``--colocation`` (once opt-in) are accepted as no-ops: both
+are checked by default.
+
 Exit codes: 0 the partition is feasible for ``k``; 1 it parses and covers the graph but is
 infeasible (a backward edge, too many stages, ...): the per-stage costs are still printed
 (they are defined for any node split) and every violation goes to stderr; 2 bad input (a
@@ -23,6 +30,7 @@ from typing import Any
 
 from experiments.cli._common import (
     add_instance_options,
+    add_variant_options,
     describe_cost_model,
     fmt,
     format_table,
@@ -53,10 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help='print {"bottleneck": ..., "stages": [...], ...}')
     parser.add_argument("--check-memory", action="store_true",
-                        help="also require every stage to fit the instance's memory limit")
+                        help="(the default now; kept for old scripts) check the memory cap; "
+                             "an error if the instance has none")
     parser.add_argument("--colocation", action="store_true",
-                        help="also require co-location groups to share a stage")
+                        help="(the default now; kept for old scripts) check the groups")
     add_instance_options(parser)
+    add_variant_options(parser, relax_help="check the relaxed problem: groups and/or memory "
+                                           "not required (data-only edges never order)")
 
 
 def _resolve_k(pf: PartitionFile, asked: int | None) -> tuple[int, int, str | None]:
@@ -100,13 +111,18 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], Instance]:
     if note:
         print(note, file=sys.stderr)
     costs = stage_costs(inst, part)
-    problems = check_feasible(
-        inst, part, k=k,
-        memory_limit=inst.memory_limit if args.check_memory else None,
-        colocation=args.colocation,
-    )
+    problems = check_feasible(inst, part, k=k)  # the full variant: order, groups, cap
     if args.check_memory and inst.memory_limit is None:
         problems.append("--check-memory: the instance has no memory limit")
+    from experiments.variants import variant_json
+
+    variant = variant_json(inst, min(k, inst.n_nodes))
+    file_variant = pf.header.get("variant")
+    if isinstance(file_variant, dict) and file_variant.get("name") not in (None,
+                                                                          variant["name"]):
+        print(f"pipecert: note: {args.partition}: written for the variant "
+              f"{file_variant.get('name')!r}, evaluated as {variant['name']!r} (pass "
+              "--memory-limit/--relax to evaluate that one)", file=sys.stderr)
     stages = []
     counts = [len(s) for s in part.stages()]
     listed = costs.stages.tolist()
@@ -148,6 +164,8 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], Instance]:
         "cost_model": cm,
         "costs": describe_cost_model(cm) if cm else "as given",
         "empty_stages_not_listed": k - len(stages) if part.k > inst.n_nodes else 0,
+        "variant": variant,
+        "checked": _checked(inst),
         "file": {
             "value": file_value if isinstance(file_value, int | float) else None,
             "lower_bound": pf.header.get("lower_bound"),
@@ -159,6 +177,17 @@ def _evaluate(args: argparse.Namespace) -> tuple[dict[str, Any], Instance]:
         },
         "stages": stages,
     }, inst
+
+
+def _checked(inst: Instance) -> list[str]:
+    """What feasibility means here: ``order`` always, then ``groups``/``memory`` when the
+    instance (after ``--relax``/``--memory-limit``) has them."""
+    out = ["order"]
+    if inst.groups is not None and (inst.groups >= 0).any():
+        out.append("groups")
+    if inst.memory_limit is not None and inst.memory is not None:
+        out.append("memory")
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -189,6 +218,10 @@ def run(args: argparse.Namespace) -> int:
               f"{'' if unit == 'unspecified' else ' ' + unit} (stage {res['bottleneck_stage']}), "
               f"k = {res['k']}, {'feasible' if res['feasible'] else 'INFEASIBLE'}")
         print(units_line(inst))
+        from experiments.variants import variant_lines
+
+        for line in variant_lines(inst):
+            print(line)
         lb = res["file"]["lower_bound"]
         if isinstance(lb, int | float) and res["file"]["same_costs"]:
             gap = 0.0 if res["bottleneck"] <= 0 else (res["bottleneck"] - lb) / res["bottleneck"]

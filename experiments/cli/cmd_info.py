@@ -1,4 +1,13 @@
-"""``pipecert info FILE``: size, costs and shape of a graph."""
+"""``pipecert info FILE``: size, costs and shape of a graph, and its constraints.
+
+The constraints (docs/constraints.md) are printed as the problem solved: co-location groups
+(how many, over how many nodes, the units they make), ordering vs data-only edges, the memory
+cap with its unit, and the range of ``k`` proven infeasible by the cap
+(:meth:`pipecert.Instance.infeasible_reason`: every ``k`` below the fewest stages the total
+memory needs, or every ``k`` when a unit alone exceeds the cap). ``--memory-limit`` and
+``--relax`` show another variant. ``--json`` carries the same as ``variant`` and
+``infeasible_k``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +17,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from experiments.cli._common import add_instance_options, fmt, load_instance
+from experiments.cli._common import (
+    add_instance_options,
+    add_variant_options,
+    fmt,
+    load_instance,
+)
+from experiments.variants import min_stages, variant_json, variant_lines
 
 COMMAND = "info"
 HELP = "show the size, total costs and shape of a graph file or bundled instance"
@@ -19,10 +34,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="graph file (any supported format) or bundled id SUITE/NAME")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     add_instance_options(parser)
+    add_variant_options(parser)
 
 
 def describe(spec: str, args: argparse.Namespace) -> dict[str, Any]:
     """The facts ``pipecert info`` prints, as a dict."""
+    return _describe(spec, args)[0]
+
+
+def _describe(spec: str, args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
     from instances import detect_format
 
     t0 = time.perf_counter()
@@ -57,8 +77,22 @@ def describe(spec: str, args: argparse.Namespace) -> dict[str, Any]:
         "input_work": inst.metadata.get("input_work", "as in the file"),
         "input_work_zeroed": inst.metadata.get("input_work_zeroed"),
         "load_time_s": load_s,
+        "variant": variant_json(inst),
+        "infeasible_k": infeasible_k(inst),
     }
-    return info
+    return info, inst
+
+
+def infeasible_k(inst: Any) -> dict[str, Any]:
+    """The ``k`` proven infeasible by the memory cap: ``{"all": bool, "below": int | None,
+    "reason": str | None}`` (``below = m``: every ``k < m``; None: no ``k`` is proven
+    infeasible). Larger ``k`` are not proven feasible: the exact DP decides."""
+    ms = min_stages(inst)
+    if ms is None or ms == 1:
+        return {"all": False, "below": None, "reason": None}
+    if ms == 0:
+        return {"all": True, "below": None, "reason": inst.infeasible_reason(inst.n_nodes)}
+    return {"all": False, "below": ms, "reason": inst.infeasible_reason(ms - 1)}
 
 
 def cost_model_summary(inst: Any) -> dict[str, Any] | None:
@@ -111,7 +145,7 @@ _TIME_KEYS = ("total_work", "total_comm", "longest_path_work")
 
 
 def run(args: argparse.Namespace) -> int:
-    info = describe(args.file, args)
+    info, inst = _describe(args.file, args)
     if args.json:
         print(json.dumps(info, indent=1, allow_nan=True))
         return 0
@@ -145,4 +179,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"  {'input work:'.ljust(w)} as in the file (--zero-input-work zeroes it)")
     print(f"  {'load time:'.ljust(w)} {info['load_time_s'] * 1000:.1f} ms")
+    for line in variant_lines(inst):
+        print(f"  {line}")
+    ik = info["infeasible_k"]
+    if ik["all"]:
+        print(f"  infeasible for every k: {ik['reason']}")
+    elif ik["below"] is not None:
+        print(f"  infeasible for k < {ik['below']} (proven: {ik['reason']} at "
+              f"k = {ik['below'] - 1}); k >= {ik['below']} is not excluded by the cap alone")
     return 0
+

@@ -18,6 +18,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--out", metavar="DIR",
                    help="also write report.md, report.tex and the CSV files to DIR")
     p.add_argument("--no-instances", action="store_true", help="omit the per-instance table")
+    p.add_argument("--gaps", action="store_true",
+                   help="print only the table of problems (variant, constraints) and certified "
+                        "gaps per k, 'infeasible' where proven (markdown; the README's "
+                        "training table)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,12 +29,14 @@ def run(args: argparse.Namespace) -> int:
     import csv
     from dataclasses import asdict
 
-    from experiments.report import build_report, to_latex, to_markdown, write_all
+    from experiments.report import build_report, gap_table, to_latex, to_markdown, write_all
     from experiments.store import ResultsStore
 
     with ResultsStore(args.db, readonly=True) as store:
         rep = build_report(store)
-    if args.format == "md":
+    if args.gaps:
+        sys.stdout.write(gap_table(rep))
+    elif args.format == "md":
         sys.stdout.write(to_markdown(rep, per_instance=not args.no_instances))
     elif args.format == "tex":
         sys.stdout.write(to_latex(rep, per_instance=not args.no_instances))

@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-i", "--instances", action="append", metavar="SPEC",
                    help="instance spec (file, dir, glob, suite:NAME, SUITE/ID); repeatable")
     p.add_argument("-k", type=_ints, metavar="K[,K...]", help="numbers of stages, e.g. 2,4,8")
+    p.add_argument("--variant", action="append", metavar="VARIANT",
+                   help="problem variant (replaces grid.variants; repeatable): as_given, "
+                        "memory_limit=SIZE|none, relax=groups+memory, or ';'-joined")
     p.add_argument("--heuristic", action="append", metavar="SPEC",
                    help="heuristic method spec; repeatable")
     p.add_argument("--bound", action="append", metavar="SPEC",
@@ -66,7 +69,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         o["experiment"]["out"] = args.out
     for key, val in (("instances", args.instances), ("k", args.k),
                      ("heuristics", args.heuristic), ("bounds", args.bound),
-                     ("seeds", args.seed)):
+                     ("seeds", args.seed), ("variants", args.variant)):
         if val is not None:
             o["grid"][key] = val
     if args.heuristic is not None and args.bound is None:

@@ -5,6 +5,16 @@ certified gap, with their units and the cost model that priced the graph; a per-
 one row per method run with its status (and the reason when a step did not apply, failed or
 was skipped); a status legend. ``--json`` prints the same as one object.
 
+Constrained instances (docs/constraints.md): the header names the problem solved (the
+active constraints: co-location groups with their counts, data-only edges, the memory cap
+with its unit and the fewest stages it allows); ``--memory-limit SIZE|none`` replaces the
+instance's cap and ``--relax groups,memory`` solves the relaxed problem (stated as such).
+Portfolio steps whose method does not support the variant are left out and listed in one
+line (named explicitly with ``--heuristic``/``--bound``, they run and say ``unsupported``).
+A proven infeasible ``(instance, k)`` prints ``infeasible: <proof>`` and exits with
+:data:`EXIT_INFEASIBLE` (``"status": "infeasible"`` and ``"infeasible_reason"`` under
+``--json``); a search that ends without a partition and without a proof exits 1.
+
 The partition file (``-o``, default ``MODEL-kK.partition.json``) carries its provenance
 (:mod:`pipecert.partition_file`). Its path is checked before any work (exit 2 if it cannot be
 written). The default name never replaces the partition of another graph: if that file
@@ -32,11 +42,16 @@ def _epilog() -> str:
     from experiments.cli._common import status_legend
 
     return ("statuses of the method runs:\n" + "\n".join(f"  {ln}" for ln in status_legend())
-            + "\n\nexit codes: 0 done, 1 no feasible partition, 2 bad input or unwritable "
-              "output, 130 interrupted (the best result so far is printed and written)")
+            + "\n\nexit codes: 0 done, 1 no feasible partition found (not proven "
+              "infeasible), 2 bad input or unwritable output, 3 proven infeasible (no "
+              "partition into k stages meets the constraints; 'infeasible: <proof>' is "
+              "printed), 130 interrupted (the best result so far is printed and written)")
 
 
 EPILOG = _epilog()
+
+#: Exit code of a proven infeasible (instance, k): no partition meets the constraints.
+EXIT_INFEASIBLE = 3
 
 #: Solver back-ends whose installed versions go into the partition file (when installed).
 SOLVER_PACKAGES = ("highspy", "ortools", "scipy", "cvxpy", "pyscipopt", "gurobipy", "numba")
@@ -44,7 +59,7 @@ SOLVER_PACKAGES = ("highspy", "ortools", "scipy", "cvxpy", "pyscipopt", "gurobip
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """MODEL, k, the portfolio and its budget, output options."""
-    from experiments.cli._common import add_instance_options
+    from experiments.cli._common import add_instance_options, add_variant_options
 
     p.add_argument("model", metavar="MODEL",
                    help="graph file (any supported format) or bundled id SUITE/NAME")
@@ -70,6 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "replaces the partition of another graph, see below)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     add_instance_options(p)
+    add_variant_options(p)
 
 
 #: Seconds ``solve`` waits at the end for solver threads it stopped (then leaves at once).
@@ -195,7 +211,8 @@ def _run(args: argparse.Namespace) -> int:
         positive_seconds,
         units_line,
     )
-    from experiments.portfolio import build_plan, solve, warm_up
+    from experiments.portfolio import build_plan, plan_for, solve, warm_up
+    from experiments.variants import variant_lines
     from pipecert import cancel
     from pipecert.errors import InputError
 
@@ -237,10 +254,16 @@ def _run(args: argparse.Namespace) -> int:
         err.write(("\r" if tty else "") + line + ("\x1b[K" if tty else "") + "\n")
         err.flush()
 
+    explicit = bool(args.heuristic or args.bound)
+    runnable = plan if explicit else plan_for(plan, inst)
+    infeasible = inst.infeasible_reason(min(k, inst.n_nodes))
     if not args.quiet:
+        steps = ("proven infeasible, no step runs" if infeasible is not None
+                 else f"{len(runnable)} steps")
         print(f"{inst.name}: {inst.n_nodes} nodes, {inst.n_edges} edges, k={k}, "
-              f"time limit {fmt(args.time_limit)} s, {len(plan)} steps; {units_line(inst)}",
-              file=err)
+              f"time limit {fmt(args.time_limit)} s, {steps}; {units_line(inst)}", file=err)
+        for line in variant_lines(inst):
+            print(line, file=err)
     # solvers may print banners on fd 1: keep stdout clean for the result (and --json)
     sys.stdout.flush()
     saved = os.dup(1)
@@ -248,13 +271,14 @@ def _run(args: argparse.Namespace) -> int:
     try:
         # compile (or load from numba's cache) every kernel of the plan before the clock
         # starts, so the budget is spent solving
-        secs, compiled = warm_up(plan, solver=args.solver)
+        secs, compiled = (0.0, False) if infeasible is not None else \
+            warm_up(runnable, solver=args.solver)
         if compiled and not args.quiet:
             print(f"compiling kernels (first run only) ... {secs:.1f} s", file=err)
         t0 = time.monotonic()
         res = solve(inst, k, time_limit_s=args.time_limit, plan=plan, solver=args.solver,
                     seed=args.seed, target_gap=args.target_gap, threads=args.threads,
-                    on_event=on_event)
+                    on_event=on_event, skip_unsupported=not explicit)
     finally:
         sys.stdout.flush()
         os.dup2(saved, 1)
@@ -276,9 +300,15 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Pat
         units_json,
         units_line,
     )
+    from experiments.variants import variant_json, variant_lines
+    from pipecert.instance import CONSTRAINT_NAMES
     from pipecert.partition_file import json_safe, partition_json, write_partition_json
 
     err = sys.stderr
+    variant = variant_json(inst, min(k, inst.n_nodes))
+    if res.infeasible is not None:
+        variant["infeasible_reason"] = res.infeasible
+    active = inst.constraints
 
     part = res.partition
     if part is not None and part.k != k:
@@ -290,6 +320,10 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Pat
     write_error = None
     pobj = None if part is None else partition_json(part, inst, **provenance)
     if pobj is not None:
+        # the problem the partition solves (groups, data-only edges, cap, variant applied);
+        # pipecert.partition_file keeps unknown keys
+        pobj["variant"] = {key: variant[key] for key in (
+            "name", "constraints", "memory_limit", "memory_unit", "groups", "data_only_edges")}
         try:
             write_partition_json(out_path, pobj)
         except OSError as exc:  # checked before the work; the result is printed anyway
@@ -298,11 +332,21 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Pat
     runs: list[dict[str, Any]] = [
         {"method": r.method, "role": r.role, "value": r.value, "status": r.status,
          "time_s": r.time_s, "reason": first_line(r.error),
+         "relaxed": _relaxed(r, active),
          **({"error": r.error} if r.error else {})} for r in res.runs]
     cm = inst.cost_model
+    if res.infeasible is not None:
+        status = "infeasible"
+    elif part is None:
+        status = "no_partition"
+    elif res.closed:
+        status = "optimal"
+    else:
+        status = "gap_open"
     if args.json:
         obj = {
-            "instance": inst.name, "k": k,
+            "instance": inst.name, "k": k, "status": status,
+            "infeasible_reason": res.infeasible, "variant": variant,
             "upper_bound": res.upper_bound, "lower_bound": res.lower_bound,
             "gap": res.gap, "upper_method": res.upper_method,
             "lower_method": res.lower_method,
@@ -311,14 +355,34 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Pat
             "partition": pobj,
             "partition_file": str(out_path) if written else None,
             "runs": runs, "time_s": res.elapsed_s, "interrupted": res.interrupted,
+            "not_applicable": [{"method": m, "reason": first_line(why)}
+                               for m, why in res.not_applicable],
             "status_meanings": status_meanings([r["status"] for r in runs]),
         }
         print(json.dumps(json_safe(obj), indent=1, allow_nan=False))
+    elif res.infeasible is not None:
+        print(f"infeasible: {res.infeasible}")
+        print(f"(no partition of {inst.name} into {k} stages satisfies the constraints; "
+              "proven, not a search that gave up)")
+        print(units_line(inst))
+        for line in variant_lines(inst):
+            print(line)
     else:
         print(f"best partition: {fmt(res.upper_bound)}{unit}  ({res.upper_method})")
         print(f"lower bound:    {fmt(res.lower_bound)}{unit}  ({res.lower_method})")
         print(f"certified gap:  {_pct(res.gap)}   ({res.elapsed_s:.1f} s)")
+        if res.closed and part is not None:
+            what = ", ".join(CONSTRAINT_NAMES[c] for c in sorted(active))
+            relaxed_variant = "relax=" in variant["name"]
+            if relaxed_variant:
+                print(f"proved optimal for the relaxed problem ({variant['name']}): a lower "
+                      "bound of the problem the file gives, not its answer")
+            else:
+                print("proved optimal" + (f" for the constrained problem ({what})"
+                                          if what else ""))
         print(units_line(inst))
+        for line in variant_lines(inst):
+            print(line)
         if part is not None:
             rows, empty_note = stage_rows(inst, part)
             print()
@@ -334,8 +398,17 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Pat
         if any(reasons):  # why a step did not apply, failed or was skipped
             headers.append("reason")
             table = [row + [why] for row, why in zip(table, reasons)]
-        print(format_table(table, headers, align="llrlrl"[: len(headers)]))
-        print("\n" + "\n".join(status_legend([r["status"] for r in runs])))
+        if table:
+            print(format_table(table, headers, align="llrlrl"[: len(headers)]))
+        relaxed = {r["method"]: r["relaxed"] for r in runs if r["relaxed"]}
+        if relaxed:
+            print("bounds of a relaxation (valid lower bounds; each ignores a constraint): "
+                  + ", ".join(f"{m} (ignores {'+'.join(c)})" for m, c in relaxed.items()))
+        if res.not_applicable:
+            print("not run (no support for this variant, see `pipecert list`): "
+                  + ", ".join(m for m, _ in res.not_applicable))
+        if runs:
+            print("\n" + "\n".join(status_legend([r["status"] for r in runs])))
         if written:
             print(f"\npartition written to {out_path}")
     if write_error:
@@ -345,7 +418,25 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Pat
         print(f"pipecert: interrupted after {res.elapsed_s:.1f} s; the result is the best "
               "found before the stop", file=err)
         return 130
+    if res.infeasible is not None:
+        if args.json:
+            print(f"pipecert: infeasible: {res.infeasible}", file=err)
+        return EXIT_INFEASIBLE
     if part is None:
-        print("pipecert: no feasible partition found", file=err)
+        print("pipecert: no feasible partition found (not proven infeasible)", file=err)
         return 1
     return 0
+
+
+def _relaxed(run: Any, active: frozenset[str]) -> list[str]:
+    """The active constraints a bound run ignored (its class ``relaxes`` them)."""
+    if run.role != "bound" or not active:
+        return []
+    from formulations import FORMULATIONS
+    from pipecert.registry import parse_method_spec
+
+    name = parse_method_spec(run.method)[0]
+    if name not in FORMULATIONS:
+        return []
+    cls = FORMULATIONS.get(name)
+    return sorted((active & cls.relaxes) - cls.handles)
