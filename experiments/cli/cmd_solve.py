@@ -320,10 +320,11 @@ def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Pat
     write_error = None
     pobj = None if part is None else partition_json(part, inst, **provenance)
     if pobj is not None:
-        # the problem the partition solves (groups, data-only edges, cap, variant applied);
-        # pipecert.partition_file keeps unknown keys
-        pobj["variant"] = {key: variant[key] for key in (
-            "name", "constraints", "memory_limit", "memory_unit", "groups", "data_only_edges")}
+        # the problem the partition solves: partition_json records the constraints, cap,
+        # stage memory and feasibility; add the variant's name, unit and counts
+        pobj["variant"] = {**pobj.get("variant", {}), **{key: variant[key] for key in (
+            "name", "constraints", "memory_limit", "memory_unit", "groups",
+            "data_only_edges")}}
         try:
             write_partition_json(out_path, pobj)
         except OSError as exc:  # checked before the work; the result is printed anyway
