@@ -278,13 +278,18 @@ class DnnPartitioningJSON(Format):
         Raises
         ------
         InputError
-            For precedence-only edges, which the format cannot hold.
+            For precedence-only edges, and for data-only edges that are not exactly the
+            edges touching the backward nodes: the format cannot hold them.
         """
         if instance.n_precedence_edges:
             raise InputError("dnn-partitioning JSON cannot hold precedence-only edges "
                              f"({instance.n_precedence_edges} present); write native JSON",
                              source=str(path))
-        text = dump_json(to_dnn_dict(instance), path)
+        try:
+            d = to_dnn_dict(instance)
+        except InputError as exc:  # name the file being written, not the instance's source
+            raise InputError(exc.problem, source=str(path)) from None
+        text = dump_json(d, path)
         Path(path).write_text(text, encoding="utf-8")
 
 
