@@ -27,6 +27,9 @@ gets a *backward node* ``vgrad`` (id ``<id>grad``, the dnn-partitioning naming; 
 an id of the file is an error), and the instance is the training graph of the
 dnn-partitioning ``*_training.json`` layer graphs, which were made from these profiles:
 
+The rule is :func:`instances.training.add_backward_nodes` (shared with the PyTorch
+importer) with these costs:
+
 * forward node ``v``: as above (work ``forward_compute_time``, comm ``activation_size /
   bandwidth``);
 * backward node ``vgrad``: work ``w = backward_compute_time`` (ms; required on every node
@@ -99,6 +102,7 @@ from instances.formats.base import (
     wants_zero_input_work,
 )
 from instances.formats.base import zero_input_work as zero_input_work_of
+from instances.training import add_backward_nodes
 from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
 
@@ -306,23 +310,11 @@ def _training_instance(ids: list[str], labels: list[str], op_types: list[str],
                        src: list[int], dst: list[int], bw: float, metadata: dict[str, Any],
                        name: str, source: str) -> Instance:
     """The training graph of a profile (the rule is in the module docstring)."""
-    n = len(ids)
-    back_ids = [f"{v}grad" for v in ids]
-    clash = set(back_ids) & set(ids)
-    if clash:
-        raise FormatError(f"node id {sorted(clash)[0]!r} is also the name of a backward "
-                          "node (<id>grad): cannot build the training graph", source=source)
-    s = np.asarray(src, dtype=np.int64)
-    d = np.asarray(dst, dtype=np.int64)
-    layer = np.arange(n, dtype=np.int64)
-    all_src = np.concatenate([s, s + n, layer])
-    all_dst = np.concatenate([d, d + n, layer + n])
-    orders = np.concatenate([np.ones(s.size, dtype=bool), np.zeros(s.size + n, dtype=bool)])
-    comm = act / bw
     memory = act + param
-    meta = dict(metadata)
-    meta.update({
-        "training": True,
+    forward = Instance.from_arrays(ids, fwd, act / bw, src, dst, memory=memory, name=name,
+                                   labels=labels, op_types=op_types, metadata=metadata,
+                                   source=source)
+    return add_backward_nodes(forward, backward_work=bwd, backward_memory=memory, metadata={
         "work": "forward_compute_time (ms) for a node, backward_compute_time (ms) for its "
                 "backward node <id>grad",
         "comm": "activation_size / bandwidth for a node and for its backward node (the "
@@ -334,18 +326,3 @@ def _training_instance(ids: list[str], labels: list[str], op_types: list[str],
         "data_only_edges": "ugrad -> vgrad for every edge u -> v (the gradient of u's "
                            "output) and v -> vgrad (the stashed activation)",
     })
-    return Instance.from_arrays(
-        ids + back_ids,
-        np.concatenate([fwd, bwd]),
-        np.concatenate([comm, comm]),
-        all_src,
-        all_dst,
-        orders=orders,
-        memory=np.concatenate([memory, memory]),
-        name=name,
-        labels=labels + [f"backward of {x}" for x in labels],
-        op_types=op_types + [f"{t}Backward" for t in op_types],
-        groups=np.concatenate([layer, layer]),
-        metadata=meta,
-        source=source,
-    )
