@@ -206,8 +206,55 @@ def _clean_path(path: str) -> str:
     return p.strip(".")
 
 
-def graph_from_exported(ep: Any, *, name: str = "model") -> list[OpNode]:
+def backward_flops(target: Callable[..., Any], args: Sequence[Any],
+                   kwargs: Mapping[str, Any], needs: Callable[[Any], bool]) -> float:
+    """FLOPs of the backward pass of one operator call, counted by ``FlopCounterMode``.
+
+    The operator runs on meta tensors; the floating tensors ``t`` of ``args``/``kwargs`` with
+    ``needs(t)`` true require gradients, and ``torch.autograd.grad`` of every floating
+    output with respect to them runs under the counter: exactly the kernels autograd
+    launches for this operator (for ``Y = X W``: ``dX = dY W^T`` and ``dW = X^T dY``, two
+    products as large as the forward one; only ``dW`` when ``X`` needs no gradient).
+    Raises whatever torch raises for an operator without a meta or a derivative formula.
+    """
+    torch = _torch()
+    from torch.utils.flop_counter import FlopCounterMode
+
+    leaves: list[Any] = []
+
+    def meta(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            t = _meta_copy(v)
+            if t.dtype.is_floating_point and needs(v):
+                t.requires_grad_(True)
+                leaves.append(t)
+            return t
+        return v
+
+    margs = torch.utils._pytree.tree_map(meta, list(args))
+    mkw = torch.utils._pytree.tree_map(meta, dict(kwargs))
+    if not leaves:
+        return 0.0
+    with torch.enable_grad():
+        out = target(*margs, **mkw)
+    outs = [t for t in _tensors(out) if t.requires_grad]
+    if not outs:
+        return 0.0
+    with FlopCounterMode(display=False) as fc:
+        torch.autograd.grad(outs, leaves, [torch.empty_like(t) for t in outs],
+                            allow_unused=True)
+    return float(fc.get_total_flops())
+
+
+def graph_from_exported(ep: Any, *, name: str = "model",
+                        training: bool = False) -> list[OpNode]:
     """Turn an ``ExportedProgram`` into :class:`OpNode` records (one per operator / source).
+
+    With ``training=True`` every record also gets, in ``extra``: ``needs_grad`` (a
+    parameter, or an operator reading a node that needs a gradient), and for operators
+    needing one ``backward_flops`` (:func:`backward_flops`; ``2 x flops`` with
+    ``backward_flops_estimated`` set when torch cannot run the operator's derivative on
+    meta tensors) and ``grad_in_tensors`` (the floating inputs whose gradient is written).
 
     Raises
     ------
@@ -244,6 +291,8 @@ def graph_from_exported(ep: Any, *, name: str = "model") -> list[OpNode]:
     records: list[OpNode] = []
     uncounted: list[str] = []
     unused: list[str] = []
+    needs_grad: dict[str, bool] = {}
+    estimated: list[str] = []
     for node in graph.nodes:
         if node.op == "output" or node in alias:
             continue
@@ -266,6 +315,10 @@ def graph_from_exported(ep: Any, *, name: str = "model") -> list[OpNode]:
             module = str(target).rpartition(".")[0] if kind != "input" else ""
             records.append(OpNode(id=node.name, kind=kind, op_type=kind, out_tensors=outs,
                                   label=str(target), module=module))
+            if training:
+                needs_grad[node.name] = kind == "parameter" and any(
+                    t.dtype.is_floating_point for t in tens)
+                records[-1].extra["needs_grad"] = needs_grad[node.name]
             continue
         if node.op == "get_attr":
             tens = _tensors(val)
@@ -274,6 +327,7 @@ def graph_from_exported(ep: Any, *, name: str = "model") -> list[OpNode]:
             outs = tuple(_tensor_info(t, f"constant {node.name!r}") for t in tens)
             records.append(OpNode(id=node.name, kind="constant", op_type="constant",
                                   out_tensors=outs, label=str(node.target)))
+            needs_grad[node.name] = False
             continue
         if node.op != "call_function":
             raise InputError(f"unsupported node kind {node.op!r} (node {node.name!r})",
@@ -335,11 +389,65 @@ def graph_from_exported(ep: Any, *, name: str = "model") -> list[OpNode]:
             sent_tensors=sent, flops=flops, label=_module_path(node) or node.name,
             module=_module_path(node),
         ))
+        if training:
+            _backward_info(node, records[-1], alias, needs_grad, estimated, what, name)
     if uncounted:
         records[0].extra["uncounted_flops"] = sorted(set(uncounted))
+    if estimated:
+        records[0].extra["backward_flops_estimated"] = sorted(set(estimated))
     if unused:
         records[0].extra["unused_sources"] = len(unused)
     return records
+
+
+def _backward_info(node: Any, rec: OpNode, alias: Mapping[Any, Any],
+                   needs_grad: dict[str, bool], estimated: list[str], what: str,
+                   name: str) -> None:
+    """Fill ``needs_grad``, ``backward_flops`` and ``grad_in_tensors`` of one operator."""
+    torch = _torch()
+    grad_in: list[Tensor] = []
+
+    def src_needs(a: Any) -> bool:
+        return needs_grad.get(alias.get(a, a).name, False)
+
+    def collect(a: Any) -> Any:
+        if src_needs(a):
+            for t in _tensors(a.meta.get("val")):
+                if t.dtype.is_floating_point:
+                    grad_in.append(_tensor_info(t, f"input of {what}"))
+        return a
+
+    torch.fx.node.map_arg((node.args, node.kwargs), collect)
+    floating_out = any(t.dtype.is_floating_point for t in _tensors(node.meta.get("val")))
+    need = bool(grad_in) and floating_out
+    needs_grad[node.name] = need
+    rec.extra["needs_grad"] = need
+    if not need or rec.kind == "view":
+        return
+    rec.extra["grad_in_tensors"] = tuple(grad_in)
+    op_name = rec.op_type
+    if op_name in EXTRA_FLOPS:  # custom kernels: no derivative on meta tensors
+        rec.extra["backward_flops"] = 2.0 * rec.flops
+        return
+    # map each traced value to "needs a gradient" through the fx node it came from
+    val_needs: dict[int, bool] = {}
+
+    def mark(a: Any) -> Any:
+        for t in _tensors(a.meta.get("val")):
+            val_needs[id(t)] = val_needs.get(id(t), False) or src_needs(a)
+        return a
+
+    torch.fx.node.map_arg((node.args, node.kwargs), mark)
+    try:
+        margs = torch.fx.node.map_arg(node.args, lambda a: a.meta["val"])
+        mkw = torch.fx.node.map_arg(node.kwargs, lambda a: a.meta["val"])
+        rec.extra["backward_flops"] = backward_flops(
+            node.target, margs, mkw, lambda t: val_needs.get(id(t), False))
+    except Exception as exc:  # no derivative / meta kernel: the 2x rule of matmuls
+        log.debug("%s: backward of %s not countable (%s); 2 x forward FLOPs", name, what,
+                  exc)
+        rec.extra["backward_flops"] = 2.0 * rec.flops
+        estimated.append(op_name)
 
 
 def _versions() -> dict[str, str]:
@@ -359,7 +467,8 @@ def import_exported(ep: Any, *, cost_model: CostModel | None = None,
                     compute_dtype: str | None = "bfloat16", level: str = "operator",
                     layer_depth: int = 2, layer_extra: int = 0, name: str = "model",
                     decompose: bool = False,
-                    metadata: Mapping[str, Any] | None = None) -> Instance:
+                    metadata: Mapping[str, Any] | None = None,
+                    training: bool = False, optimizer_states: int = 2) -> Instance:
     """Price an ``ExportedProgram`` (see :func:`import_module` for the parameters)."""
     cm = (cost_model if cost_model is not None
           else CostModel(hardware or DEFAULT_HARDWARE, compute_dtype))
@@ -370,17 +479,18 @@ def import_exported(ep: Any, *, cost_model: CostModel | None = None,
             first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
             raise InputError(f"cannot decompose {name} to core ATen: {type(exc).__name__}: "
                              f"{first[:300]}") from exc
-    records = graph_from_exported(ep, name=name)
+    records = graph_from_exported(ep, name=name, training=training)
     meta: dict[str, Any] = {"importer": "pytorch (torch.export + FlopCounterMode)",
                             "ir": "core-aten" if decompose else "aten (export IR)",
                             "versions": _versions()}
     if records:
-        for key in ("uncounted_flops", "unused_sources"):
+        for key in ("uncounted_flops", "unused_sources", "backward_flops_estimated"):
             if key in records[0].extra:
                 meta[key] = records[0].extra[key]
     meta.update(metadata or {})
     inst = build_instance(records, cm, name=name, level=level, layer_depth=layer_depth,
-                          layer_extra=layer_extra, metadata=meta, source=name)
+                          layer_extra=layer_extra, metadata=meta, source=name,
+                          training=training, optimizer_states=optimizer_states)
     if cost_model is None:  # record which profile priced it and whether it was the default
         inst = with_cost_model_info(inst, importer="pytorch", hardware_name=cm.profile.name,
                                     hardware_default=hardware is None)
@@ -394,7 +504,8 @@ def import_module(module: Any, args: Sequence[Any] = (),
                   layer_depth: int = 2, layer_extra: int = 0, name: str | None = None,
                   strict: bool = False,
                   decompose: bool = False,
-                  metadata: Mapping[str, Any] | None = None) -> Instance:
+                  metadata: Mapping[str, Any] | None = None,
+                  training: bool = False, optimizer_states: int = 2) -> Instance:
     """Trace a ``torch.nn.Module`` on example inputs and return its priced operator graph.
 
     Parameters
@@ -420,6 +531,13 @@ def import_module(module: Any, args: Sequence[Any] = (),
         Lower the exported graph to core ATen operators first (``run_decompositions``):
         finer graphs (``linear`` becomes ``permute`` + ``addmm``, attention its matmuls
         and softmax).
+    training : bool
+        Build the training graph: forward + backward nodes, each forward node and its
+        backward node in one co-location group, gradient and stash edges data-only, memory
+        of weights, gradients, optimizer state and stashed activations (see the module
+        docstring).
+    optimizer_states : int
+        Optimizer tensors per parameter counted in training memory (2 = Adam).
 
     Examples
     --------
@@ -432,7 +550,8 @@ def import_module(module: Any, args: Sequence[Any] = (),
                            compute_dtype=compute_dtype, level=level,
                            layer_depth=layer_depth, layer_extra=layer_extra, name=label,
                            decompose=decompose,
-                           metadata=metadata)
+                           metadata=metadata, training=training,
+                           optimizer_states=optimizer_states)
 
 
 def load_factory(spec: str) -> Callable[..., Any]:
