@@ -15,6 +15,19 @@ predecessors). :func:`build_instance` prices them on a :class:`HardwareProfile`:
   one-way interconnect bandwidth: the time to send the output once to another stage.
 * **memory** of a node = the bytes of the tensor it holds: a parameter/buffer/constant its
   size, an operator its output activation (0 for views, which alias), an input its size.
+* **memory cap** (``Instance.memory_limit``) = the profile's ``memory_capacity``, the
+  **device memory** (80e9 bytes for ``a100``/``h100``, 34.36e9 bytes, 32 GiB rounded, for
+  ``tpu-v4``). It is **enforced**: a stage's memory must fit in it (``check_feasible``, every
+  solver), so a graph whose memory exceeds it needs several stages (the bundled
+  ``llama-3.1-405b-core-aten``, 943 GB, at least 12 on 80 GB devices) and a node larger than
+  it is infeasible. ``pipecert import-torch --memory-limit`` and ``pipecert solve
+  --memory-limit`` override it (``none`` drops it).
+
+Training graphs (``build_instance(..., training=True)``, ``import-torch --training``) add a
+backward node per parameter and per operator that needs a gradient, priced by
+:meth:`CostModel.backward_work_seconds` (the roofline of autograd's backward kernels) and
+co-located with its forward node; a parameter's backward node holds its gradient and the
+optimizer state. See :mod:`instances.torch_import` for the rule and its measured accuracy.
 
 FLOPs are counted the way :class:`torch.utils.flop_counter.FlopCounterMode` counts them:
 ``2 * M * N * K`` per matrix product (bias additions included in the product), convolutions
@@ -119,7 +132,8 @@ class HardwareProfile:
     interconnect_bandwidth : float
         One-way bandwidth between two neighbouring stages, bytes/s.
     memory_capacity : float or None
-        Device memory in bytes (informative; becomes the instance's ``memory_limit``).
+        Device memory in bytes; becomes the instance's ``memory_limit``, the memory cap
+        per stage, which is enforced.
     launch_overhead : float
         Seconds added to the work of every operator that launches a kernel.
     sources : tuple of str
