@@ -24,6 +24,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 __all__ = ["cpu_profile", "measure_layers", "predict_layers", "architectures", "main"]
@@ -139,7 +140,7 @@ def measure_layers(model: Any, x: Any, reps: int = 7) -> list[tuple[float, float
         with torch.no_grad():
             y0 = layer(inp)
         g = torch.randn_like(y0)
-        fwd = _median_time(lambda layer=layer, inp=inp: layer(inp), reps)
+        fwd = _median_time(partial(layer, inp), reps)
         if wrt:
             times = []
             for _ in range(reps + 1):

@@ -214,3 +214,16 @@ def test_training_graph_round_trips_through_native_json(tmp_path) -> None:  # no
     back = read_instance(p)
     assert back == inst
     assert np.array_equal(back.edge_orders, inst.edge_orders)
+
+
+def test_measurement_script_runs_on_a_small_model() -> None:
+    """The measurement behind the docstring's numbers: one (forward, backward) time per
+    layer, measured and predicted, on the same layers."""
+    from instances.measure_training import measure_layers, predict_layers
+
+    model, (x,) = mlp()
+    meas = measure_layers(model, x, reps=1)
+    pred = predict_layers(model, x, PROFILE)
+    assert len(meas) == len(pred) == 3
+    assert all(f > 0 and b > 0 for f, b in meas)
+    assert all(f > 0 and b > 0 for f, b in pred)  # the ReLU's backward is memory-bound
