@@ -335,3 +335,46 @@ def test_instance_with_every_constraint_survives_dnn_partitioning(tmp_path: Path
         write_instance(worse, q, format="dnn-partitioning")
     assert str(exc.value).startswith(str(q)) and "\n" not in str(exc.value)
     assert not q.exists()
+
+
+# ------------------------------------------------------------------ dnn-partitioning flags
+def _dnn(flag: object) -> dict[str, object]:
+    return {"maxSizePerFPGA": 10.0, "maxFPGAs": 2, "maxCPUs": 1,
+            "nodes": [{"id": 1, "fpgaLatency": 1.0, "isBackwardNode": 0, "colorClass": 1,
+                       "size": 1.0},
+                      {"id": 2, "fpgaLatency": 2.0, "isBackwardNode": flag, "colorClass": 1,
+                       "size": 1.0}],
+            "edges": [{"sourceId": 1, "destId": 2, "cost": 0.5}]}
+
+
+@pytest.mark.parametrize("flag, backward", [(0, False), (1, True), (True, True),
+                                            (False, False)])
+def test_dnn_partitioning_backward_flag(tmp_path: Path, flag: object, backward: bool) -> None:
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps(_dnn(flag)))
+    inst = read_instance(p)
+    assert inst.n_data_only_edges == int(backward)
+    assert inst.constraints == ({"groups", "data_only_edges"} if backward else {"groups"})
+
+
+@pytest.mark.parametrize("flag", ["yes", "0", 2, 0.5, 1.0, None, [1]])
+def test_dnn_partitioning_malformed_backward_flag(tmp_path: Path, flag: object) -> None:
+    p = tmp_path / "g.json"
+    p.write_text(json.dumps(_dnn(flag)))
+    with pytest.raises(InputError, match="node 2: 'isBackwardNode' must be true/false or "
+                                         "0/1") as exc:
+        read_instance(p)
+    assert str(exc.value).startswith(str(p)) and "\n" not in str(exc.value)
+
+
+@pytest.mark.parametrize("body", [
+    _native(data_only_edges=[["b", "nowhere"]]),
+    _native(data_only_edges="all"),
+])
+def test_cli_bad_data_only_edges_is_one_line_exit_2(tmp_path: Path, capsys,
+                                                     body: dict[str, object]) -> None:
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(body))
+    assert main(["info", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and str(p) in err and "Traceback" not in err
