@@ -378,3 +378,51 @@ def test_cli_bad_data_only_edges_is_one_line_exit_2(tmp_path: Path, capsys,
     assert main(["info", str(p)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and str(p) in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ the training rule
+def test_every_pipedream_profile_gives_a_training_graph(shared_instances: Path) -> None:
+    files = sorted((shared_instances / PD).rglob("*.graph.txt"))
+    assert len(files) == 14
+    for f in files:
+        fwd = read_instance(f)
+        tr = read_instance(f, training=True)
+        n = fwd.n_nodes
+        assert tr.n_nodes == 2 * n and tr.n_units == n, f
+        assert tr.total_work >= fwd.total_work
+        # the forward edges alone order the stages
+        assert int(tr.edge_orders.sum()) == fwd.n_edges and tr.n_data_only_edges == \
+            fwd.n_edges + n
+        assert tr.memory is not None and fwd.memory is not None
+        assert float(tr.memory.sum()) == pytest.approx(2 * float(fwd.memory.sum()), rel=1e-12)
+
+
+def test_add_backward_nodes_rule_and_errors() -> None:
+    from instances.training import add_backward_nodes
+
+    fwd = Instance(["x", "a", "b"], [0.0, 1.0, 2.0], [0.1, 0.2, 0.3],
+                   [("x", "a"), ("a", "b"), ("x", "b")], memory=[1.0, 2.0, 3.0],
+                   memory_limit=10.0, name="f", metadata={"units": {"work": "ms"}})
+    tr = add_backward_nodes(fwd, backward_work=[9.0, 4.0, 5.0],
+                            backward_memory=[9.0, 7.0, 8.0], needs_grad=[False, True, True])
+    assert tr.ids == ("x", "a", "b", "agrad", "bgrad")
+    assert tr.work.tolist() == [0.0, 1.0, 2.0, 4.0, 5.0]
+    assert tr.comm.tolist() == [0.1, 0.2, 0.3, 0.2, 0.3]
+    assert tr.memory is not None and tr.memory.tolist() == [1.0, 2.0, 3.0, 7.0, 8.0]
+    assert tr.groups is not None and tr.groups.tolist() == [-1, 1, 2, 1, 2]
+    assert tr.memory_limit == 10.0 and tr.name == "f"
+    assert tr.metadata["training"] is True and tr.metadata["units"] == {"work": "ms"}
+    edges = {(tr.ids[u], tr.ids[v], o) for u, v, o in
+             zip(tr.src.tolist(), tr.dst.tolist(), tr.edge_orders.tolist())}
+    assert edges == {("x", "a", True), ("a", "b", True), ("x", "b", True),
+                     ("agrad", "bgrad", False), ("a", "agrad", False), ("b", "bgrad", False)}
+    with pytest.raises(InputError, match="looks like a training graph already"):
+        add_backward_nodes(tr, backward_work=np.zeros(5))
+    with pytest.raises(InputError, match="backward_work has 2 entries for 3 nodes"):
+        add_backward_nodes(fwd, backward_work=[1.0, 2.0])
+    clash = Instance(["a", "agrad"], [1.0, 1.0], [0.0, 0.0], [("a", "agrad")], source="f.txt")
+    with pytest.raises(InputError, match="'agrad' is also the name of a backward node") as e:
+        add_backward_nodes(clash, backward_work=[1.0, 1.0])
+    assert str(e.value).startswith("f.txt: ")
+    assert add_backward_nodes(fwd, backward_work=[0, 0, 0], memory_limit=None).memory_limit \
+        is None
