@@ -1,8 +1,13 @@
 """Conversion between :class:`Instance` and :class:`networkx.DiGraph`.
 
 Node attributes: ``work``, ``comm``, and when present ``memory``, ``label``, ``op_type``,
-``group``. Edge attribute ``kind`` is ``"data"`` or ``"precedence"``. Graph attributes:
-``name``, ``suggested_k``, ``memory_limit``, ``metadata``.
+``group``. Edge attribute ``kind`` is ``"data"`` (a data edge that orders the stages),
+``"data_only"`` (a data edge that imposes no order: :attr:`Instance.edge_orders` False) or
+``"precedence"`` (ordering only, no data); a pair that is both a data-only edge and a
+precedence edge of the instance (one edge of a DiGraph) is ``"data_only+precedence"``.
+Graph attributes: ``name``, ``suggested_k``,
+``memory_limit``, ``metadata``. ``from_networkx(to_networkx(inst)) == inst`` for every
+instance (ids, costs, all three edge kinds, memory, groups, cap, metadata).
 """
 
 from __future__ import annotations
@@ -44,11 +49,14 @@ def to_networkx(instance: Instance) -> nx.DiGraph:
         if instance.groups is not None:
             attrs["group"] = int(instance.groups[i])
         G.add_node(v, **attrs)
-    G.add_edges_from(((ids[u], ids[v]) for u, v in zip(instance.src.tolist(),
-                                                        instance.dst.tolist())), kind="data")
-    G.add_edges_from(((ids[u], ids[v]) for u, v in zip(instance.prec_src.tolist(),
-                                                        instance.prec_dst.tolist())),
-                     kind="precedence")
+    for u, v, o in zip(instance.src.tolist(), instance.dst.tolist(),
+                       instance.edge_orders.tolist()):
+        G.add_edge(ids[u], ids[v], kind="data" if o else "data_only")
+    for u, v in zip(instance.prec_src.tolist(), instance.prec_dst.tolist()):
+        a, b = ids[u], ids[v]
+        # a precedence edge never duplicates an ordering data edge (Instance drops those)
+        both = G.has_edge(a, b) and G.edges[a, b]["kind"] == "data_only"
+        G.add_edge(a, b, kind="data_only+precedence" if both else "precedence")
     return G
 
 
@@ -79,8 +87,10 @@ def from_networkx(
     memory, label, op_type, group : str or None
         Optional node attributes; kept if every node has them (``None`` disables).
     kind : str
-        Edge attribute: ``"precedence"`` makes a precedence-only edge; anything else
-        (or a missing attribute) is a data edge.
+        Edge attribute: ``"precedence"`` makes a precedence-only edge, ``"data_only"`` a
+        data edge that imposes no stage order, ``"data_only+precedence"`` both; ``"data"``
+        or a missing attribute is a data edge that orders. Any other value is an
+        :class:`InstanceError` naming the edge.
     name, source : str, optional
         Instance name (default ``G.graph["name"]``) and error-message prefix.
     """
@@ -109,16 +119,24 @@ def from_networkx(
         vals = [G.nodes[v].get(attr) for v in nodes]
         return None if any(x is None for x in vals) else vals
 
-    data: list[tuple[str, str]] = []
-    prec: list[tuple[str, str]] = []
+    lists: dict[Any, list[tuple[str, str]]] = {None: [], "data": [], "data_only": [],
+                                               "precedence": [], "data_only+precedence": []}
     for u, v, d in G.edges(data=True):
-        (prec if d.get(kind) == "precedence" else data).append((str(u), str(v)))
+        k = d.get(kind)
+        if k not in lists:
+            raise InstanceError(f"edge ({str(u)!r} -> {str(v)!r}): {kind!r} = {k!r} is not "
+                                "'data', 'data_only', 'precedence' or "
+                                "'data_only+precedence'", source=source)
+        lists[k].append((str(u), str(v)))
+    data = lists[None] + lists["data"]
+    prec = lists["precedence"] + lists["data_only+precedence"]
     return Instance(
         ids,
         column(work, default_work),
         column(comm, default_comm),
         data,
         prec,
+        data_only_edges=lists["data_only"] + lists["data_only+precedence"],
         memory=optional(memory),
         name=name if name is not None else str(G.graph.get("name") or "instance"),
         labels=optional(label),

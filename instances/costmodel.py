@@ -15,6 +15,19 @@ predecessors). :func:`build_instance` prices them on a :class:`HardwareProfile`:
   one-way interconnect bandwidth: the time to send the output once to another stage.
 * **memory** of a node = the bytes of the tensor it holds: a parameter/buffer/constant its
   size, an operator its output activation (0 for views, which alias), an input its size.
+* **memory cap** (``Instance.memory_limit``) = the profile's ``memory_capacity``, the
+  **device memory** (80e9 bytes for ``a100``/``h100``, 34.36e9 bytes, 32 GiB rounded, for
+  ``tpu-v4``). It is **enforced**: a stage's memory must fit in it (``check_feasible``, every
+  solver), so a graph whose memory exceeds it needs several stages (the bundled
+  ``llama-3.1-405b-core-aten``, 943 GB, at least 12 on 80 GB devices) and a node larger than
+  it is infeasible. ``pipecert import-torch --memory-limit`` and ``pipecert solve
+  --memory-limit`` override it (``none`` drops it).
+
+Training graphs (``build_instance(..., training=True)``, ``import-torch --training``) add a
+backward node per parameter and per operator that needs a gradient, priced by
+:meth:`CostModel.backward_work_seconds` (the roofline of autograd's backward kernels) and
+co-located with its forward node; a parameter's backward node holds its gradient and the
+optimizer state. See :mod:`instances.torch_import` for the rule and its measured accuracy.
 
 FLOPs are counted the way :class:`torch.utils.flop_counter.FlopCounterMode` counts them:
 ``2 * M * N * K`` per matrix product (bias additions included in the product), convolutions
@@ -119,7 +132,8 @@ class HardwareProfile:
     interconnect_bandwidth : float
         One-way bandwidth between two neighbouring stages, bytes/s.
     memory_capacity : float or None
-        Device memory in bytes (informative; becomes the instance's ``memory_limit``).
+        Device memory in bytes; becomes the instance's ``memory_limit``, the memory cap
+        per stage, which is enforced.
     launch_overhead : float
         Seconds added to the work of every operator that launches a kernel.
     sources : tuple of str
@@ -370,6 +384,26 @@ class CostModel:
         t = max(node.flops / self.peak_for(node), moved / self.profile.memory_bandwidth)
         return t + self.overhead_s
 
+    def backward_work_seconds(self, node: OpNode) -> float:
+        """Roofline time of ``node``'s backward pass in seconds (training graphs).
+
+        0 for sources, views and operators that need no gradient
+        (``node.extra["needs_grad"]`` false). Otherwise ``max(backward_flops / peak,
+        backward_bytes / memory_bandwidth) + launch_overhead`` where ``backward_flops`` is
+        ``node.extra["backward_flops"]`` (autograd's kernels counted by FlopCounterMode;
+        default ``2 x flops``) and ``backward_bytes`` = the output gradient read (output
+        bytes) + the saved inputs read (input bytes) + the input gradients written (bytes
+        of ``node.extra["grad_in_tensors"]``, default all inputs).
+        """
+        if node.kind != "op" or not node.extra.get("needs_grad", False):
+            return 0.0
+        flops = float(node.extra.get("backward_flops", 2.0 * node.flops))
+        grad_in = node.extra.get("grad_in_tensors", node.in_tensors)
+        moved = (self.bytes_of(node.out_tensors) + self.bytes_of(node.in_tensors)
+                 + self.bytes_of(grad_in))
+        t = max(flops / self.peak_for(node), moved / self.profile.memory_bandwidth)
+        return t + self.overhead_s
+
     def comm_seconds(self, node: OpNode) -> float:
         """Time to send ``node``'s consumed outputs once, in seconds."""
         sent = node.out_tensors if node.sent_tensors is None else node.sent_tensors
@@ -495,6 +529,8 @@ def build_instance(
     layer_extra: int = 0,
     metadata: Mapping[str, Any] | None = None,
     source: str | None = None,
+    training: bool = False,
+    optimizer_states: int = 2,
 ) -> Instance:
     """Price an operator graph and return it as an :class:`Instance`.
 
@@ -511,6 +547,19 @@ def build_instance(
         Arguments of :func:`layer_key` for ``level="layer"``.
     metadata : mapping, optional
         Extra metadata (provenance); ``units``, ``cost_model`` and ``totals`` are added.
+    training : bool
+        Build the training graph (:func:`instances.training.add_backward_nodes`): a
+        backward node for every record with ``extra["needs_grad"]`` (parameters and the
+        operators downstream of one), priced by :meth:`CostModel.backward_work_seconds`,
+        co-located with its forward node; gradient and stash edges are data-only. At the
+        layer level a layer's backward node sums its members' backward work.
+    optimizer_states : int
+        Training memory of a parameter: its forward node holds the weights, its backward
+        node the gradient and ``optimizer_states`` optimizer tensors of the same size
+        (2 = Adam's two moments, 1 = SGD momentum, 0 = plain SGD), all at the compute
+        dtype. Operators hold their output activation (stashed for the backward pass) on
+        the forward node; backward nodes of operators hold nothing (their gradients are
+        transient).
 
     Raises
     ------
@@ -528,6 +577,11 @@ def build_instance(
     meta["totals"] = _totals(nodes, cm)
     meta["level"] = level
     limit = cm.profile.memory_capacity
+    if training:
+        return _training_instance(nodes, cm, work, comm, mem, name=name, level=level,
+                                  layer_depth=layer_depth, layer_extra=layer_extra,
+                                  metadata=meta, source=source,
+                                  optimizer_states=optimizer_states)
     if level == "operator":
         index = {nd.id: i for i, nd in enumerate(nodes)}
         src = [index[u] for nd in nodes for u in nd.inputs]
@@ -543,6 +597,69 @@ def build_instance(
         return aggregate_layers(nodes, work, comm, mem,
                                 key=lambda nd: layer_key(nd.module, layer_depth, layer_extra),
                                 name=name, memory_limit=limit, metadata=meta, source=source)
+    raise InputError(f"unknown graph level {level!r} (use 'operator' or 'layer')",
+                     source=source)
+
+
+def _training_instance(nodes: Sequence[OpNode], cm: CostModel, work: np.ndarray,
+                       comm: np.ndarray, mem: np.ndarray, *, name: str, level: str,
+                       layer_depth: int, layer_extra: int, metadata: dict[str, Any],
+                       source: str | None, optimizer_states: int) -> Instance:
+    from instances.training import add_backward_nodes
+
+    if isinstance(optimizer_states, bool) or not isinstance(optimizer_states, int) \
+            or optimizer_states < 0:
+        raise InputError(f"optimizer_states must be an integer >= 0, got "
+                         f"{optimizer_states!r}", source=source)
+    need = np.array([bool(nd.extra.get("needs_grad", False)) for nd in nodes])
+    bwork = np.array([cm.backward_work_seconds(nd) for nd in nodes]) * _PER_SECOND
+    bmem = np.array([optimizer_states + 1.0 if nd.kind == "parameter" else 0.0
+                     for nd in nodes]) * mem
+    meta = dict(metadata)
+    meta["training"] = True
+    meta["backward"] = {
+        "work": "roofline of autograd's kernels: max(backward_flops / peak, (output + "
+                "input + input-gradient bytes) / memory_bandwidth) + launch_overhead; "
+                "backward_flops counted by FlopCounterMode on meta tensors",
+        "memory": f"forward node: weights (parameters) or the stashed output activation "
+                  f"(operators); backward node of a parameter: its gradient and "
+                  f"{optimizer_states} optimizer state tensor(s) of its size; backward "
+                  "node of an operator: 0",
+        "optimizer_states": optimizer_states,
+    }
+    totals = dict(meta.get("totals", {}))
+    totals["backward_flops"] = float(sum(float(nd.extra.get("backward_flops", 0.0))
+                                         for nd in nodes if nd.extra.get("needs_grad")))
+    meta["totals"] = totals
+    limit = cm.profile.memory_capacity
+    if level == "operator":
+        index = {nd.id: i for i, nd in enumerate(nodes)}
+        fwd = Instance.from_arrays(
+            [nd.id for nd in nodes], work, comm,
+            [index[u] for nd in nodes for u in nd.inputs],
+            [j for j, nd in enumerate(nodes) for _ in nd.inputs],
+            memory=mem, name=name, labels=[nd.label or nd.id for nd in nodes],
+            op_types=[nd.op_type for nd in nodes], memory_limit=limit, metadata=meta,
+            source=source)
+        return add_backward_nodes(fwd, backward_work=bwork, backward_memory=bmem,
+                                  needs_grad=need)
+    if level == "layer":
+        meta["layer_key"] = {"depth": layer_depth, "extra": layer_extra}
+
+        def key(nd: OpNode) -> str:
+            return layer_key(nd.module, layer_depth, layer_extra)
+
+        fwd = aggregate_layers(nodes, work, comm, mem, key=key, name=name,
+                               memory_limit=limit, metadata=meta, source=source)
+        # the same segmentation (it depends on the records only) summing backward values
+        bwd = aggregate_layers(nodes, bwork, comm, bmem, key=key, name=name,
+                               source=source)
+        lneed = aggregate_layers(nodes, need.astype(np.float64), comm, mem, key=key,
+                                 name=name, source=source)
+        assert fwd.ids == bwd.ids == lneed.ids
+        assert bwd.memory is not None
+        return add_backward_nodes(fwd, backward_work=bwd.work, backward_memory=bwd.memory,
+                                  needs_grad=lneed.work > 0)
     raise InputError(f"unknown graph level {level!r} (use 'operator' or 'layer')",
                      source=source)
 

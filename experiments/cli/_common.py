@@ -1,8 +1,9 @@
 """Helpers shared by the CLI sub-commands: reading graphs and printing tables.
 
 ``add_instance_options(parser)`` adds the reader options every graph-reading command
-accepts (``--format``, ``--bandwidth``, ``--zero-input-work``, ``--comm-outputs``, and the
-ONNX cost-model options ``--hardware``, ``--batch-size``, ``--compute-dtype``, ``--level``);
+accepts (``--format``, ``--bandwidth``, ``--training``, ``--zero-input-work``,
+``--comm-outputs``, and the ONNX cost-model options ``--hardware``, ``--batch-size``,
+``--compute-dtype``, ``--level``);
 ``load_instance(spec, args)`` reads a graph with them. ``spec`` may be a file or a bundled
 instance id (``default/compute-0300``); anything :func:`instances.resolve` accepts that
 names exactly one instance works.
@@ -61,6 +62,10 @@ def add_instance_options(parser: argparse.ArgumentParser, *, format_flag: str = 
     g.add_argument("--bandwidth", type=float, default=None, metavar="BYTES_PER_MS",
                    help="PipeDream: comm = activation_size / bandwidth (default 2^31, which "
                         "matches the dnn-partitioning layer graphs)")
+    g.add_argument("--training", action="store_true", default=False,
+                   help="PipeDream: build the training graph (a backward node per layer, "
+                        "w = backward_compute_time, in the layer's co-location group; "
+                        "gradient edges data-only)")
     g.add_argument("--zero-input-work", action="store_true", default=False,
                    help="every format: set the work of input nodes (data loading) to 0, "
                         "recorded in the instance metadata (default: keep the file's values)")
@@ -113,6 +118,8 @@ def instance_options(args: argparse.Namespace) -> dict[str, Any]:
     bw = getattr(args, "bandwidth", None)
     if bw is not None:
         opts["bandwidth"] = bw
+    if getattr(args, "training", False):
+        opts["training"] = True
     zero = bool(getattr(args, "zero_input_work", False))
     keep = bool(getattr(args, "keep_input_work", False))
     if zero and keep:

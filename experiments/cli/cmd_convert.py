@@ -1,4 +1,9 @@
-"""``pipecert convert IN OUT``: convert a graph between formats."""
+"""``pipecert convert IN OUT``: convert a graph between formats.
+
+Everything the instance holds is written: groups, memory, the memory cap and data-only
+edges (native JSON holds all; dnn-partitioning refuses what it cannot hold). ``--training``
+builds the training graph of a PipeDream profile (see :mod:`instances.formats.pipedream`).
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
 
     inst = load_instance(args.input, args)
     write_instance(inst, args.output, format=args.out_format)
-    print(f"wrote {args.output} ({inst.n_nodes} nodes, {inst.n_edges} data edges, "
-          f"{inst.n_precedence_edges} precedence edges)")
+    extra = ""
+    if inst.n_data_only_edges:
+        extra += f" ({inst.n_data_only_edges} data-only)"
+    print(f"wrote {args.output} ({inst.n_nodes} nodes, {inst.n_edges} data edges{extra}, "
+          f"{inst.n_precedence_edges} precedence edges"
+          + (f", {inst.n_units} units" if "groups" in inst.constraints else "") + ")")
     return 0

@@ -16,7 +16,8 @@ edge ``cost``      comm ``c(v)`` of the edge's source; every out-edge of a node 
 ``colorClass``     co-location group (``-1`` where absent)
 ``maxFPGAs``       suggested ``k``
 ``maxSizePerFPGA`` memory cap per stage (enforced: ``Instance.memory_limit``)
-``isBackwardNode`` an edge with a backward endpoint is *data-only* (charged, no order)
+``isBackwardNode`` an edge with a backward endpoint is *data-only* (charged, no order);
+                   the flag is ``true``/``false`` or ``0``/``1`` (anything else is an error)
 =================  ======================================================================
 
 ``cpuLatency``, ``supportedOnFpga``, ``maxCPUs`` and ``layerId`` are ignored.
@@ -205,7 +206,11 @@ class DnnPartitioningJSON(Format):
                 if not _is_number(pc):
                     raise fail(f"node {nid}: 'pipecertComm' must be a number, got {pc!r}")
                 extra_comm[j] = float(pc)
-            backward[j] = bool(node.get("isBackwardNode", 0))
+            flag = node.get("isBackwardNode", 0)
+            if flag not in (0, 1) or not isinstance(flag, int):  # bools are ints
+                raise fail(f"node {nid}: 'isBackwardNode' must be true/false or 0/1, got "
+                           f"{flag!r}")
+            backward[j] = bool(flag)
         m = len(edges)
         src = np.empty(m, dtype=np.int64)
         dst = np.empty(m, dtype=np.int64)
@@ -278,13 +283,18 @@ class DnnPartitioningJSON(Format):
         Raises
         ------
         InputError
-            For precedence-only edges, which the format cannot hold.
+            For precedence-only edges, and for data-only edges that are not exactly the
+            edges touching the backward nodes: the format cannot hold them.
         """
         if instance.n_precedence_edges:
             raise InputError("dnn-partitioning JSON cannot hold precedence-only edges "
                              f"({instance.n_precedence_edges} present); write native JSON",
                              source=str(path))
-        text = dump_json(to_dnn_dict(instance), path)
+        try:
+            d = to_dnn_dict(instance)
+        except InputError as exc:  # name the file being written, not the instance's source
+            raise InputError(exc.problem, source=str(path)) from None
+        text = dump_json(d, path)
         Path(path).write_text(text, encoding="utf-8")
 
 

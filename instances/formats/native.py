@@ -13,12 +13,25 @@ Schema (one JSON object)::
          "group": 3},                       # optional: all nodes or none (-1 = no group)
         ...
       ],
-      "edges": [["a", "b"], ...],           # data edges (producer, consumer)
+      "edges": [["a", "b"], ...],           # data edges (producer, consumer) that order
+      "data_only_edges": [["c", "a"], ...],    # optional: data edges that do not order
       "precedence_edges": [["b", "c"], ...],   # optional: ordering only, no data
       "suggested_k": 4,                     # optional
       "memory_limit": 1e9,                  # optional
       "metadata": {...}                     # optional, free-form JSON
     }
+
+Edges. ``edges`` are the data edges that order the stages (``stage(u) <= stage(v)``) and
+are charged by the In/Out rule; ``data_only_edges`` are data edges that are charged the
+same way but impose no order (:attr:`Instance.edge_orders` False: the gradient and
+stashed-activation edges of a training graph); ``precedence_edges`` order but carry no data.
+``data_only_edges`` is written only when the instance has some, so files without them are
+byte-identical to those of earlier versions, and files without the key read as before
+(every data edge orders). A pair listed both in ``edges`` and in ``data_only_edges`` orders
+(the two are merged, as :class:`Instance` merges duplicate edges); the writer never lists a
+pair twice. ``group`` (co-location: nodes of one group share a stage) and ``memory_limit``
+(the memory cap per stage, enforced) complete the constrained variant; all three read back
+exactly.
 
 Units: whatever ``metadata["units"]`` says (kept as written; ``Instance.units`` reports
 ``"unspecified"`` for a missing one). Reader option ``zero_input_work=True`` (the one
@@ -84,9 +97,16 @@ def to_native_dict(instance: Instance) -> dict[str, Any]:
         "version": SCHEMA_VERSION,
         "name": instance.name,
         "nodes": nodes,
-        "edges": [[ids[u], ids[v]] for u, v in zip(instance.src.tolist(),
-                                                   instance.dst.tolist())],
+        "edges": [[ids[u], ids[v]] for u, v, o in zip(instance.src.tolist(),
+                                                      instance.dst.tolist(),
+                                                      instance.edge_orders.tolist()) if o],
     }
+    if instance.n_data_only_edges:
+        out["data_only_edges"] = [
+            [ids[u], ids[v]]
+            for u, v, o in zip(instance.src.tolist(), instance.dst.tolist(),
+                               instance.edge_orders.tolist()) if not o
+        ]
     if instance.n_precedence_edges:
         out["precedence_edges"] = [
             [ids[u], ids[v]]
@@ -106,6 +126,7 @@ def dumps(instance: Instance) -> str:
     d = to_native_dict(instance)
     nodes = d.pop("nodes")
     edges = d.pop("edges")
+    data_only = d.pop("data_only_edges", None)
     prec = d.pop("precedence_edges", None)
     meta = d.pop("metadata", None)
     parts = [f"{json.dumps(k)}: {json.dumps(v, allow_nan=False)}" for k, v in d.items()]
@@ -114,6 +135,8 @@ def dumps(instance: Instance) -> str:
     parts.append('"nodes": [\n' + ",\n".join(json.dumps(x, allow_nan=False) for x in nodes)
                  + "\n]")
     parts.append('"edges": ' + json.dumps(edges, separators=(",", ":")))
+    if data_only is not None:
+        parts.append('"data_only_edges": ' + json.dumps(data_only, separators=(",", ":")))
     if prec is not None:
         parts.append('"precedence_edges": ' + json.dumps(prec, separators=(",", ":")))
     return "{\n" + ",\n".join(parts) + "\n}\n"
@@ -180,7 +203,7 @@ def _fast(d: dict[str, Any], source: str | None, name: str | None) -> Instance |
     if len(index) != n:
         return None
     arrays = []
-    for key in ("edges", "precedence_edges"):
+    for key in ("edges", "precedence_edges", "data_only_edges"):
         raw = d.get(key, [])
         if not isinstance(raw, list):
             return None
@@ -195,8 +218,11 @@ def _fast(d: dict[str, Any], source: str | None, name: str | None) -> Instance |
     if (sk is not None and type(sk) is not int) or (ml is not None and type(ml) not in _NUM) \
             or not isinstance(meta, dict):
         return None
+    src, dst, psrc, pdst, osrc, odst = arrays
+    orders = np.concatenate([np.ones(len(src), dtype=bool), np.zeros(len(osrc), dtype=bool)])
     return Instance.from_arrays(
-        ids, np.array(work, dtype=np.float64), np.array(comm, dtype=np.float64), *arrays,
+        ids, np.array(work, dtype=np.float64), np.array(comm, dtype=np.float64),
+        src + osrc, dst + odst, psrc, pdst, orders,
         memory=opt["memory"], name=str(d.get("name") or name or "instance"),
         labels=opt["label"], op_types=opt["op_type"], groups=opt["group"],
         suggested_k=sk, memory_limit=ml, metadata=meta, source=source,
@@ -258,6 +284,7 @@ def from_native_dict(d: Any, *, source: str | None = None, name: str | None = No
                 acc.append(val)
     edges = _pairs(d.get("edges", []), "edges", source)
     prec = _pairs(d.get("precedence_edges", []), "precedence_edges", source)
+    data_only = _pairs(d.get("data_only_edges", []), "data_only_edges", source)
     sk = d.get("suggested_k")
     if sk is not None and (isinstance(sk, bool) or not isinstance(sk, int)):
         raise _fail(f"'suggested_k' must be an integer, got {sk!r}", source)
@@ -274,6 +301,7 @@ def from_native_dict(d: Any, *, source: str | None = None, name: str | None = No
         comm,
         edges,
         prec,
+        data_only_edges=data_only,
         memory=optional["memory"],
         name=str(inst_name),
         labels=optional["label"],

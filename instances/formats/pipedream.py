@@ -21,6 +21,49 @@ The mapping:
 A field written as a list ``[a; b; c]`` (a node with a tuple output, e.g. an LSTM's
 output and states in GNMT) counts as the sum of its entries.
 
+Training instances (reader option ``training=True``, CLI ``--training``). Without the option
+the reader builds the inference graph above, unchanged. With it, every node ``v`` of the file
+gets a *backward node* ``vgrad`` (id ``<id>grad``, the dnn-partitioning naming; a clash with
+an id of the file is an error), and the instance is the training graph of the
+dnn-partitioning ``*_training.json`` layer graphs, which were made from these profiles:
+
+The rule is :func:`instances.training.add_backward_nodes` (shared with the PyTorch
+importer) with these costs:
+
+* forward node ``v``: as above (work ``forward_compute_time``, comm ``activation_size /
+  bandwidth``);
+* backward node ``vgrad``: work ``w = backward_compute_time`` (ms; required on every node
+  line), comm ``c = activation_size(v) / bandwidth`` (the gradient of ``v``'s output has the
+  shape of the output), label ``backward of <op description>``, op type ``<op
+  type>Backward``;
+* co-location: ``v`` and ``vgrad`` form one group (group id = the node's line index), so
+  they share a stage (PipeDream keeps a layer's backward pass where its weights and stashed
+  activations are);
+* edges: every forward edge ``u -> v`` orders the stages (as in inference); its mirror
+  ``ugrad -> vgrad`` is a *data-only* edge (charged, no order) carrying the gradient of
+  ``u``'s output between the two layers' stages, so it costs ``c(ugrad) = activation_size(u)
+  / bandwidth``: the gradient tensor. The edge points from ``ugrad`` to ``vgrad`` as in the
+  dnn-partitioning training graphs (the physical gradient flows from ``vgrad`` back to
+  ``ugrad``): with per-producer charges this is the only orientation whose charge is the
+  gradient of ``u``'s output whatever the number of inputs of ``v``, and the In/Out rule
+  charges the same two stages once each in either direction (for ``u`` consumed in several
+  other stages the sending stage is charged ``c(u)`` once, as for the forward tensor);
+* a data-only edge ``v -> vgrad`` (the activation ``v`` stashes for its backward pass);
+  ``v`` and ``vgrad`` share a stage, so it is never charged in a feasible partition (and
+  in a relaxation without groups it only adds charges, so bounds stay valid);
+* memory (bytes): ``v`` holds ``parameter_size + activation_size`` (the weights and the
+  stashed output activation), ``vgrad`` holds ``parameter_size + activation_size`` (the
+  weight gradient and the gradient of the output): a layer needs ``2 x (parameter_size +
+  activation_size)``, exactly the ``size`` of the dnn-partitioning training graphs (whose
+  ``resnet50_training`` totals 38.8 GB). Optimizer state and the stash of several
+  micro-batches in flight are not counted; no memory cap is set (the profile has none:
+  set it with ``pipecert solve --memory-limit``).
+
+Read with the same bandwidth, ``resnet50.graph.txt`` and ``gnmt_large.graph.txt`` with
+``training=True`` give the dnn-partitioning ``resnet50_training`` and ``gnmt_training``
+graphs (same work, comm, memory, groups and edges) plus the stash edges, which change no
+feasible partition's cost (tests/test_constrained_formats.py checks both).
+
 Units (``metadata["units"]``): work and comm in ms (``comm`` = bytes / (bytes per ms)),
 memory in bytes.
 
@@ -59,6 +102,7 @@ from instances.formats.base import (
     wants_zero_input_work,
 )
 from instances.formats.base import zero_input_work as zero_input_work_of
+from instances.training import add_backward_nodes
 from pipecert.errors import FormatError, InputError
 from pipecert.instance import Instance
 
@@ -107,7 +151,7 @@ class PipeDreamGraph(Format):
 
     name = "pipedream"
     extensions = (".graph.txt", ".txt")
-    options = ("bandwidth", *INPUT_WORK_OPTIONS)
+    options = ("bandwidth", "training", *INPUT_WORK_OPTIONS)
     sniff_priority = 40
     description = "PipeDream profiler graph.txt"
 
@@ -121,11 +165,15 @@ class PipeDreamGraph(Format):
         bandwidth: float = DEFAULT_BANDWIDTH,
         zero_input_work: bool | None = None,
         keep_input_work: bool | None = None,
+        training: bool = False,
         **options: Any,
     ) -> Instance:
         source = str(path)
         if options:
             raise InputError(f"unknown option(s) {', '.join(options)}", source=source)
+        if not isinstance(training, bool | np.bool_):
+            raise InputError(f"training must be True or False, got {training!r}",
+                             source=source)
         zero = wants_zero_input_work(zero_input_work, keep_input_work, source)
         try:
             bw = float(bandwidth)
@@ -141,6 +189,7 @@ class PipeDreamGraph(Format):
         fwd: list[float] = []
         act: list[float] = []
         param: list[float] = []
+        bwd: list[float | None] = []
         src: list[int] = []
         dst: list[int] = []
         edge_lines: list[tuple[int, str, str]] = []
@@ -189,6 +238,10 @@ class PipeDreamGraph(Format):
             fwd.append(vals["forward_compute_time"])
             act.append(vals["activation_size"])
             param.append(vals.get("parameter_size", 0.0))
+            bwd.append(vals.get("backward_compute_time"))
+            if training and bwd[-1] is None:
+                raise FormatError(f"node {nid!r}: missing backward_compute_time (needed to "
+                                  "build the training graph)", source=source, line=lineno)
         if not ids:
             raise FormatError("no node lines found", source=source)
         if len(ids) > 1 and not edge_lines:
@@ -223,6 +276,16 @@ class PipeDreamGraph(Format):
             "memory": "activation_size + parameter_size (bytes)",
         }
         metadata["units"] = dict(UNITS)
+        if training:
+            inst = _training_instance(ids, labels, op_types, work, np.asarray(act),
+                                      np.asarray(param), np.asarray(bwd, dtype=np.float64),
+                                      src, dst, bw, metadata, instance_name(path), source)
+            if zero:
+                n = len(ids)
+                is_input = np.zeros(2 * n, dtype=bool)
+                is_input[:n] = [x.startswith("Input") for x in labels]
+                inst = zero_input_work_of(inst, is_input, INPUT_RULE + " (forward nodes)")
+            return inst
         inst = Instance.from_arrays(
             ids,
             work,
@@ -240,3 +303,26 @@ class PipeDreamGraph(Format):
             is_input = np.array([x.startswith("Input") for x in labels], dtype=bool)
             inst = zero_input_work_of(inst, is_input, INPUT_RULE)
         return inst
+
+
+def _training_instance(ids: list[str], labels: list[str], op_types: list[str],
+                       fwd: np.ndarray, act: np.ndarray, param: np.ndarray, bwd: np.ndarray,
+                       src: list[int], dst: list[int], bw: float, metadata: dict[str, Any],
+                       name: str, source: str) -> Instance:
+    """The training graph of a profile (the rule is in the module docstring)."""
+    memory = act + param
+    forward = Instance.from_arrays(ids, fwd, act / bw, src, dst, memory=memory, name=name,
+                                   labels=labels, op_types=op_types, metadata=metadata,
+                                   source=source)
+    return add_backward_nodes(forward, backward_work=bwd, backward_memory=memory, metadata={
+        "work": "forward_compute_time (ms) for a node, backward_compute_time (ms) for its "
+                "backward node <id>grad",
+        "comm": "activation_size / bandwidth for a node and for its backward node (the "
+                "gradient of its output)",
+        "memory": "activation_size + parameter_size (bytes) for a node (stashed activation "
+                  "+ weights) and again for its backward node (output gradient + weight "
+                  "gradient)",
+        "groups": "a node and its backward node share a group (group = line index)",
+        "data_only_edges": "ugrad -> vgrad for every edge u -> v (the gradient of u's "
+                           "output) and v -> vgrad (the stashed activation)",
+    })
