@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from instances.units import NO_LIMIT_WORDS as _NO_LIMIT
+from instances.units import parse_memory_size
 from pipecert.errors import InputError
 from pipecert.instance import CONSTRAINT_NAMES, CONSTRAINTS, UNSPECIFIED, Instance
 
@@ -37,49 +39,10 @@ AS_GIVEN = "as_given"
 #: Constraints a variant may relax (a lower bound of the relaxed problem stays valid).
 RELAXABLE = ("groups", "memory")
 
-try:  # the formats branch's parser (same signature and behaviour); fallback below
-    from instances.units import parse_memory_size as _shared_parser
-except ImportError:  # pragma: no cover - depends on which branches are merged
-    _shared_parser = None
-
-_SUFFIX = {"": 1.0, "b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12, "pb": 1e15,
-           "kib": float(2**10), "mib": float(2**20), "gib": float(2**30),
-           "tib": float(2**40), "pib": float(2**50)}
-_NO_LIMIT = ("none", "off", "inf", "unlimited")
 _SIZE_RE = re.compile(r"^([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+\.)\s*([a-zA-Z]*)$")
 #: memory units of instances (Instance.memory_unit) that suffixed sizes convert to
 _BYTE_UNITS = {"bytes": 1.0, "byte": 1.0, "b": 1.0, "kb": 1e3, "mb": 1e6, "gb": 1e9,
                "kib": float(2**10), "mib": float(2**20), "gib": float(2**30)}
-
-
-def parse_memory_size(text: str) -> float | None:
-    """A memory size in bytes from ``80GB``, ``16 GiB``, ``1.5e9`` (bytes) or ``none``.
-
-    Same signature and behaviour as ``instances.units.parse_memory_size`` (used when
-    installed): GB = 1e9 bytes, GiB = 2**30 bytes, suffixes case-insensitive, a bare number
-    is returned as is, ``none``/``off``/``inf``/``unlimited`` give None (no cap). Anything
-    else (negative, non-finite, unknown unit, empty) is a one-line :class:`InputError`.
-    """
-    if _shared_parser is not None:
-        return _shared_parser(text)
-    raw = str(text).strip()
-    if raw.lower() in _NO_LIMIT:
-        return None
-    m = _SIZE_RE.match(raw)
-    accepted = ("expected a number with an optional unit B, KB, MB, GB, TB, PB (powers of "
-                "1000) or KiB, MiB, GiB, TiB, PiB (powers of 1024), e.g. 80GB, or 'none'")
-    if m is None and raw.startswith("-"):
-        raise InputError(f"memory size {raw!r} is negative; it must be >= 0")
-    if m is None:
-        raise InputError(f"cannot read memory size {raw!r}: {accepted}")
-    unit = m.group(2).lower()
-    if unit not in _SUFFIX:
-        raise InputError(f"cannot read memory size {raw!r}: unknown unit {m.group(2)!r}; "
-                         f"{accepted}")
-    value = float(m.group(1)) * _SUFFIX[unit]
-    if not math.isfinite(value):
-        raise InputError(f"memory size {raw!r} is too large")
-    return value
 
 
 def memory_limit_value(inst: Instance, text: str) -> float | None:
