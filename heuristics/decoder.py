@@ -66,7 +66,8 @@ __all__ = [
 
 def order_arrays(instance: Instance) -> tuple[NDArray[np.int64], NDArray[np.int64],
                                               NDArray[np.int64]]:
-    """``(ptr, succ, indegree)`` over data and precedence edges, contiguous int64 (cached)."""
+    """``(ptr, succ, indegree)`` of the nodes over the ordering edges (ordering data edges and
+    precedence edges), contiguous int64 (cached)."""
     cache = instance.__dict__.setdefault("_pipecert_cache", {})
     got = cache.get("_order_arrays")
     if got is None:

@@ -1,7 +1,8 @@
 """Single-order baselines (spec §3.4): one topological order sliced optimally by Algorithm 1.
 
 * ``input_order``: the instance's own order (``Instance.topo_order``, the lexicographically
-  smallest topological order by node index: the file's order whenever that is topological);
+  smallest topological order by node index: the file's order whenever that is topological;
+  with co-location groups, the units in their topological numbering);
 * ``dfs_order``: depth-first Kahn order (LIFO stack), which keeps chains together;
 * ``bfs_order``: breadth-first Kahn order (FIFO queue), level by level;
 * ``random_orders``: the best of ``n_orders`` uniformly random-key orders (decoded exactly
