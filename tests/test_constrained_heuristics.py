@@ -331,3 +331,40 @@ def test_shared_training_graphs_feasible_and_near_the_peer_optima(
             ratio = out.incumbent / peer
             assert ratio >= 1 - 1e-6, f"{where}: {out.incumbent} below the peer's OPT {peer}"
             assert ratio <= SLACK.get(spec, 1.04), f"{where}: ratio {ratio:.4f}"
+
+
+@pytest.mark.parametrize("i", range(32))
+def test_unit_moves_keep_exact_stage_costs_and_feasibility(i: int) -> None:
+    """The unit-move kernel's maintained stage costs equal the reference costs after its
+    moves, and the partition it leaves is feasible (whole units, ordering, cap)."""
+    from heuristics.decoder import unitised
+    from heuristics.local_search import _ls_round_u
+    from pipecert.partition import stage_costs
+
+    inst = cases()[i]
+    gen = RNG(50 + i)
+    a = kernel_arrays(inst)
+    _, _, _, mptr, members = gene_arrays(inst)
+    unit = (np.ascontiguousarray(inst.unit_of, dtype=np.int64) if unitised(inst)
+            else np.arange(inst.n_nodes, dtype=np.int64))
+    umem = np.bincount(unit, weights=a.mem, minlength=mptr.size - 1)
+    outdeg = np.ascontiguousarray(inst.out_degree, dtype=np.int64)
+    optr, osucc = (np.ascontiguousarray(x) for x in inst.order_succ_csr)
+    pptr, ppred = (np.ascontiguousarray(x) for x in inst.order_pred_csr)
+    for k in (2, 3, 4):
+        o = minkey_order(inst, gen.random(n_genes(inst)))
+        val, cuts = slice_order(inst, o, k)
+        if not math.isfinite(val):
+            continue
+        stage = Partition.from_slices(o, cuts.tolist(), k).stage_of.copy()
+        cnt = np.zeros((inst.n_nodes, k), dtype=np.int64)
+        np.add.at(cnt, (inst.src, stage[inst.dst]), 1)
+        cost = np.ascontiguousarray(stage_costs(inst, Partition(stage, k)).total, np.float64)
+        smem = np.bincount(stage, weights=a.mem, minlength=k).astype(np.float64)
+        _ls_round_u(stage, cnt, cost, smem, k, a.work, a.comm, outdeg, a.pred_ptr, a.pred_idx,
+                    optr, osucc, pptr, ppred, mptr, members, unit, umem, a.mem_limit, 1000,
+                    1e-9)
+        part = Partition(stage, k)
+        assert np.allclose(cost, stage_costs(inst, part).total, atol=1e-9)
+        assert not check_feasible(inst, part, k=k)
+        assert cost.max() <= val + 1e-9
