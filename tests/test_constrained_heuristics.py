@@ -368,3 +368,30 @@ def test_unit_moves_keep_exact_stage_costs_and_feasibility(i: int) -> None:
         assert np.allclose(cost, stage_costs(inst, part).total, atol=1e-9)
         assert not check_feasible(inst, part, k=k)
         assert cost.max() <= val + 1e-9
+
+
+def test_polish_drops_an_infeasible_tube_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once tube declares the constraints, BRKGA's polish calls it, and a partition from it
+    that breaks a constraint is dropped (the graded result stays feasible)."""
+    import heuristics.brkga as brkga_mod
+    from heuristics.tube import TubeSearch
+
+    calls: list[int] = []
+
+    def bad_tube(instance: Instance, partition: Partition, k: int, budget: Budget,
+                 **_: object) -> tuple[Partition, dict[str, object]]:
+        calls.append(k)
+        stage = np.zeros(instance.n_nodes, dtype=np.int64)
+        stage[instance.groups == instance.groups.max()] = 1  # one group split: stage 0/1
+        stage[np.flatnonzero(instance.groups == instance.groups.max())[:1]] = 0
+        return Partition(stage, k), {"tube_stop": "fake"}
+
+    monkeypatch.setattr(TubeSearch, "handles", frozenset({"groups", "memory",
+                                                          "data_only_edges"}))
+    monkeypatch.setattr(brkga_mod, "tube_search", bad_tube)
+    inst = random_training_dag(RNG(3), 4, memory="binding")
+    out = HEURISTICS.make("brkga-10000[population=8,generations=4]").run(
+        inst, 3, Budget(), 0, raise_errors=True)
+    assert calls and out.partition is not None
+    assert not check_feasible(inst, out.partition, k=3)
+    assert out.stats["tube_stop"] == "infeasible tube result dropped"
