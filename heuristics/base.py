@@ -2,7 +2,13 @@
 
 A heuristic produces a feasible partition (an upper bound on OPT). It never reports the
 partition's value: :meth:`Heuristic.run` re-scores it with the reference cost function and
-checks its feasibility.
+checks its feasibility (for the instance's whole variant: ordering edges, co-location
+groups, the memory cap).
+
+:func:`search_instance` is the instance a search runs on: the exactly reduced one of
+:mod:`heuristics.downset_dp` for the paper's problem, the instance itself when a
+constraint is active (the reductions move a node to its host's stage, which can split a
+co-location group or overfill a stage, and they treat every data edge as ordering).
 """
 
 from __future__ import annotations
@@ -17,12 +23,16 @@ from typing import Any
 import numpy as np
 
 from pipecert.effective_k import effective_k, pad_partition, restrict_partition
-from pipecert.instance import Instance, validate_k
+from pipecert.instance import CONSTRAINTS, Instance, validate_k
 from pipecert.partition import check_feasible, evaluate
 from pipecert.registry import Method, Registry
 from pipecert.results import Budget, HeuristicResult, RunOutcome, SolveContext, Status
 
-__all__ = ["Heuristic", "HEURISTICS", "run_base"]
+__all__ = ["Heuristic", "HEURISTICS", "run_base", "search_instance", "ORDER_BASED"]
+
+#: The constraints the order-based heuristics handle exactly (unit orders, constrained
+#: slicing, unit moves; see :mod:`heuristics.slicing`).
+ORDER_BASED: frozenset[str] = frozenset(CONSTRAINTS)
 
 
 class Heuristic(Method, abc.ABC):
@@ -159,6 +169,23 @@ def run_base(
     inner = HEURISTICS.make(base)
     if isinstance(inner, type(wrapper)):
         raise ValueError(f"{wrapper.name} cannot wrap itself")
+    ok, reason = inner.supports_variant(instance)
+    if not ok:  # the base would answer a different problem
+        return (HeuristicResult(None, Status.UNSUPPORTED, {"reason": reason}),
+                {"base": inner.method_id(), "reason": reason})
     sub = budget if math.isinf(budget.remaining()) else budget.fraction(share)
     res = inner.solve(instance, k, sub, rng, context)
     return res, {"base": inner.method_id(), **dict(res.stats)}
+
+
+def search_instance(
+    instance: Instance, reduce: bool
+) -> tuple[Instance, np.ndarray | None, np.ndarray | None]:
+    """``(searched, kept, host)``: the reduced instance of
+    :func:`heuristics.downset_dp.reduce_instance` when ``reduce`` and no constraint is
+    active, else ``(instance, None, None)`` (module docstring)."""
+    if not reduce or instance.constraints:
+        return instance, None, None
+    from heuristics.downset_dp import reduce_instance
+
+    return reduce_instance(instance)

@@ -41,6 +41,21 @@ only be taken before a ready ``u`` if ``pi(v) < pi(u) + 1 / bias``, so for ``bia
 not every topological order is reachable (the search is biased, still a valid heuristic:
 every partition is re-scored). Seeded orders have the offset subtracted, so they decode
 to themselves.
+
+**Constraints** (``handles`` = groups, memory, data-only edges). With co-location groups
+active a chromosome has one key per *unit* (:attr:`Instance.unit_of`), the decoder sorts the
+unit DAG of the ordering edges and expands it to a unit order (:mod:`heuristics.decoder`;
+every unit order is reachable, so the search space still holds an optimal partition); the
+slicing cuts only between units, skips segments over the memory cap and charges every data
+edge, including data-only ones pointing backward in the order (:mod:`heuristics.slicing`).
+Every decoded partition is therefore feasible; a chromosome whose order admits no slicing
+within the cap has fitness ``inf`` (it loses every comparison), and if no chromosome had a
+feasible slicing the method returns no partition with ``stats["reason"]``. The progress
+priority is computed on the unit DAG with unit work. The polish stays feasible: the local
+search moves whole units within the cap (:mod:`heuristics.local_search`), and the tube
+search runs only on instances whose constraints :class:`heuristics.tube.TubeSearch`
+declares it handles, its result kept only if :func:`check_feasible` accepts it. The exact
+reductions are not used on a constrained instance (:func:`heuristics.base.search_instance`).
 """
 
 from __future__ import annotations
@@ -48,13 +63,13 @@ from __future__ import annotations
 import math
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, ClassVar
 
 import numba as nb
 import numpy as np
 from numpy.typing import NDArray
 
-from heuristics.base import HEURISTICS, Heuristic
+from heuristics.base import HEURISTICS, ORDER_BASED, Heuristic, search_instance
 from heuristics.decoder import (
     LARGE_N,
     bfs_order,
@@ -63,12 +78,14 @@ from heuristics.decoder import (
     decode_within,
     dfs_order,
     keys_from_order,
+    n_genes,
+    unitised,
 )
-from heuristics.downset_dp import lift_partition, reduce_instance
+from heuristics.downset_dp import lift_partition
 from heuristics.local_search import finish, refine_partition
-from heuristics.tube import tube_search
+from heuristics.tube import TubeSearch, tube_search
 from pipecert.instance import Instance
-from pipecert.partition import Partition, evaluate
+from pipecert.partition import Partition, check_feasible, evaluate
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 
 __all__ = ["Brkga", "Brkga100", "Brkga10000", "brkga_search", "progress_priority"]
@@ -117,12 +134,19 @@ def _path_work(order, ptr, adj, work):  # type: ignore[no-untyped-def]
 
 
 def progress_priority(instance: Instance) -> NDArray[np.float64]:
-    """``pi(v)`` in ``[0, 1]``: the share of its cone's work done before ``v`` (module doc)."""
-    topo = np.ascontiguousarray(instance.topo_order, dtype=np.int64)
-    pp, pr = (np.ascontiguousarray(x, dtype=np.int64) for x in instance.order_pred_csr)
-    sp, sc = (np.ascontiguousarray(x, dtype=np.int64) for x in instance.order_succ_csr)
-    w = np.ascontiguousarray(instance.work, dtype=np.float64)
-    f = _cone_work if instance.n_nodes <= PROGRESS_EXACT_MAX else _path_work
+    """``pi(x)`` in ``[0, 1]`` per gene: the share of its cone's work done before ``x``
+    (module doc); genes are units (unit DAG, unit work) when groups are active."""
+    if unitised(instance):
+        topo = np.arange(instance.n_units, dtype=np.int64)  # units are numbered topologically
+        pp, pr = (np.ascontiguousarray(x, dtype=np.int64) for x in instance.unit_pred_csr)
+        sp, sc = (np.ascontiguousarray(x, dtype=np.int64) for x in instance.unit_succ_csr)
+        w = np.ascontiguousarray(instance.unit_sums(instance.work), dtype=np.float64)
+    else:
+        topo = np.ascontiguousarray(instance.topo_order, dtype=np.int64)
+        pp, pr = (np.ascontiguousarray(x, dtype=np.int64) for x in instance.order_pred_csr)
+        sp, sc = (np.ascontiguousarray(x, dtype=np.int64) for x in instance.order_succ_csr)
+        w = np.ascontiguousarray(instance.work, dtype=np.float64)
+    f = _cone_work if topo.size <= PROGRESS_EXACT_MAX else _path_work
     a = f(topo, pp, pr, w)
     d = f(topo[::-1].copy(), sp, sc, w)
     tot = a + d - w
@@ -148,8 +172,13 @@ def brkga_search(
     key_offset: NDArray[np.float64] | None = None,
     best_by_option: dict[int, tuple[float, NDArray[np.float64]]] | None = None,
     decoded: dict[str, Any] | None = None,
-) -> tuple[NDArray[np.float64], float, dict[str, Any], list[tuple[float, int, float]], bool]:
+) -> tuple[NDArray[np.float64] | None, float, dict[str, Any], list[tuple[float, int, float]],
+           bool]:
     """Run BRKGA; returns ``(best_keys, best_value, stats, history, stopped_by_budget)``.
+
+    Chromosomes have one key per gene (:func:`heuristics.decoder.n_genes`: units when
+    groups are active). ``best_keys`` is None (``best_value`` inf) when no chromosome's
+    order had a slicing within the memory cap.
 
     On graphs of more than :data:`LARGE_N` nodes one decode can take minutes (the slicing
     DP is quadratic in n): rows are then decoded one by one with budget checks inside the
@@ -168,7 +197,7 @@ def brkga_search(
     if not (0 < elite_frac < 1 and 0 <= mutant_frac < 1 and 0 <= rho_e <= 1):
         raise ValueError("need 0 < elite_frac < 1, 0 <= mutant_frac < 1, 0 <= rho_e <= 1")
     t0 = time.perf_counter()
-    n = instance.n_nodes
+    n = n_genes(instance)
     offsets = None if key_offset is None else np.atleast_2d(key_offset)
     genes = n + 1 if offsets is not None and offsets.shape[0] > 1 else n
     p = population
@@ -183,7 +212,7 @@ def brkga_search(
     history: list[tuple[float, int, float]] = []
     stopped = False
     row_time: list[float | None] = [None]  # seconds per decoded row (per thread), measured
-    large = n > LARGE_N
+    large = instance.n_nodes > LARGE_N
 
     def evaluate_rows(keys: NDArray[np.float64], upper: float) -> NDArray[np.float64]:
         nonlocal evals, pruned, best_val, best_keys, stopped
@@ -192,7 +221,7 @@ def brkga_search(
         # never more than about 0.25 s of decoding (or the time left) once the cost of one
         # row is known: one decode of a 36,000-node graph takes seconds. Blocking changes
         # only where a budget stop can happen, never the result of a finished search.
-        base = max(max(1, chunk) * max(1, n_jobs), 50_000 // max(n, 1))
+        base = max(max(1, chunk) * max(1, n_jobs), 50_000 // max(instance.n_nodes, 1))
         a = 0
         while a < keys.shape[0]:
             if budget.expired() and evals > 0:
@@ -254,7 +283,7 @@ def brkga_search(
         pop = rng.random((p, genes))
         if seed_orders:
             for r, order in enumerate((bfs_order(instance), dfs_order(instance))[:p]):
-                pop[r, :n] = keys_from_order(order)
+                pop[r, :n] = keys_from_order(order, instance)
                 if offsets is not None:  # decode exactly to the seeded order
                     pop[r, :n] -= offsets[0]
                     pop[r, n:] = 0.0
@@ -281,7 +310,6 @@ def brkga_search(
     finally:
         if pool is not None:
             pool.shutdown()
-    assert best_keys is not None
     history.append((time.perf_counter() - t0, evals, best_val))
     stats = {"evaluations": evals, "generations": gens, "pruned_evaluations": pruned,
              "best_value": best_val, "population": p, "elite": ne, "mutants": nm,
@@ -291,16 +319,34 @@ def brkga_search(
 
 def _polish(instance: Instance, k: int, part: Partition, budget: Budget,
             stats: dict[str, Any]) -> Partition:
-    """Alternate local search and the tube search while either improves."""
+    """Alternate local search and the tube search while either improves.
+
+    Both keep feasibility on a constrained instance: the local search moves whole units
+    within the cap; the tube search runs only when :class:`TubeSearch` handles every active
+    constraint, and a partition it returns is kept only if :func:`check_feasible` accepts
+    it (module docstring).
+    """
     val = evaluate(instance, part)
     stats["polish_before"] = val
+    use_tube = instance.constraints <= TubeSearch.handles
+    if not use_tube:
+        stats["tube_stop"] = "not run (tube does not handle " \
+            + ", ".join(sorted(instance.constraints - TubeSearch.handles)) + ")"
     for it in range(30):
         cand, _ = refine_partition(instance, part, k, budget)
         if it > 0 and not evaluate(instance, cand) < val:
             break  # the last round's result, which the tube search already settled
-        cand, st = tube_search(instance, cand, k, budget, width=1, max_width=TUBE_MAX_WIDTH,
-                               max_ideals=TUBE_MAX_IDEALS)
-        stats["tube_stop"] = st["tube_stop"]
+        if use_tube:
+            tubed, st = tube_search(instance, cand, k, budget, width=1,
+                                    max_width=TUBE_MAX_WIDTH, max_ideals=TUBE_MAX_IDEALS)
+            stats["tube_stop"] = st["tube_stop"]
+            if check_feasible(instance, tubed, k=k):
+                st = {"tube_stop": "infeasible tube result dropped"}
+                stats["tube_stop"] = st["tube_stop"]
+            else:
+                cand = tubed
+        else:
+            st = {}
         cval = evaluate(instance, cand)
         if st.get("tube_optimal"):  # the tube held every down-set: cand is optimal
             part, val = (cand, cval) if cval < val else (part, val)
@@ -357,6 +403,7 @@ class Brkga(Heuristic):
     """
 
     name = "brkga"
+    handles: ClassVar[frozenset[str]] = ORDER_BASED
     citation = "Archer et al. 2024, §3 (SliceGraph); Gonçalves & Resende 2011"
 
     def __init__(
@@ -401,7 +448,7 @@ class Brkga(Heuristic):
         context: SolveContext | None = None,
     ) -> HeuristicResult:
         """Run the search, decode the best chromosome with its slices, optionally refine."""
-        red, kept, host = reduce_instance(instance) if self.reduce else (instance, None, None)
+        red, kept, host = search_instance(instance, self.reduce)
         offset: NDArray[np.float64] | None = None
         if self.bias > 0:
             offset = self.bias * progress_priority(red)
@@ -416,10 +463,16 @@ class Brkga(Heuristic):
             seed_orders=self.seed_orders, n_jobs=self.n_jobs, prune=self.prune,
             key_offset=offset, best_by_option=by_option, decoded=decoded,
         )
-        n = red.n_nodes
+        n = n_genes(red)
+        if keys is None:  # no chromosome had a slicing within the memory cap
+            stats["reason"] = (f"no decoded order ({stats['evaluations']} evaluated) has a "
+                               f"slicing into at most {k} stages that meets the memory cap")
+            return HeuristicResult(None, Status.TIME_LIMIT if stopped else Status.NO_SOLUTION,
+                                   stats, tuple(history))
 
-        def partition_of(keys: NDArray[np.float64]) -> Partition:
-            """Decode ``keys`` (with the decoder its gene picked) and lift the result."""
+        def partition_of(keys: NDArray[np.float64]) -> Partition | None:
+            """Decode ``keys`` (with the decoder its gene picked) and lift the result (None
+            if the order has no slicing within the memory cap, or none in the budget)."""
             if offset is None:
                 dec = keys
             elif offset.ndim == 1:
@@ -429,10 +482,13 @@ class Brkga(Heuristic):
                 dec = keys[:n] + offset[pick]
             if "keys" in decoded and np.array_equal(keys, decoded["keys"]):
                 order, cuts = decoded["order"], decoded["cuts"]  # large graph: decoded once
+                val = float(decoded["value"])
             elif red.n_nodes > LARGE_N:
-                _, order, cuts, _done = decode_within(red, dec, k, budget)
+                val, order, cuts, _done = decode_within(red, dec, k, budget)
             else:
-                _, order, cuts = decode(red, dec, k)
+                val, order, cuts = decode(red, dec, k)
+            if not math.isfinite(val):
+                return None
             out = Partition.from_slices(order, cuts.tolist(), k)
             if kept is not None and host is not None and red is not instance:
                 out = lift_partition(instance, kept, host, out.stage_of, k)
@@ -449,12 +505,17 @@ class Brkga(Heuristic):
                                if not np.array_equal(kv, keys)]
             best_val = math.inf
             for i, start in enumerate(starts):
+                if start is None:
+                    continue
                 st: dict[str, Any] = {}
                 cand = _polish(instance, k, start, budget, st)
                 cval = evaluate(instance, cand)
                 if cval < best_val:
                     best_val, part = cval, cand
                     stats.update(st, polish_start=i)
+        if part is None:
+            stats["reason"] = "the best order's slicing did not finish within the budget"
+            return HeuristicResult(None, Status.TIME_LIMIT, stats, tuple(history))
         part = finish(instance, k, part, budget, self.refine, stats)
         status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
         return HeuristicResult(part, status, stats, tuple(history))

@@ -29,6 +29,20 @@ the search terminates; it also stops at ``max_moves`` or when the budget expires
 of moves is followed by a re-slicing (Algorithm 1 on the stage-major order of the result,
 which can move every cut at once and is never worse), and rounds repeat while either helps.
 
+**Constraints** (``handles`` = groups, memory, data-only edges). On a constrained instance a
+move takes a whole *unit* (:attr:`Instance.unit_of`, the nodes that must share a stage) from
+``s`` to ``t``; it is allowed iff every ordering neighbour outside the unit permits it
+(predecessors at stages ``<= t``, successors at ``>= t``; ordering edges only, so data-only
+edges never block a move) and stage ``t``'s memory plus the unit's stays within the cap.
+From a feasible partition every accepted move keeps it feasible (groups stay whole, ordering
+edges keep their direction, ``t`` fits the cap and ``s`` only loses memory). The unit's
+members are moved one after the other with the exact single-node delta above (each step
+changes only stages ``s`` and ``t``, so the composite does too); a rejected move is undone.
+The re-slicing uses the stage-major *unit* order and the constrained slicing of
+:mod:`heuristics.slicing` (cuts between units, within the cap), and every candidate is
+re-checked with :func:`check_feasible` before it is accepted, so the result is always
+feasible. Unconstrained instances run the original single-node kernel.
+
 :class:`LocalSearch` (registered as ``local_search``) runs any registered heuristic given by
 its ``base`` spec and refines the result; every heuristic of this package also takes
 ``refine=True``.
@@ -37,12 +51,13 @@ its ``base`` spec and refines the result; every heuristic of this package also t
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numba as nb
 import numpy as np
 
-from heuristics.base import HEURISTICS, Heuristic, run_base
+from heuristics.base import HEURISTICS, ORDER_BASED, Heuristic, run_base
+from heuristics.decoder import gene_arrays, stage_major_order, unitised
 from heuristics.slicing import kernel_arrays
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate, stage_costs
@@ -145,6 +160,87 @@ def _ls_round(stage, cnt, cost, k, work, comm, outdeg, pred_ptr, pred_idx, optr,
     return moves
 
 
+@nb.njit(cache=True, nogil=True)
+def _unit_move_ok(g, t, stage, smem, umem, mem_limit, mptr, members, unit, optr, osucc,  # type: ignore[no-untyped-def]
+                  pptr, ppred):
+    """Whether unit ``g`` may move to stage ``t``: its ordering neighbours in other units
+    allow it and stage ``t`` keeps within the memory cap."""
+    if smem[t] + umem[g] > mem_limit:
+        return False
+    for q in range(mptr[g], mptr[g + 1]):
+        v = members[q]
+        for e in range(optr[v], optr[v + 1]):
+            x = osucc[e]
+            if unit[x] != g and stage[x] < t:
+                return False
+        for e in range(pptr[v], pptr[v + 1]):
+            x = ppred[e]
+            if unit[x] != g and stage[x] > t:
+                return False
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _ls_round_u(stage, cnt, cost, smem, k, work, comm, outdeg, pred_ptr, pred_idx, optr,  # type: ignore[no-untyped-def]
+                osucc, pptr, ppred, mptr, members, unit, umem, mem_limit, max_moves, tol):
+    """:func:`_ls_round` moving whole units within the memory cap (module docstring).
+
+    A unit's members move one at a time with the exact single-node deltas (each touches
+    only stages ``s`` and ``t``); the move is kept if both stages end strictly below the
+    bottleneck, else undone (counts restored by the reverse moves, costs from a copy).
+    """
+    ng = mptr.size - 1
+    moves = 0
+    while moves < max_moves:
+        B = cost.max()
+        improved = False
+        for b in range(k):
+            if cost[b] < B - tol:
+                continue
+            for g in range(ng):
+                s = stage[members[mptr[g]]]
+                if s == b:
+                    targets = (b - 1, b + 1)
+                elif s == b - 1 or s == b + 1:
+                    targets = (b, -1)
+                else:
+                    continue
+                for t in targets:
+                    if t < 0 or t >= k:
+                        continue
+                    if not _unit_move_ok(g, t, stage, smem, umem, mem_limit, mptr, members,
+                                         unit, optr, osucc, pptr, ppred):
+                        continue
+                    old_s = cost[s]
+                    old_t = cost[t]
+                    for q in range(mptr[g], mptr[g + 1]):
+                        v = members[q]
+                        cs = _stage_cost_after(s, v, s, t, stage, cnt, cost, work, comm,
+                                               outdeg, pred_ptr, pred_idx)
+                        ct = _stage_cost_after(t, v, s, t, stage, cnt, cost, work, comm,
+                                               outdeg, pred_ptr, pred_idx)
+                        _apply(v, t, stage, cnt, pred_ptr, pred_idx)
+                        cost[s] = cs
+                        cost[t] = ct
+                    if cost[s] < B - tol and cost[t] < B - tol:
+                        smem[s] -= umem[g]
+                        smem[t] += umem[g]
+                        moves += 1
+                        improved = True
+                        break
+                    for q in range(mptr[g + 1] - 1, mptr[g] - 1, -1):
+                        _apply(members[q], s, stage, cnt, pred_ptr, pred_idx)
+                    cost[s] = old_s
+                    cost[t] = old_t
+                if improved:
+                    break
+            if improved:
+                break
+        if not improved:
+            break
+    return moves
+
+
 def _moves(
     instance: Instance, partition: Partition, k: int, budget: Budget, max_moves: int,
     chunk: int,
@@ -163,10 +259,22 @@ def _moves(
     cost = np.ascontiguousarray(stage_costs(instance, Partition(stage, kk)).total, np.float64)
     tol = 1e-9 * max(1.0, float(cost.max()))
     moves = 0
+    if instance.constraints:  # whole units, memory cap
+        _, _, _, mptr, members = gene_arrays(instance)
+        unit = np.ascontiguousarray(instance.unit_of, dtype=np.int64)
+        if not unitised(instance):  # genes are nodes: unit ids must be the gene ids
+            unit = np.arange(n, dtype=np.int64)
+        umem = np.bincount(unit, weights=a.mem, minlength=mptr.size - 1)
+        smem = np.bincount(stage, weights=a.mem, minlength=kk).astype(np.float64)
     while moves < max_moves and not budget.expired():
-        got = _ls_round(stage, cnt, cost, k, a.work, a.comm, outdeg,
-                        a.pred_ptr, a.pred_idx, optr, osucc, pptr, ppred,
-                        min(chunk, max_moves - moves), tol)
+        if instance.constraints:
+            got = _ls_round_u(stage, cnt, cost, smem, k, a.work, a.comm, outdeg, a.pred_ptr,
+                              a.pred_idx, optr, osucc, pptr, ppred, mptr, members, unit, umem,
+                              a.mem_limit, min(chunk, max_moves - moves), tol)
+        else:
+            got = _ls_round(stage, cnt, cost, k, a.work, a.comm, outdeg,
+                            a.pred_ptr, a.pred_idx, optr, osucc, pptr, ppred,
+                            min(chunk, max_moves - moves), tol)
         moves += got
         if got < chunk:
             break
@@ -196,7 +304,6 @@ def refine_partition(
     if rounding ever made it worse the input is returned) and stats ``ls_moves``,
     ``ls_reslices`` (improving re-slicings), ``ls_before``, ``ls_after``, ``ls_time_s``.
     """
-    from heuristics.decoder import minkey_order
     from heuristics.slicing import slice_order_within
 
     t0 = time.perf_counter()
@@ -205,8 +312,6 @@ def refine_partition(
     cur, cur_val = partition, before
     moves = 0
     reslices = 0
-    topo_pos = np.empty(instance.n_nodes, dtype=np.float64)
-    topo_pos[instance.topo_order] = np.arange(instance.n_nodes) / (instance.n_nodes + 1.0)
     for _ in range(max_rounds):
         cand, got = _moves(instance, cur, k, budget, max_moves - moves, chunk)
         moves += got
@@ -215,7 +320,7 @@ def refine_partition(
         if val < cur_val and not check_feasible(instance, cand, k=k):
             cur, cur_val, improved = cand, val, True
         if reslice and not budget.expired():
-            order = minkey_order(instance, cur.stage_of + topo_pos)
+            order = stage_major_order(instance, cur.stage_of)
             # the DP checks the budget between chunks (quadratic in n on large graphs);
             # stopped early it gives the greedy slicing of the order, used if better
             v, cuts, _done = slice_order_within(instance, order, k, budget, upper=cur_val,
@@ -257,6 +362,7 @@ class LocalSearch(Heuristic):
     """
 
     name = "local_search"
+    handles: ClassVar[frozenset[str]] = ORDER_BASED
     citation = "pipecert (adjacent-stage node moves with exact delta costs)"
 
     def __init__(self, *, base: str = "input_order", max_moves: int = 100_000) -> None:

@@ -1,7 +1,8 @@
 """Single-order baselines (spec §3.4): one topological order sliced optimally by Algorithm 1.
 
 * ``input_order``: the instance's own order (``Instance.topo_order``, the lexicographically
-  smallest topological order by node index: the file's order whenever that is topological);
+  smallest topological order by node index: the file's order whenever that is topological;
+  with co-location groups, the units in their topological numbering);
 * ``dfs_order``: depth-first Kahn order (LIFO stack), which keeps chains together;
 * ``bfs_order``: breadth-first Kahn order (FIFO queue), level by level;
 * ``random_orders``: the best of ``n_orders`` uniformly random-key orders (decoded exactly
@@ -16,6 +17,18 @@ local search of :mod:`heuristics.local_search`. The first three accept ``reduce=
 build and slice their order on the exactly reduced instance (:func:`heuristics.downset_dp.
 reduce_instance`; every reduced slicing lifts back at equal cost), which keeps weights and
 zero-work views beside their consumers; the default ``False`` is the paper's baseline.
+
+**Constraints** (``handles`` = groups, memory, data-only edges). Every order here is a unit
+order (:mod:`heuristics.decoder`: the Kahn orders run over the unit DAG of the ordering
+edges and are expanded unit by unit; ``input_order`` lists the units in their topological
+numbering), and the slicing cuts only between units and excludes segments over the memory
+cap, with the exact cost over all data edges (:mod:`heuristics.slicing`). Hence every
+partition returned is feasible: groups lie in one unit, hence one stage; ordering edges go
+forward or stay in a stage; data-only edges impose nothing; every stage is within the cap.
+When an order has no slicing within the cap into ``k`` stages the method returns no
+partition (status ``no_solution``) with ``stats["reason"]``; the instance may still be
+feasible (another order may fit), which only the exact methods decide. The reductions are
+not used on a constrained instance (:func:`heuristics.base.search_instance`).
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numpy.typing import NDArray
 
-from heuristics.base import HEURISTICS, Heuristic
+from heuristics.base import HEURISTICS, ORDER_BASED, Heuristic, search_instance
 from heuristics.decoder import (
     LARGE_N,
     bfs_order,
@@ -36,8 +49,10 @@ from heuristics.decoder import (
     decode_batch,
     decode_within,
     dfs_order,
+    input_order,
+    n_genes,
 )
-from heuristics.downset_dp import lift_partition, reduce_instance
+from heuristics.downset_dp import lift_partition
 from heuristics.local_search import finish
 from heuristics.slicing import slice_order_within
 from pipecert.instance import Instance
@@ -60,6 +75,7 @@ class _SingleOrder(Heuristic):
     """
 
     deterministic: ClassVar[bool] = True
+    handles: ClassVar[frozenset[str]] = ORDER_BASED
     citation = "Archer et al. 2024, §3 (Algorithm 1 on a fixed order)"
 
     def __init__(self, *, refine: bool = False, reduce: bool = False) -> None:
@@ -68,7 +84,7 @@ class _SingleOrder(Heuristic):
 
     @abc.abstractmethod
     def order(self, instance: Instance) -> NDArray[np.int64]:
-        """The topological order to slice (each subclass defines its own)."""
+        """The unit order to slice (each subclass defines its own)."""
 
     def solve(
         self,
@@ -81,16 +97,22 @@ class _SingleOrder(Heuristic):
         """Slice :meth:`order` optimally into at most ``k`` stages."""
         t0 = time.perf_counter()
         full = instance
-        red, kept, host = reduce_instance(full) if self.reduce else (full, None, None)
+        red, kept, host = search_instance(full, self.reduce)
         order = self.order(red)
         val, cuts, complete = slice_order_within(red, order, k, budget, check=False)
+        t = time.perf_counter() - t0
+        stats: dict[str, Any] = {"slice_value": val, "slice_time_s": t,
+                                 "n_nodes_searched": red.n_nodes, "slice_exact": complete}
+        if not math.isfinite(val):
+            stats["reason"] = (f"no slicing of the {self.name.removesuffix('_order')} order "
+                               f"into at most {k} stages meets the memory cap"
+                               + ("" if complete else " (greedy slicing, budget ended)"))
+            return HeuristicResult(None, Status.NO_SOLUTION if complete else Status.TIME_LIMIT,
+                                   stats)
         part: Partition | None = Partition.from_slices(order, cuts.tolist(), k)
         if kept is not None and host is not None and red is not full:
             assert part is not None
             part = lift_partition(full, kept, host, part.stage_of, k)
-        t = time.perf_counter() - t0
-        stats: dict[str, Any] = {"slice_value": val, "slice_time_s": t,
-                                 "n_nodes_searched": red.n_nodes, "slice_exact": complete}
         part = finish(full, k, part, budget, self.refine, stats)
         status = Status.FEASIBLE if complete else Status.TIME_LIMIT
         return HeuristicResult(part, status, stats, ((t, 1, val),))
@@ -103,7 +125,7 @@ class InputOrder(_SingleOrder):
     name = "input_order"
 
     def order(self, instance: Instance) -> NDArray[np.int64]:
-        return np.ascontiguousarray(instance.topo_order, dtype=np.int64)
+        return input_order(instance)
 
 
 @HEURISTICS.register
@@ -148,6 +170,7 @@ class RandomOrders(Heuristic):
     """
 
     name = "random_orders"
+    handles: ClassVar[frozenset[str]] = ORDER_BASED
     citation = "random search control (same budget as brkga-100)"
 
     def __init__(self, *, n_orders: int = 100, batch: int = 10, reduce: bool = True,
@@ -168,12 +191,12 @@ class RandomOrders(Heuristic):
         """Decode random key vectors until ``n_orders`` are done or the budget ends."""
         t0 = time.perf_counter()
         full = instance
-        red, kept, host = reduce_instance(full) if self.reduce else (full, None, None)
+        red, kept, host = search_instance(full, self.reduce)
         instance = red
-        n = instance.n_nodes
+        n = n_genes(instance)
         best_val, best_keys = math.inf, None
         best_order: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
-        large = n > LARGE_N
+        large = instance.n_nodes > LARGE_N
         history: list[tuple[float, int, float]] = []
         done = 0
         stopped = False
@@ -196,7 +219,12 @@ class RandomOrders(Heuristic):
                 if v < best_val:
                     best_val, best_keys = float(v), keys[r].copy()
                     history.append((time.perf_counter() - t0, done, best_val))
-        assert best_keys is not None
+        stats: dict[str, Any] = {"evaluations": done, "best_value": best_val}
+        if best_keys is None:  # every order missed the memory cap
+            stats["reason"] = (f"none of the {done} random orders has a slicing into at most "
+                               f"{k} stages that meets the memory cap")
+            return HeuristicResult(None, Status.TIME_LIMIT if stopped else Status.NO_SOLUTION,
+                                   stats, tuple(history))
         if best_order is not None:
             order, cuts = best_order
         else:
@@ -205,7 +233,6 @@ class RandomOrders(Heuristic):
         if kept is not None and host is not None and red is not full:
             assert part is not None
             part = lift_partition(full, kept, host, part.stage_of, k)
-        stats: dict[str, Any] = {"evaluations": done, "best_value": best_val}
         part = finish(full, k, part, budget, self.refine, stats)
         status = Status.TIME_LIMIT if stopped else Status.FEASIBLE
         return HeuristicResult(part, status, stats, tuple(history))

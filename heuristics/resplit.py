@@ -15,6 +15,16 @@ The enumeration stops at ``max_ideals`` (then the best split seen is used: still
 never worse than the current split, which is itself one of the candidates only if reached;
 a split is applied only if it is strictly better).
 
+**Constraints.** With co-location groups the enumeration is over down-sets of the *units*
+inside ``U`` (a feasible partition keeps every unit in one stage, so ``U`` is a union of
+units; the unit DAG of the ordering edges gives the predecessors): ``A`` and ``U \\ A`` are
+unions of whole units, so groups stay whole, and the argument above holds with units for
+nodes. Only ordering edges define the down-sets (data-only edges order nothing; their
+charges are in ``f``). A split is a candidate only if both sides are within the memory cap
+(the cap itself, stricter than :func:`check_feasible`'s relative tolerance of 1e-12).
+The swept result is re-checked with :func:`check_feasible` and the input is kept if it
+fails, so the result is always feasible.
+
 :func:`resplit_partition` sweeps all adjacent pairs, applying a strictly better split,
 until a sweep changes nothing (or ``max_sweeps`` / the budget). Every applied split lowers
 the larger of two stage costs and never raises another stage, so the bottleneck never
@@ -70,14 +80,24 @@ def resplit_pair(
     if U.size == 0:
         return math.inf, None, 0
     local = _Local(instance, U)
-    pos = {int(v): i for i, v in enumerate(U)}
+    # items: the units inside U (whole units move together; single nodes without groups)
+    unit = instance.unit_of if "groups" in instance.constraints else np.arange(instance.n_nodes)
+    items, item_of = np.unique(unit[U], return_inverse=True)
+    n_items = items.size
+    pos = {int(v): int(item_of[i]) for i, v in enumerate(U)}
     pp, pr = instance.order_pred_csr
-    preds: list[list[int]] = []
-    for v in U.tolist():
-        preds.append([pos[u] for u in pr[pp[v]:pp[v + 1]].tolist() if u in pos])
-    work = instance.work[U]
+    pred_sets: list[set[int]] = [set() for _ in range(n_items)]
+    for i, v in enumerate(U.tolist()):
+        it = int(item_of[i])
+        for u in pr[pp[v]:pp[v + 1]].tolist():
+            j = pos.get(u)
+            if j is not None and j != it:
+                pred_sets[it].add(j)
+    preds = [sorted(x) for x in pred_sets]
+    work = np.bincount(item_of, weights=instance.work[U], minlength=n_items)
     mem_limit = instance.memory_limit
-    mem = instance.memory[U] if mem_limit is not None and instance.memory is not None else None
+    mem = (np.bincount(item_of, weights=instance.memory[U], minlength=n_items)
+           if mem_limit is not None and instance.memory is not None else None)
     best_val, best_set = math.inf, None
     start: frozenset[int] = frozenset()
     seen = {start}
@@ -87,24 +107,25 @@ def resplit_pair(
         nxt: list[frozenset[int]] = []
         for ideal in frontier:
             visited += 1
-            inside = np.zeros(U.size, dtype=bool)
+            inside = np.zeros(n_items, dtype=bool)
             if ideal:
                 inside[list(ideal)] = True
             ok = mem is None or (mem[inside].sum() <= mem_limit
                                  and mem[~inside].sum() <= mem_limit)
             if ok:
+                node_in = inside[item_of]
                 mask = np.zeros(local.n, dtype=bool)
-                mask[U[inside]] = True
+                mask[U[node_in]] = True
                 fa = local.cost(mask) if ideal else 0.0
                 rest = np.zeros(local.n, dtype=bool)
-                rest[U[~inside]] = True
-                fb = local.cost(rest) if len(ideal) < U.size else 0.0
+                rest[U[~node_in]] = True
+                fb = local.cost(rest) if len(ideal) < n_items else 0.0
                 if max(fa, fb) < best_val:
                     best_val, best_set = max(fa, fb), ideal
             if float(work[inside].sum()) >= best_val:
                 continue  # f(A') >= w(A') >= w(A) >= best for every A' containing A
-            # a node can join when all its predecessors inside U are in the ideal
-            for i in range(U.size):
+            # an item can join when all its predecessors inside U are in the ideal
+            for i in range(n_items):
                 if i in ideal or not all(j in ideal for j in preds[i]):
                     continue
                 nxt_ideal = ideal | {i}
@@ -114,7 +135,10 @@ def resplit_pair(
         frontier = nxt
     if best_set is None:
         return best_val, None, visited
-    return best_val, U[sorted(best_set)], visited
+    chosen = np.zeros(n_items, dtype=bool)
+    if best_set:
+        chosen[sorted(best_set)] = True
+    return best_val, U[chosen[item_of]], visited
 
 
 def resplit_partition(
