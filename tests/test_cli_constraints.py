@@ -33,7 +33,7 @@ from formulations.base import Formulation
 from heuristics import HEURISTICS
 from heuristics.base import Heuristic
 from instances import write_instance
-from pipecert import Instance
+from pipecert import Instance, Partition
 from pipecert.errors import InputError
 from pipecert.instance import CONSTRAINTS
 from pipecert.results import BoundResult, HeuristicResult, Status
@@ -205,13 +205,30 @@ def brute():
     HEURISTICS.unregister("t12_brute")
 
 
-def test_portfolio_leaves_out_unsupported_steps_quietly(brute):
+class _Plain(Heuristic):
+    """Test method that handles no constraint: everything in stage 0."""
+
+    name = "t12_plain"
+    deterministic = True
+
+    def solve(self, instance, k, budget, rng, context=None):
+        return HeuristicResult(Partition([0] * instance.n_nodes, k), Status.FEASIBLE)
+
+
+@pytest.fixture
+def plain():
+    HEURISTICS.register(_Plain)
+    yield "t12_plain"
+    HEURISTICS.unregister("t12_plain")
+
+
+def test_portfolio_leaves_out_unsupported_steps_quietly(brute, plain):
     inst = grouped()
-    plan = [Step("heuristic", "dfs_order", 0.2), Step("heuristic", brute, 0.5),
+    plan = [Step("heuristic", plain, 0.2), Step("heuristic", brute, 0.5),
             Step("bound", "combinatorial", 0.1), Step("refine", "local_search", 1.0)]
     res = solve(inst, 2, time_limit_s=10, plan=plan)
     assert [r.method for r in res.runs] == [brute, "combinatorial"]
-    assert "dfs_order" in {m for m, _ in res.not_applicable}
+    assert plain in {m for m, _ in res.not_applicable}
     opt, _ = brute_force(inst, 2)
     assert res.upper_bound == pytest.approx(opt)
     assert res.infeasible is None
@@ -384,12 +401,12 @@ def test_list_shows_capabilities(capsys):
 
 
 # ------------------------------------------------------------------ harness
-def test_grid_variants_store_report_and_check(tmp_path, brute):
+def test_grid_variants_store_report_and_check(tmp_path, brute, plain):
     f = tmp_path / "capped.json"
     write_instance(capped(), f)
     cfg = load_config(None, {
         "experiment": {"name": "t12", "out": str(tmp_path / "out")},
-        "grid": {"instances": [str(f)], "k": [2, 3], "heuristics": [brute, "dfs_order"],
+        "grid": {"instances": [str(f)], "k": [2, 3], "heuristics": [brute, plain],
                  "bounds": ["combinatorial"], "variants": ["as_given", "memory_limit=none"]},
         "budget": {"time_limit_s": 5.0, "grace_s": 2.0}, "run": {"jobs": 1}})
     entries = load_entries(cfg)
@@ -409,8 +426,8 @@ def test_grid_variants_store_report_and_check(tmp_path, brute):
     assert proofs == {(ids[0], 2)}
     assert {(r["k"], r["method"]) for r in inf if r["instance"] == ids[0]} == {
         (2, brute), (2, "combinatorial"), (3, brute)}
-    # dfs_order handles no memory cap: unsupported on the capped variant, runs without it
-    dfs = {(r["instance"], r["k"]): r["status"] for r in rows if r["method"] == "dfs_order"}
+    # t12_plain handles no memory cap: unsupported on the capped variant, runs without it
+    dfs = {(r["instance"], r["k"]): r["status"] for r in rows if r["method"] == plain}
     assert dfs[(ids[0], 3)] == "unsupported" and dfs[(ids[1], 3)] in ("feasible", "optimal")
     inst_rows = {r["instance"]: r for r in store.instance_rows()}
     assert inst_rows[ids[0]]["constraints"] == "memory"
