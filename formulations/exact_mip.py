@@ -16,13 +16,24 @@ charges ``y[u, j]`` (``in<j>`` blocks), ``z[u, j]`` (``out<j>``) in [0, 1] for p
 
 with ``x[v, j] = P_j[v] - P_{j-1}[v]``, ``P_0 = 0``, ``P_k = 1``.
 
+Constrained variants (all handled exactly, see :mod:`formulations._mip.chain`): the order
+rows run over the ordering edges only and the charges over all data edges (a data-only
+edge may point to an earlier block: its out-charge uses Figure 3's ``x[u, j] - x[v, j]``,
+and blocks 1 and k get the in / out charges only such edges can cause); every member of a
+unit (co-location group, closed under the order) shares the block variables of its first
+member; and each block has the memory row ``sum_v mem(v)/M x[v, j] <= 1 + 1e-9`` (scaled by
+the cap ``M``). At integer points these rows describe exactly the partitions that are
+feasible for the constrained problem, with ``y``, ``z`` the In/Out indicators over all data
+edges, so the optimum is the constrained OPT.
+
 Options (spec §4.2 strengthenings, all valid):
 
 * ``comb_cut``: ``T >= LB_comb``; ``context_lb_cut``: ``T >= context.lower_bound`` (on by
   default: a proven bound never cuts off an optimum);
 * ``cutoff``: ``T <= context.upper_bound``; ``warm_start``: ``context.partition`` as the
   first incumbent;
-* ``prefix_cuts``: with ``o[u, j] >= P_j[u] - P_j[v]`` on every data edge (u, v),
+* ``prefix_cuts``: with ``o[u, j] >= P_j[u] - P_j[v]`` on every data edge (u, v) (and
+  ``o[u, j] >= P_j[v] - P_j[u]`` on every data-only edge),
   ``j T >= w(P_j) + c o_j`` and ``(k - j) T >= W - w(P_j) + c o_j`` for j = 1..k-1
   (the aggregation lemma of spec §4.0);
 * ``symmetry``: used-block indicators ``e_j`` (binary) with ``x[v, j] <= e_j``,
@@ -57,6 +68,13 @@ OPT, are unchanged. At this point, with ``T = OPT``:
   side is at most ``(k - j) OPT``.
   Empty blocks (k >= n, or blocks a compacted partition left empty) cost 0 and keep both
   sums valid; a zero-cost node changes nothing.
+  A data-only edge (u, v) may also cut P_j backwards: v in P_j, u outside it. Then
+  ``o[u, j] = 1`` is still paid on both sides: v lies in some S_i, i <= j, without u, so u
+  is in In(S_i); u lies in some S_i, i > j, with a successor outside it, so u is in
+  Out(S_i). A producer is either in P_j or not, so it is counted once per side.
+* groups, memory: compaction keeps every block's node set, so every block still holds whole
+  units and meets the cap; the rows above speak only about membership and block costs.
+  Data-only edges impose no order, so moving empty blocks breaks nothing.
 
 So the point is feasible with ``T = OPT`` and the optimum stays ``<= OPT``. The fuzz
 failures once blamed on these rows (``case386``: 0.999999 for OPT = 2e-9; ``case1576``:
@@ -100,6 +118,8 @@ class ExactMip(MipFormulation):
     name = "exact_mip"
     citation = "Archer et al., ICML 2024, Figure 3 (spec §4.2)"
     exact = True
+    handles = frozenset({"groups", "memory", "data_only_edges"})
+    relaxes = frozenset()
 
     def __init__(
         self,
@@ -144,6 +164,7 @@ class ExactMip(MipFormulation):
         blocks = list(range(1, k + 1))
         f = chain.block_costs(blocks)
         mb.add_le(f - T.at(), 0.0, name="block_cost")
+        chain.memory_rows(blocks)
         n = instance.n_nodes
         if self.prefix_cuts and k >= 2:
             levels = np.arange(1, k)
@@ -156,6 +177,14 @@ class ExactMip(MipFormulation):
                 jj = np.broadcast_to(np.arange(k - 1)[None, :], rhs.shape)
                 mb.add_ge(o.at(pu, jj) - rhs, 0.0, name="prefix_o")
                 chain._charges.append((o, rhs, o.cols[pu, jj]))
+                back = ~chain.e_orders  # data-only edges also cut P_j backwards
+                if back.any():
+                    ub_, vb_ = chain.e_src[back][:, None], chain.e_dst[back][:, None]
+                    rb = chain.prefix(vb_, levels[None, :]) - chain.prefix(ub_, levels[None, :])
+                    pb = np.broadcast_to(chain.prod_pos[ub_[:, 0]][:, None], rb.shape)
+                    jb = np.broadcast_to(np.arange(k - 1)[None, :], rb.shape)
+                    mb.add_ge(o.at(pb, jb) - rb, 0.0, name="prefix_o_back")
+                    chain._charges.append((o, rb, o.cols[pb, jb]))
             wP = (chain.prefix(np.arange(n)[None, :], levels[:, None])
                   * costs.w[None, :]).sum(axis=1)
             cut = wP
