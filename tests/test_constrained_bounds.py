@@ -129,15 +129,21 @@ def _check(spec: str, kind: str, i: int) -> int:
     return checked
 
 
+#: ``best`` is the maximum of the others (each checked on the whole pool): every 3rd case
+STRIDE = {"best": 3}
+
+
 @pytest.mark.parametrize("spec", SPECS)
 def test_bounds_valid_on_training_graphs(spec: str) -> None:
-    checked = sum(_check(spec, "training", i) for i in range(N_TRAINING))
-    assert checked > 0 or spec == "best"
+    step = STRIDE.get(spec, 1)
+    checked = sum(_check(spec, "training", i) for i in range(0, N_TRAINING, step))
+    assert checked > 0
 
 
 @pytest.mark.parametrize("spec", SPECS)
 def test_bounds_valid_with_random_groups(spec: str) -> None:
-    checked = sum(_check(spec, "grouped", i) for i in range(N_GROUPED))
+    step = STRIDE.get(spec, 1)
+    checked = sum(_check(spec, "grouped", i) for i in range(0, N_GROUPED, step))
     assert checked > 0
 
 
