@@ -233,8 +233,12 @@ class ExactMip(MipFormulation):
         if retry:
             stats["retried"] = retry
         if rec.status is Status.INFEASIBLE:
-            # T = OPT with an optimal partition is feasible: the claim is numerics
+            # T = OPT with an optimal partition is feasible: the claim is numerics, or (with
+            # a memory cap) no partition meets the cap, which a float solver does not prove
             stats.update(doubtful_infeasible("exact_mip model", lo, hi))
+            if "memory" in instance.constraints:
+                stats["reason"] = ("the solver reports no partition into k blocks within the "
+                                   "memory cap (a floating-point claim, not a proof)")
             return BoundResult(None, Status.NO_SOLUTION, None, stats)
         partition = chain.partition(rec.x, k) if rec.x is not None else None
         bound = self.bound_of(rec, costs, model)
