@@ -40,7 +40,7 @@ from pipecert.testing import (
 )
 
 EXTRA_SPECS = (
-    "exact_mip[prefix_cuts=True;symmetry=True]",
+    "exact_mip[prefix_cuts=True,symmetry=True]",
     "exact_mip[form=assign]",
     "guess[variant=min]",
     "path_bound[pairs=0]",
