@@ -26,6 +26,14 @@ the cap ``M``). At integer points these rows describe exactly the partitions tha
 feasible for the constrained problem, with ``y``, ``z`` the In/Out indicators over all data
 edges, so the optimum is the constrained OPT.
 
+Blocks: ``K = min(k, number of units)`` (the framework already caps k at n). A feasible
+partition has at most as many non-empty stages as units (each stage holds whole units);
+compacted (empty stages moved to the end, keeping the order of the others) it is still
+feasible with the same stage costs (every block keeps its node set; ordering edges still go
+forward; data-only edges order nothing) and uses only the first K blocks. So
+``OPT(k) = OPT(K)`` and the K-block model is exact for k; a partition it finds is declared
+for k stages.
+
 Options (spec §4.2 strengthenings, all valid):
 
 * ``comb_cut``: ``T >= LB_comb``; ``context_lb_cut``: ``T >= context.lower_bound`` (on by
@@ -106,6 +114,7 @@ from formulations._mip.model import ModelBuilder
 from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
 from pipecert.instance import Instance
+from pipecert.partition import Partition
 from pipecert.results import BoundResult, Budget, SolveContext, Status
 
 __all__ = ["ExactMip"]
@@ -155,6 +164,8 @@ class ExactMip(MipFormulation):
     ) -> BoundResult:
         """Solve Figure 3 within the budget; the bound is the safe dual bound."""
         t0 = time.perf_counter()
+        k_req = k
+        k = min(k, instance.n_units)  # OPT(k) = OPT(min(k, #units)): module docstring
         costs = self.scaled_costs(instance)
         lo, hi = t_range(costs, k, context, comb_cut=self.comb_cut,
                          context_lb_cut=self.context_lb_cut, cutoff=self.cutoff)
@@ -213,7 +224,7 @@ class ExactMip(MipFormulation):
         x0 = None
         ctx = context or SolveContext()
         if self.warm_start and ctx.partition is not None:
-            part = ctx.partition.compact() if self.symmetry else ctx.partition
+            part = ctx.partition.compact() if (self.symmetry or k < k_req) else ctx.partition
             lab = np.asarray(part.stage_of, dtype=np.int64)
             if lab.size == n and (lab.size == 0 or lab.max() < k):
                 x0 = np.zeros(model.n_vars)
@@ -229,7 +240,7 @@ class ExactMip(MipFormulation):
 
         rec, retry = self.solve_t_model(model, int(T.cols), costs, budget, warm_start=x0)
         stats = self.base_stats(model, rec, costs)
-        stats.update(form=self.form, warm_started=x0 is not None)
+        stats.update(form=self.form, warm_started=x0 is not None, blocks=k)
         if retry:
             stats["retried"] = retry
         if rec.status is Status.INFEASIBLE:
@@ -240,7 +251,7 @@ class ExactMip(MipFormulation):
                 stats["reason"] = ("the solver reports no partition into k blocks within the "
                                    "memory cap (a floating-point claim, not a proof)")
             return BoundResult(None, Status.NO_SOLUTION, None, stats)
-        partition = chain.partition(rec.x, k) if rec.x is not None else None
+        partition = Partition(chain.labels(rec.x), k_req) if rec.x is not None else None
         bound = self.bound_of(rec, costs, model)
         return BoundResult(bound, rec.status, partition, stats,
                            tuple(self.scaled_log(rec, costs, model)))
