@@ -253,3 +253,51 @@ def test_data_only_edge_charged_not_ordering() -> None:
                                                 raise_errors=True)
         assert out.status is Status.OPTIMAL
         assert meets_optimum(out.bound, best, out.stats)
+
+
+def _brute_anchored(inst: Instance, hold: np.ndarray, excl: np.ndarray) -> float:
+    """min f(S) over unions of units S with hold ⊆ S, S ∩ excl = ∅ (inf if none)."""
+    from formulations._maxflow import block_costs_exact
+
+    n = inst.n_nodes
+    uof = inst.unit_of
+    best = math.inf
+    for bits in range(1, 1 << inst.n_units):
+        units = np.array([(bits >> u) & 1 for u in range(inst.n_units)], dtype=bool)
+        s = units[uof]
+        if (hold & ~s).any() or (excl & s).any():
+            continue
+        best = min(best, block_costs_exact(inst, s))
+    assert n == uof.size
+    return best
+
+
+@pytest.mark.parametrize("kind", ["training", "grouped"])
+def test_cut_network_minimises_over_unions_of_units(kind: str) -> None:
+    """The contracted min cut equals the brute-force anchored minimum over unions of units
+    (data-only edges charged, no order), for both network paths (full and local)."""
+    from formulations._maxflow import CutNetwork
+
+    rng = np.random.default_rng(7)
+    for i in range(12):
+        inst = training_case(i) if kind == "training" else grouped_case(i)
+        net = CutNetwork(inst)
+        n = inst.n_nodes
+        for v in range(n):
+            hold = np.zeros(n, dtype=bool)
+            hold[v] = True
+            want = _brute_anchored(inst, hold, np.zeros(n, dtype=bool))
+            got = net.solve([v]).value
+            assert got <= want * (1 + 1e-12) + 1e-12
+            assert got >= want * (1 - 1e-9) - 1e-9, (inst.name, v, got, want)
+        for _ in range(6):
+            cls = rng.integers(0, 3, size=n).astype(np.int8)
+            if not (cls == 0).any():
+                cls[rng.integers(n)] = 0
+            want = _brute_anchored(inst, cls == 0, cls == 2)
+            got = net.solve_classes(cls).value
+            if math.isinf(want):
+                assert math.isinf(got), (inst.name, cls, got)
+                continue
+            assert got <= want * (1 + 1e-12) + 1e-12, (inst.name, cls, got, want)
+            assert got >= want * (1 - 1e-9) - 1e-9, (inst.name, cls, got, want)
