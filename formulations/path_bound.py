@@ -430,8 +430,9 @@ class PathBound(Formulation):
         if math.isinf(best):
             # every feasible partition splits each chain into <= k runs of finite value
             # (module docstring): none exists
-            why = (f"no split of the chain {max(per_chain, key=lambda c: per_chain[c])!r} into at most "
-                   f"{k} runs fits the co-location groups and the memory cap")
+            worst = max(per_chain, key=lambda c: per_chain[c])
+            why = (f"no split of the chain {worst!r} into at most {k} runs fits the "
+                   "co-location groups and the memory cap")
             return BoundResult(None, Status.INFEASIBLE,
                                stats={"reason": why, "path_values": per_chain})
         status = Status.BOUND if converged and nodes.complete else Status.TIME_LIMIT
