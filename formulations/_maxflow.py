@@ -24,6 +24,27 @@ Network (source side = "in S")
 Every finite cut of this network has value ``f(S)`` for its source side ``S`` (minimised over
 the auxiliary nodes), so the minimum cut is ``F(H, X)``.
 
+Constrained variants
+--------------------
+* Data-only edges: ``f`` charges In/Out over *all* data edges (``instance.src`` / ``dst``),
+  whatever their direction, and the network above uses no order at all (a data-only edge
+  may close a cycle of data edges; a cut network does not care). So ``F`` is the same
+  function on every variant; the callers build ``H`` and ``X`` from ordering edges only.
+* Co-location groups (``"groups"`` an active constraint): every block of a feasible partition
+  is a union of *units* (:attr:`pipecert.instance.Instance.unit_of`). The network then
+  minimises over unions of units only: consecutive members of every unit are joined by
+  infinite arcs in both directions (a finite cut keeps a unit on one side), and ``H`` and
+  ``X`` are first closed under units (a block that contains ``h`` contains its unit; a block
+  that avoids ``x`` avoids its unit). If the closed ``H`` and ``X`` meet, no feasible block
+  contains ``H`` and avoids ``X``: the value is ``+inf`` (the minimum over an empty set).
+* Memory cap: not modelled here (``F`` is also used for unions of two blocks, which may
+  hold up to ``2 M``); :mod:`formulations.path_bound` applies it to single runs.
+
+So with groups active the value is a lower bound on ``min f(S)`` over the blocks
+``S`` of feasible partitions that contain ``H`` and avoid ``X``, which is all the bounds
+built on ``F`` use. The closed ``H`` is itself a union of units, so ``S = H`` is a finite cut
+and the rounding argument below is unchanged.
+
 Integer capacities and validity
 -------------------------------
 The max-flow engines take integer capacities. Per cut, every finite capacity ``x`` becomes
@@ -245,6 +266,12 @@ class CutNetwork:
         add(np.full(n, s_node), nodes, np.zeros(n), False)
         add(nodes, np.full(n, t_node), w.copy(), False)
         # single-successor producers: u -> v and v -> u with c(u)
+        # co-location: consecutive members of every unit joined both ways (inf)
+        self.units = "groups" in instance.constraints
+        if self.units:
+            ua, ub = _unit_pairs(instance)
+            add(ua, ub, np.zeros(ua.size), True)
+            add(ub, ua, np.zeros(ua.size), True)
         e1 = single[src]
         add(src[e1], dst[e1], c[src[e1]], False)
         add(dst[e1], src[e1], c[src[e1]], False)
@@ -313,6 +340,22 @@ class CutNetwork:
                                  s_node, t_node, want_cut)
         return value, None if cut is None else cut[: self.n]
 
+    def _close(self, hmask: BoolArray, xmask: BoolArray) -> tuple[BoolArray, BoolArray, bool]:
+        """``H`` and ``X`` closed under units, and whether they meet (then no feasible block
+        contains ``H`` and avoids ``X``): see the module docstring."""
+        inst = self.instance
+        if self.units:
+            uof = inst.unit_of
+            hit = np.zeros(inst.n_units, dtype=bool)
+            hit[uof[hmask]] = True
+            hmask = hit[uof]
+            hit[:] = False
+            hit[uof[xmask]] = True
+            xmask = hit[uof]
+            if (hmask & xmask).any():
+                return hmask, xmask, True
+        return hmask, xmask, False
+
     # ------------------------------------------------------------------ public
     def solve(
         self,
@@ -346,6 +389,9 @@ class CutNetwork:
         xmask = _mask(n, exclude)
         if (hmask & xmask).any():
             raise ValueError("F(H, X) is undefined: H and X intersect")
+        hmask, xmask, empty = self._close(hmask, xmask)
+        if empty:  # no feasible block contains H and avoids X
+            return CutResult(math.inf, math.inf, None)
         pays_in, pays_out = _pays(inst, hmask)
         c = inst.comm
         f_h = float(inst.work[hmask].sum() + c[pays_in].sum() + c[pays_out].sum())
@@ -409,10 +455,28 @@ class CutNetwork:
         """
         inst = self.instance
         self.calls += 1
+        if self.units:
+            hm, xm, empty = self._close(cls == 0, cls == 2)
+            if empty:  # no feasible block contains H and avoids X
+                return CutResult(math.inf, math.inf, None)
+            cls = np.where(hm, 0, np.where(xm, 2, 1)).astype(np.int8)
         sptr, sidx = inst.succ_csr
         tl, hd, cap, isinf, n_net, const, f_h = _local_network(
             cls, inst.work, inst.comm, sptr, sidx
         )
+        if self.units:
+            # free members of one unit stay together: inf arcs both ways (the closed H and X
+            # are unions of units, so a unit is wholly free or not at all)
+            ua, ub = _unit_pairs(inst)
+            free = cls == 1
+            keep = free[ua]
+            if keep.any():
+                nid = np.cumsum(free) + 1  # free node v has network id 2 + rank
+                a, b = nid[ua[keep]], nid[ub[keep]]
+                tl = np.concatenate([tl, a, b])
+                hd = np.concatenate([hd, b, a])
+                cap = np.concatenate([cap, np.zeros(2 * a.size)])
+                isinf = np.concatenate([isinf, np.ones(2 * a.size, dtype=bool)])
         shrink = 1.0 - (self.n + 4) * 2.0**-52
         fixed = CutResult(max(0.0, min(const * shrink, f_h)), f_h, None)
         if tl.size == 0:
@@ -643,6 +707,14 @@ def _local_network(cls, w, c, sptr, sidx):  # type: ignore[no-untyped-def]
                         inf[na] = True
                         na += 1
     return tl[:na], hd[:na], cp[:na], inf[:na], nxt, const, f_h
+
+
+def _unit_pairs(instance: Instance) -> tuple[IntArray, IntArray]:
+    """Consecutive members ``(a, b)`` of every unit with two or more members."""
+    ptr, idx = instance.unit_members
+    same = instance.unit_of[idx[1:]] == instance.unit_of[idx[:-1]]
+    return (np.ascontiguousarray(idx[:-1][same], dtype=np.int64),
+            np.ascontiguousarray(idx[1:][same], dtype=np.int64))
 
 
 _NETWORKS: dict[int, tuple[Instance, CutNetwork]] = {}

@@ -31,6 +31,7 @@ __all__ = [
     "run_sets",
     "run_classes",
     "run_estimates",
+    "run_memory_over",
     "min_runs_dp",
     "segment_value",
     "row_suffix_min",
@@ -295,6 +296,95 @@ def run_estimates(instance: Instance, a: I64, d: I64, node_low: F64, length: int
     return g
 
 
+@njit(cache=True)
+def _unit_run_memory(a, d, uptr, uidx, umem, L):  # type: ignore[no-untyped-def]
+    """Integer ``mem`` of the units meeting ``H(i, j)``, for all runs (2D difference array).
+
+    A unit meets ``H(i, j)`` iff a member ``x`` has ``d[x] >= i`` and ``a[x] <= j``: for ``i``
+    between two consecutive member values of ``d`` (descending), iff ``j >= min a`` over the
+    members with ``d >= i`` (a staircase, added as one rectangle per step).
+    """
+    diff = np.zeros((L + 2, L + 2), np.int64)
+    nu = uptr.size - 1
+    for u in range(nu):
+        m = umem[u]
+        if m <= 0:
+            continue
+        cnt = 0
+        for q in range(uptr[u], uptr[u + 1]):
+            x = uidx[q]
+            if d[x] >= 0 and a[x] < L:
+                cnt += 1
+        if cnt == 0:
+            continue
+        ds = np.empty(cnt, np.int64)
+        as_ = np.empty(cnt, np.int64)
+        cnt = 0
+        for q in range(uptr[u], uptr[u + 1]):
+            x = uidx[q]
+            if d[x] >= 0 and a[x] < L:
+                ds[cnt] = d[x]
+                as_[cnt] = a[x]
+                cnt += 1
+        order = np.argsort(-ds)
+        amin = L
+        q = 0
+        while q < cnt:
+            dcur = ds[order[q]]
+            while q < cnt and ds[order[q]] == dcur:
+                if as_[order[q]] < amin:
+                    amin = as_[order[q]]
+                q += 1
+            dnext = ds[order[q]] if q < cnt else -1
+            i0 = dnext + 1
+            i1 = dcur
+            if i1 >= i0 and amin < L:
+                diff[i0, amin] += m
+                diff[i0, L] -= m
+                diff[i1 + 1, amin] -= m
+                diff[i1 + 1, L] += m
+    out = np.zeros((L, L), np.int64)
+    for i in range(L):
+        for j in range(L):
+            v = diff[i, j]
+            if i > 0:
+                v += out[i - 1, j]
+            if j > 0:
+                v += out[i, j - 1]
+            if i > 0 and j > 0:
+                v -= out[i - 1, j - 1]
+            out[i, j] = v
+    return out
+
+
+def run_memory_over(instance: Instance, a: I64, d: I64, length: int) -> NDArray[np.bool_] | None:
+    """Runs ``i..j`` whose units need more memory than the cap: no single block holds them.
+
+    ``out[i, j]`` is True when the units meeting ``H(i, j)`` (a block holding the run holds
+    them whole) need more than ``M (1 + 1e-9)``; None when the memory cap is not an active
+    constraint. Exact integer sums of ``floor(mem 2^e)`` (every term at most its true scaled
+    value, ``sum 2^e <= 2^51``), converted down: the computed memory never exceeds the true
+    one, so a True entry is a proof.
+    """
+    if "memory" not in instance.constraints:
+        return None
+    assert instance.memory is not None and instance.memory_limit is not None
+    L = int(length)
+    mem = np.asarray(instance.memory, dtype=np.float64)
+    total = float(mem.sum())
+    e = 51 - math.ceil(math.log2(total * (1 + 1e-9))) if total > 0 else 0
+    mi = np.floor(np.ldexp(mem, e)).astype(np.int64)
+    umem = np.bincount(instance.unit_of, weights=mi.astype(np.float64),
+                       minlength=instance.n_units)
+    # per-unit integer sums (each below 2^51: exact in float64 too)
+    umem_i = umem.astype(np.int64)
+    uptr, uidx = instance.unit_members
+    est = _unit_run_memory(a, d, uptr, uidx, umem_i, L)
+    used = scaled_down(est, e)
+    over = used > float(instance.memory_limit) * (1 + 1e-9)
+    return np.triu(over)
+
+
 def scaled_down(x: NDArray[np.int64], e: int) -> F64:
     """Element-wise the largest float ``<= x 2^-e`` for ``|x| < 2^53`` (exact ints).
 
@@ -436,7 +526,7 @@ def segment_value(
 
 
 @njit(cache=True)
-def _pair_blocks(g, T):  # type: ignore[no-untyped-def]
+def _pair_blocks(g, gu, T):  # type: ignore[no-untyped-def]
     """Fewest blocks for a split whose runs all have ``g <= T``, counting one extra block
     between consecutive runs ``[i', i-1], [i, j]`` whose union has ``g[i', j] > 2T``.
 
@@ -461,7 +551,7 @@ def _pair_blocks(g, T):  # type: ignore[no-untyped-def]
                 if prev >= big:
                     continue
                 c = prev + 1
-                if g[ip, j] > 2.0 * T:
+                if gu[ip, j] > 2.0 * T:
                     c += 1
                 if c < best:
                     best = c
@@ -478,7 +568,7 @@ def _pair_blocks(g, T):  # type: ignore[no-untyped-def]
 
 
 def pair_segment_value(
-    g: F64, k: int, lower: float = 0.0
+    g: F64, k: int, lower: float = 0.0, gu: F64 | None = None
 ) -> tuple[float, list[tuple[int, int]]]:
     """The smallest ``T`` with a split of ``<= k`` blocks in the sense of :func:`_pair_blocks`.
 
@@ -487,24 +577,33 @@ def pair_segment_value(
     ends, so ``g(union) <= f(S ∪ S') <= f(S) + f(S') <= 2 OPT`` (f is submodular and
     ``f(∅) = 0``); a pair with ``g(union) > 2 OPT`` has a block between them that meets no
     run. So the split of the optimal partition is feasible at ``T = OPT``. O(L^3) per test.
+
+    ``gu`` (default ``g``) holds the values used for unions of two runs: lower bounds of
+    ``F`` valid for a union of *two* blocks (a table that also encodes single-block
+    constraints, such as the memory cap, in ``g`` must pass its table without them here).
     """
     L = g.shape[0]
+    if gu is None:
+        gu = g
     vals = g[np.isfinite(g)]
+    uvals = gu[np.isfinite(gu)]
     # the test flips where T <= g or 2T >= g: at g and at the smallest float T with
     # 2T >= g, which is g / 2 unless that rounds down (subnormal g): keep both neighbours
-    half = vals / 2.0
+    half = uvals / 2.0
     cand = np.unique(np.concatenate([vals, half, np.nextafter(half, np.inf)]))
     cand = cand[cand >= lower]
+    if cand.size == 0:  # nothing above ``lower`` to test: ``lower`` is what is proven
+        return float(lower), []
     lo, hi = 0, cand.size - 1
     while lo < hi:
         mid = (lo + hi) // 2
-        cnt, _, _ = _pair_blocks(g, float(cand[mid]))
+        cnt, _, _ = _pair_blocks(g, gu, float(cand[mid]))
         if cnt <= k:
             hi = mid
         else:
             lo = mid + 1
     T = float(cand[hi])
-    cnt, i, P = _pair_blocks(g, T)
+    cnt, i, P = _pair_blocks(g, gu, T)
     runs: list[tuple[int, int]] = []
     j = L - 1
     while i >= 0 and cnt <= k:

@@ -19,6 +19,18 @@ best bound so far as ``context.lower_bound`` (a proven bound, so the MIPs may ad
 ``context.upper_bound``. The run stops as soon as the bound meets the best known feasible
 value. The ``solver`` parameter is passed to every method that has one.
 
+Constrained variants
+--------------------
+Every component is gated by its own capabilities: a component that neither handles nor
+relaxes an active constraint of the instance (or does not support it otherwise, e.g. a
+solver that is not installed) is skipped before it runs, and listed with its reason in
+``stats["skipped"]`` (never an error). ``combinatorial`` handles every variant, so ``best``
+runs on every variant (declared ``handles`` all three: its value is the maximum of
+components that each model or soundly relax the active constraints, and the components that
+handle them all, such as ``exact_mip``, make it exact when they finish). A component that
+*proves* infeasibility (status ``infeasible`` with a reason, e.g. ``path_bound`` when no
+split of a chain fits the memory cap) ends the run as infeasible with that reason.
+
 What it relaxes / why the value is valid
 ----------------------------------------
 Each component is run through :meth:`Formulation.run`, which validates it (floors, re-scores
@@ -69,6 +81,8 @@ class Best(Formulation):
     name = "best"
     citation = "Archer et al., ICML 2024, Section 4 (spec §4.6, per-instance best)"
     dominates = ("combinatorial",)
+    handles = frozenset({"groups", "memory", "data_only_edges"})
+    relaxes = frozenset()
 
     def __init__(
         self,
@@ -94,11 +108,19 @@ class Best(Formulation):
             method.solver = self.solver  # type: ignore[attr-defined]
         return method
 
+    @staticmethod
+    def _member_supports(method: Formulation, instance: Any, k: int) -> tuple[bool, str | None]:
+        """A component's own gate: its capabilities on the instance's variant, then k."""
+        ok, why = method.supports_variant(instance)
+        if ok:
+            ok, why = method.supports(instance, k)
+        return ok, why
+
     def supports(self, instance: Any, k: int) -> tuple[bool, str | None]:
-        """Supported when at least one component is."""
+        """Supported when at least one component is (on this variant and k)."""
         reasons = []
         for spec in self._specs():
-            ok, why = self._make(spec).supports(instance, k)
+            ok, why = self._member_supports(self._make(spec), instance, k)
             if ok:
                 return True, None
             reasons.append(f"{spec}: {why}")
@@ -113,7 +135,15 @@ class Best(Formulation):
     ) -> BoundResult:
         """Run the components in order and report the best validated bound."""
         ctx = context or SolveContext()
-        methods = [self._make(s) for s in self._specs()]
+        methods = []
+        skipped: dict[str, str] = {}
+        for spec in self._specs():
+            m = self._make(spec)
+            ok, why = self._member_supports(m, instance, k)
+            if ok:
+                methods.append(m)
+            else:
+                skipped[m.method_id()] = why or "unsupported (no reason given)"
         cheap = [m for m in methods if not isinstance(m, MipFormulation)]
         mips = [m for m in methods if isinstance(m, MipFormulation)]
         own: float | None = None  # the best bound proven by the components
@@ -142,6 +172,14 @@ class Best(Formulation):
                 runs.append({"method": out.method, "status": str(out.status),
                              "bound": out.bound, "incumbent": out.incumbent,
                              "time_s": out.time_s})
+                if out.status is Status.INFEASIBLE:  # a component's proof
+                    why = out.stats.get("reason") or out.error or "infeasible"
+                    return BoundResult(None, Status.INFEASIBLE, None,
+                                       {"runs": runs, "reason": f"{out.method}: {why}",
+                                        "skipped": skipped})
+                if out.status is Status.UNSUPPORTED:
+                    skipped[out.method] = (out.error or "unsupported").splitlines()[0]
+                    continue
                 if out.error:
                     errors[out.method] = out.error.splitlines()[0]
                     continue
@@ -159,7 +197,7 @@ class Best(Formulation):
         status = Status.OPTIMAL if (all_optimal or closed) else (
             Status.BOUND if bound is not None else Status.NO_SOLUTION)
         stats = {"runs": runs, "errors": errors, "methods": [m.method_id() for m in methods],
-                 "n_methods_run": len(runs)}
+                 "n_methods_run": len(runs), "skipped": skipped}
         return BoundResult(bound, status, found_part, stats, tuple(log))
 
 

@@ -32,6 +32,23 @@ the combinatorial floor (and ``comb_cut``). When k = 1 (and, in Guess(b), when b
 b = k) a side has no block: it is empty in the proof's partition, so its variables are
 fixed to "not in this side" instead of writing the row "cost of the side <= 0 * T".
 
+Constrained variants
+--------------------
+Built on :class:`~formulations._mip.chain.Chain`, which writes the order rows over the
+ordering edges only, the charges over all data edges and the unit equalities of the
+co-location groups (see there). Data-only edges: in the proof's partition a data-only edge
+(u, v) may point from D or B back to A or B; its producer then pays In at v's block and Out
+at its own, so the aggregation lemma still holds with the extra charges the chain writes
+for A (In from later parts) and D (Out to earlier parts): for A = S_1 u .. u S_{b-1},
+``sum_{i<b} f(S_i) >= w(A) + c({u in A with a successor outside A}) + c({u outside A with a
+successor in A})``, each such u being in Out, respectively In, of a block of A, and a
+producer is in A or not (counted once); symmetrically for D. Groups: A, B and D are unions
+of the partition's blocks, so every unit lies in one part (the equalities hold).
+Memory cap M (used, not modelled exactly: ``memory`` stays in ``relaxes``): B is one stage
+(``mem(B) <= M``), A and D hold b-1 and k-b stages (``mem(A) <= (b-1) M``, ``mem(D) <= (k-b)
+M``; in the bottleneck model ``mem(A u D) <= (k-1) M``), all true in the proof's partition,
+scaled by M with the relative slack of the chain's memory rows.
+
 Size
 ----
 2n binaries, at most 4n charges, about 2m + 4m' + 2 rows (m' = edges from producers with
@@ -49,7 +66,7 @@ import time
 
 import numpy as np
 
-from formulations._mip.chain import Chain, ScaledCosts, complete_free_column
+from formulations._mip.chain import MEMORY_SLACK, Chain, ScaledCosts, complete_free_column
 from formulations._mip.model import Block, Expr, MipModel, ModelBuilder
 from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
@@ -94,6 +111,15 @@ def build_abd(
             mb.add_le(f[0] - T.at() * mult_a, 0.0, name="G-A")
         if mult_d > 0:
             mb.add_le(f[2] - T.at() * mult_d, 0.0, name="G-D")
+    # memory: B is one stage; A and D are unions of b-1 and k-b stages (A u D: k-1)
+    chain.memory_rows([2])
+    if b is None:
+        load = chain.memory_load([1, 3])
+        if load is not None and k >= 2:
+            mb.add_le(load.sum(axis=0), (k - 1) * (1.0 + MEMORY_SLACK), name="memory_AD")
+    else:
+        parts = [(j, m) for j, m in ((1, mult_a), (3, mult_d)) if m > 0]
+        chain.memory_rows([j for j, _ in parts], [float(m) for _, m in parts])
     model = mb.build(objective_integral=costs.integer)
     # A side with no block (b = 1, b = k, or k = 1) is empty: fix its variables instead of
     # writing "cost of the side <= 0 * T", a row feasible only at equality (HiGHS declared
@@ -174,6 +200,8 @@ class Bottleneck(MipFormulation):
 
     name = "bottleneck"
     citation = "Archer et al., ICML 2024, Section 4 (spec §4.3)"
+    handles = frozenset({"groups", "data_only_edges"})
+    relaxes = frozenset({"memory"})
 
     def __init__(
         self,

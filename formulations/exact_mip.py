@@ -16,13 +16,32 @@ charges ``y[u, j]`` (``in<j>`` blocks), ``z[u, j]`` (``out<j>``) in [0, 1] for p
 
 with ``x[v, j] = P_j[v] - P_{j-1}[v]``, ``P_0 = 0``, ``P_k = 1``.
 
+Constrained variants (all handled exactly, see :mod:`formulations._mip.chain`): the order
+rows run over the ordering edges only and the charges over all data edges (a data-only
+edge may point to an earlier block: its out-charge uses Figure 3's ``x[u, j] - x[v, j]``,
+and blocks 1 and k get the in / out charges only such edges can cause); every member of a
+unit (co-location group, closed under the order) shares the block variables of its first
+member; and each block has the memory row ``sum_v mem(v)/M x[v, j] <= 1 + 1e-9`` (scaled by
+the cap ``M``). At integer points these rows describe exactly the partitions that are
+feasible for the constrained problem, with ``y``, ``z`` the In/Out indicators over all data
+edges, so the optimum is the constrained OPT.
+
+Blocks: ``K = min(k, number of units)`` (the framework already caps k at n). A feasible
+partition has at most as many non-empty stages as units (each stage holds whole units);
+compacted (empty stages moved to the end, keeping the order of the others) it is still
+feasible with the same stage costs (every block keeps its node set; ordering edges still go
+forward; data-only edges order nothing) and uses only the first K blocks. So
+``OPT(k) = OPT(K)`` and the K-block model is exact for k; a partition it finds is declared
+for k stages.
+
 Options (spec §4.2 strengthenings, all valid):
 
 * ``comb_cut``: ``T >= LB_comb``; ``context_lb_cut``: ``T >= context.lower_bound`` (on by
   default: a proven bound never cuts off an optimum);
 * ``cutoff``: ``T <= context.upper_bound``; ``warm_start``: ``context.partition`` as the
   first incumbent;
-* ``prefix_cuts``: with ``o[u, j] >= P_j[u] - P_j[v]`` on every data edge (u, v),
+* ``prefix_cuts``: with ``o[u, j] >= P_j[u] - P_j[v]`` on every data edge (u, v) (and
+  ``o[u, j] >= P_j[v] - P_j[u]`` on every data-only edge),
   ``j T >= w(P_j) + c o_j`` and ``(k - j) T >= W - w(P_j) + c o_j`` for j = 1..k-1
   (the aggregation lemma of spec §4.0);
 * ``symmetry``: used-block indicators ``e_j`` (binary) with ``x[v, j] <= e_j``,
@@ -57,6 +76,13 @@ OPT, are unchanged. At this point, with ``T = OPT``:
   side is at most ``(k - j) OPT``.
   Empty blocks (k >= n, or blocks a compacted partition left empty) cost 0 and keep both
   sums valid; a zero-cost node changes nothing.
+  A data-only edge (u, v) may also cut P_j backwards: v in P_j, u outside it. Then
+  ``o[u, j] = 1`` is still paid on both sides: v lies in some S_i, i <= j, without u, so u
+  is in In(S_i); u lies in some S_i, i > j, with a successor outside it, so u is in
+  Out(S_i). A producer is either in P_j or not, so it is counted once per side.
+* groups, memory: compaction keeps every block's node set, so every block still holds whole
+  units and meets the cap; the rows above speak only about membership and block costs.
+  Data-only edges impose no order, so moving empty blocks breaks nothing.
 
 So the point is feasible with ``T = OPT`` and the optimum stays ``<= OPT``. The fuzz
 failures once blamed on these rows (``case386``: 0.999999 for OPT = 2e-9; ``case1576``:
@@ -88,6 +114,7 @@ from formulations._mip.model import ModelBuilder
 from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
 from pipecert.instance import Instance
+from pipecert.partition import Partition
 from pipecert.results import BoundResult, Budget, SolveContext, Status
 
 __all__ = ["ExactMip"]
@@ -100,6 +127,8 @@ class ExactMip(MipFormulation):
     name = "exact_mip"
     citation = "Archer et al., ICML 2024, Figure 3 (spec §4.2)"
     exact = True
+    handles = frozenset({"groups", "memory", "data_only_edges"})
+    relaxes = frozenset()
 
     def __init__(
         self,
@@ -135,6 +164,8 @@ class ExactMip(MipFormulation):
     ) -> BoundResult:
         """Solve Figure 3 within the budget; the bound is the safe dual bound."""
         t0 = time.perf_counter()
+        k_req = k
+        k = min(k, instance.n_units)  # OPT(k) = OPT(min(k, #units)): module docstring
         costs = self.scaled_costs(instance)
         lo, hi = t_range(costs, k, context, comb_cut=self.comb_cut,
                          context_lb_cut=self.context_lb_cut, cutoff=self.cutoff)
@@ -144,6 +175,7 @@ class ExactMip(MipFormulation):
         blocks = list(range(1, k + 1))
         f = chain.block_costs(blocks)
         mb.add_le(f - T.at(), 0.0, name="block_cost")
+        chain.memory_rows(blocks)
         n = instance.n_nodes
         if self.prefix_cuts and k >= 2:
             levels = np.arange(1, k)
@@ -156,6 +188,14 @@ class ExactMip(MipFormulation):
                 jj = np.broadcast_to(np.arange(k - 1)[None, :], rhs.shape)
                 mb.add_ge(o.at(pu, jj) - rhs, 0.0, name="prefix_o")
                 chain._charges.append((o, rhs, o.cols[pu, jj]))
+                back = ~chain.e_orders  # data-only edges also cut P_j backwards
+                if back.any():
+                    ub_, vb_ = chain.e_src[back][:, None], chain.e_dst[back][:, None]
+                    rb = chain.prefix(vb_, levels[None, :]) - chain.prefix(ub_, levels[None, :])
+                    pb = np.broadcast_to(chain.prod_pos[ub_[:, 0]][:, None], rb.shape)
+                    jb = np.broadcast_to(np.arange(k - 1)[None, :], rb.shape)
+                    mb.add_ge(o.at(pb, jb) - rb, 0.0, name="prefix_o_back")
+                    chain._charges.append((o, rb, o.cols[pb, jb]))
             wP = (chain.prefix(np.arange(n)[None, :], levels[:, None])
                   * costs.w[None, :]).sum(axis=1)
             cut = wP
@@ -184,7 +224,7 @@ class ExactMip(MipFormulation):
         x0 = None
         ctx = context or SolveContext()
         if self.warm_start and ctx.partition is not None:
-            part = ctx.partition.compact() if self.symmetry else ctx.partition
+            part = ctx.partition.compact() if (self.symmetry or k < k_req) else ctx.partition
             lab = np.asarray(part.stage_of, dtype=np.int64)
             if lab.size == n and (lab.size == 0 or lab.max() < k):
                 x0 = np.zeros(model.n_vars)
@@ -200,14 +240,18 @@ class ExactMip(MipFormulation):
 
         rec, retry = self.solve_t_model(model, int(T.cols), costs, budget, warm_start=x0)
         stats = self.base_stats(model, rec, costs)
-        stats.update(form=self.form, warm_started=x0 is not None)
+        stats.update(form=self.form, warm_started=x0 is not None, blocks=k)
         if retry:
             stats["retried"] = retry
         if rec.status is Status.INFEASIBLE:
-            # T = OPT with an optimal partition is feasible: the claim is numerics
+            # T = OPT with an optimal partition is feasible: the claim is numerics, or (with
+            # a memory cap) no partition meets the cap, which a float solver does not prove
             stats.update(doubtful_infeasible("exact_mip model", lo, hi))
+            if "memory" in instance.constraints:
+                stats["reason"] = ("the solver reports no partition into k blocks within the "
+                                   "memory cap (a floating-point claim, not a proof)")
             return BoundResult(None, Status.NO_SOLUTION, None, stats)
-        partition = chain.partition(rec.x, k) if rec.x is not None else None
+        partition = Partition(chain.labels(rec.x), k_req) if rec.x is not None else None
         bound = self.bound_of(rec, costs, model)
         return BoundResult(bound, rec.status, partition, stats,
                            tuple(self.scaled_log(rec, costs, model)))

@@ -36,6 +36,13 @@ and the minimum over the other b was above OPT); it is replaced by Guess(b), whi
 constraints of Guess2(b) and so is <= Guess2(b), and contains the optimal partition's
 point (see the max variant). If that fails too, there is no bound.
 
+Constrained variants: those of :mod:`formulations.bottleneck` (the same A/B/D model): order
+over ordering edges only, charges over all data edges (the extra In of A and Out of D that
+data-only edges cause), unit equalities for co-location groups, and the memory rows
+``mem(B) <= M``, ``mem(A) <= (b-1) M``, ``mem(D) <= (k-b) M``, true in the proof's partition
+for every b. Guess2(b)'s exact charges of B are the In/Out indicators over all data edges
+(``y_u <= 1 - beta_u``, ``y_u <= sum_succ beta_v``, ...: no order is used).
+
 Each Guess(b) >= the bottleneck relaxation, because (G-A) + (G-D) implies (B2).
 
 ``stats["per_b"]`` holds the bound proven for each b tried; in the max variant a later b
@@ -108,6 +115,8 @@ class Guess(MipFormulation):
 
     name = "guess"
     citation = "Archer et al., ICML 2024, Section 4 (spec §4.4)"
+    handles = frozenset({"groups", "data_only_edges"})
+    relaxes = frozenset({"memory"})
     dominates = ("bottleneck",)
 
     def __init__(

@@ -20,6 +20,15 @@ valid bound. The min cuts are computed with capacities rounded down (see
 :mod:`formulations._maxflow`), which only lowers each value. Skipping a node (pruning below, or
 the time budget ending) only lowers the maximum, so every intermediate value is valid too.
 
+Constrained variants
+--------------------
+``F`` charges over all data edges and uses no order (:mod:`formulations._maxflow`), so the
+argument above holds word for word with data-only edges (handled). With co-location groups
+(handled) the block holding ``v`` in a feasible partition holds ``v``'s whole unit and is a
+union of units, and the network minimises over exactly such sets: ``F({v}, ∅)`` is then
+the same for every member of the unit (computed once per unit) and can only grow. The memory
+cap is relaxed (a unit above the cap is caught before, by ``Instance.infeasible_reason``).
+
 Computation
 -----------
 Independent of ``k``: computed once per graph and reused for every ``k`` (cached in
@@ -170,6 +179,11 @@ def node_bounds(
             break
         res = net.solve(np.array([v]), want_cut="max")
         flows += 1
+        if net.units:  # F({v}, ∅) = F(unit(v), ∅): the same value for the whole unit
+            mates = instance.unit_of == instance.unit_of[v]
+            np.maximum(lower, np.where(mates, res.value, -np.inf), out=lower)
+            np.minimum(upper, np.where(mates, res.upper, np.inf), out=upper)
+            done |= mates
         lower[v] = max(lower[v], res.value)
         upper[v] = min(upper[v], res.upper)
         done[v] = True
@@ -207,6 +221,8 @@ class NodeBound(Formulation):
 
     name = "node_bound"
     citation = "pipecert docs/spine-bound.md §2 (beyond Archer et al., ICML 2024)"
+    handles = frozenset({"groups", "data_only_edges"})
+    relaxes = frozenset({"memory"})
 
     def __init__(self, *, engine: str = "auto") -> None:
         self.engine = engine

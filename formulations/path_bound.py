@@ -33,6 +33,35 @@ intermediate value is valid; every max flow is itself rounded down
 (:mod:`formulations._maxflow`). ``OPT(k)`` never increases with ``k`` (empty blocks are
 allowed), so a bound proven for ``k' > k`` also holds for ``k``.
 
+Constrained variants
+--------------------
+* Data-only edges (handled): the chain, ``anc``, ``desc``, ``H`` and ``X`` use ordering
+  edges only (``order_*_csr``, ``topo_order``), and the argument above speaks only about
+  ordering edges (block indices are non-decreasing along them). A data-only edge orders
+  nothing, so it plays no part in ``H`` or ``X``; it only adds communication, which ``F``
+  charges over all data edges (:mod:`formulations._maxflow`). The run estimates count a
+  producer's forced charge only from the membership of its endpoints in ``H`` and ``X``,
+  never from an edge direction, so they stay lower bounds.
+* Co-location groups (handled): a block of a feasible partition is a union of units that
+  contains ``H(i, j)`` and avoids ``X(i, j)``, hence contains their unit closures; the max
+  flows minimise over exactly such sets and return ``+inf`` for a run whose closed ``H`` and
+  ``X`` meet (no feasible block holds that run, so the optimal split never uses it, and an
+  infinite entry only removes splits the optimum does not need). The estimates are
+  computed without the closure: lower bounds of the closed values.
+* Memory cap (relaxed, but used): a run whose units (those meeting ``H``, all in the run's
+  block) need more memory than the cap cannot be one block: its *single-run* entry is
+  ``+inf`` by the same argument (:func:`formulations._spine.run_memory_over`, exact integer
+  sums rounded down). The union of two runs in the pair split spans two blocks, so the union
+  entries never carry this test (``gu`` of :func:`formulations._spine.pair_segment_value`).
+  When every split into at most ``k`` runs has an infinite run, no feasible partition
+  exists (a feasible one would give a split with finite runs): the run is ``infeasible``,
+  with the reason. The infinities come from set tests and a memory sum compared with
+  ``M (1 + 1e-9)``, never from rounded cuts.
+* The pair split (:func:`formulations._spine.pair_segment_value`): two consecutive runs in
+  adjacent blocks ``S, S'`` make ``S u S'`` a union of units containing the closed ``H`` of
+  their union and avoiding its ``X``, so ``g(union) <= f(S u S') <= 2 OPT`` as before, and an
+  infinite ``g(union)`` (closed ``H`` and ``X`` meet) forces a block between them.
+
 Numerics
 --------
 Every entry of the DP table is a lower bound as computed, not only in exact arithmetic:
@@ -95,6 +124,7 @@ from formulations._spine import (
     row_suffix_min,
     run_classes,
     run_estimates,
+    run_memory_over,
     segment_value,
 )
 from formulations.base import FORMULATIONS, Formulation
@@ -129,6 +159,22 @@ class ChainState:
     splits: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     pair_values: dict[int, float] = field(default_factory=dict)
     max_flows: int = 0
+    #: runs no single block can hold (memory cap), or None without an active cap
+    mem_over: NDArray[np.bool_] | None = None
+
+    def single(self) -> NDArray[np.float64]:
+        """``g`` for single runs: ``+inf`` where the memory cap forbids the run."""
+        if self.mem_over is None:
+            return self.g
+        return np.where(self.mem_over, np.inf, self.g)
+
+    def update_smin(self, i: int, j: int) -> None:
+        """Keep ``smin[i, p] = min(single()[i, p:])`` after ``g[i, j]`` changed."""
+        row = self.g[i, : j + 1]
+        if self.mem_over is not None:
+            row = np.where(self.mem_over[i, : j + 1], np.inf, row)
+        after = self.smin[i, j + 1] if j + 1 < self.g.shape[0] else np.inf
+        self.smin[i, : j + 1] = np.minimum(np.minimum.accumulate(row[::-1])[::-1], after)
 
 
 _MODULE_CACHE: dict[str, list[ChainState]] = {}
@@ -206,8 +252,10 @@ def chain_states(
             seen.add(sig)
             a, d = chain_indices(instance, path)
             g = run_estimates(instance, a, d, node_low, path.size)
+            over = run_memory_over(instance, a, d, path.size)
+            gs = g if over is None else np.where(over, np.inf, g)
             states.append(ChainState(wname, path, a, d, g, np.zeros(g.shape, dtype=bool),
-                                     row_suffix_min(g)))
+                                     row_suffix_min(gs), mem_over=over))
         while len(_MODULE_CACHE) >= 4:
             _MODULE_CACHE.pop(next(iter(_MODULE_CACHE)))
         _MODULE_CACHE[key] = states
@@ -239,7 +287,7 @@ def refine_chain(
         return state.values[k]
     value = lower
     while True:
-        value, runs = segment_value(state.g, k, lower, hint, state.smin)
+        value, runs = segment_value(state.single(), k, lower, hint, state.smin)
         lower, hint = value, runs
         state.values[k] = max(state.values.get(k, 0.0), value)
         state.splits[k] = runs
@@ -268,10 +316,7 @@ def refine_chain(
             state.g[i, j] = max(state.g[i, j], res.value)
             state.exact[i, j] = True
             # keep smin[i, p] = min(g[i, p:]) for p <= j (entries after j did not change)
-            after = state.smin[i, j + 1] if j + 1 < state.g.shape[0] else np.inf
-            state.smin[i, : j + 1] = np.minimum(
-                np.minimum.accumulate(state.g[i, j::-1])[::-1], after
-            )
+            state.update_smin(i, j)
             if budget.expired():
                 break
     return state.values[k]
@@ -282,8 +327,7 @@ def _refine_entry(net, state: ChainState, i: int, j: int) -> None:  # type: igno
     state.max_flows += 1
     state.g[i, j] = max(state.g[i, j], res.value)
     state.exact[i, j] = True
-    after = state.smin[i, j + 1] if j + 1 < state.g.shape[0] else np.inf
-    state.smin[i, : j + 1] = np.minimum(np.minimum.accumulate(state.g[i, j::-1])[::-1], after)
+    state.update_smin(i, j)
 
 
 def refine_pairs(
@@ -299,7 +343,7 @@ def refine_pairs(
     lower = max(state.values.get(k, 0.0), state.pair_values.get(k, 0.0))
     value = lower
     for _ in range(max_rounds):
-        value, runs = pair_segment_value(state.g, k, lower)
+        value, runs = pair_segment_value(state.single(), k, lower, gu=state.g)
         lower = value
         state.pair_values[k] = max(state.pair_values.get(k, 0.0), value)
         want = list(runs) + [(runs[t][0], runs[t + 1][1]) for t in range(len(runs) - 1)]
@@ -319,6 +363,8 @@ class PathBound(Formulation):
 
     name = "path_bound"
     citation = "pipecert docs/spine-bound.md §3 (beyond Archer et al., ICML 2024)"
+    handles = frozenset({"groups", "data_only_edges"})
+    relaxes = frozenset({"memory"})
 
     def __init__(
         self,
@@ -374,13 +420,21 @@ class PathBound(Formulation):
             share = budget.fraction(1.0 / left) if math.isfinite(rem) else budget
             v = refine_chain(instance, st, k, share, stop_at=stop_at, engine=self.engine)
             if 0 < st.chain.size <= int(self.pairs) and k < st.chain.size and (
-                    stop_at is None or v < stop_at):
+                    stop_at is None or v < stop_at) and math.isfinite(v):
                 v = max(v, refine_pairs(instance, st, k, share, engine=self.engine))
             per_chain[st.name] = v
             converged &= bool(st.converged.get(k))
             best = max(best, v)
             if stop_at is not None and best >= stop_at:
                 break
+        if math.isinf(best):
+            # every feasible partition splits each chain into <= k runs of finite value
+            # (module docstring): none exists
+            worst = max(per_chain, key=lambda c: per_chain[c])
+            why = (f"no split of the chain {worst!r} into at most {k} runs fits the "
+                   "co-location groups and the memory cap")
+            return BoundResult(None, Status.INFEASIBLE,
+                               stats={"reason": why, "path_values": per_chain})
         status = Status.BOUND if converged and nodes.complete else Status.TIME_LIMIT
         if ub is not None and not bound_exceeds(ub, best):
             status = Status.OPTIMAL

@@ -36,6 +36,10 @@ class MyBound(Formulation):
 
     name = "my_bound"
     citation = "Author, Venue Year"
+    # constrained variants: add to ``handles`` what the bound models (with the proof in the
+    # module docstring); groups and memory are relaxed by default (a bound ignoring them
+    # stays valid); data-only edges must be handled explicitly (never as ordering edges)
+    handles = frozenset({"data_only_edges"})  # this template uses no order at all
 
     def __init__(self, *, strength: int = 1) -> None:
         self.strength = strength  # every parameter: keyword-only, stored under its own name

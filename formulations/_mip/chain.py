@@ -14,17 +14,48 @@ so prefixes are down-closed and every edge goes forward. Block ``j`` is
 ``sum_{b'<=b} x[v, b'] <= sum_{b'<=b} x[u, b']`` (the same polytope, different branching).
 
 Communication charges (continuous in [0, 1], one per producer ``u`` with ``c(u) > 0`` and a
-data successor, per block). For every data edge ``(u, v)``:
+data successor, per block). For every data edge ``(u, v)`` (ordering or data-only):
 
-* out  ``z[u, j] >= P_j[u] - P_{j-1}[u] - P_j[v]``   (u in block j, v after it); in the
-  assign form ``z[u, j] >= x[u, j] - x[v, j]`` (Figure 3). The cumulative row is tighter
-  and equally exact at integer points, because v is never before u.
-* in   ``y[u, j] >= x[v, j] - x[u, j]``              (u before block j, v in it).
+* out  ``z[u, j] >= P_j[u] - P_{j-1}[u] - P_j[v]``   (u in block j, v after it) on an
+  *ordering* edge; in the assign form, and on every *data-only* edge,
+  ``z[u, j] >= x[u, j] - x[v, j]`` (Figure 3). The cumulative row is tighter and equally
+  exact at integer points on an ordering edge, because v is never before u there; a
+  data-only edge may point to an earlier block (a gradient flowing back), where only the
+  Figure-3 row charges ``u`` (u in block j, v in block i < j: ``x[u, j] - x[v, j] = 1``
+  while ``P_j[u] - P_{j-1}[u] - P_j[v] = 0``).
+* in   ``y[u, j] >= x[v, j] - x[u, j]``              (u outside block j, v in it).
 
 At an integer point the smallest feasible ``y``, ``z`` are exactly the In/Out indicators
-of spec §2.3, so ``block_costs()`` (work + c y + c z) is ``f(S_j)`` at an optimum of any
-model that only bounds block costs from above. No in-charge exists for block 1 and no
-out-charge for block K; those variables are not created.
+of spec §2.3 (over *all* data edges), so ``block_costs()`` (work + c y + c z) is ``f(S_j)``
+at an optimum of any model that only bounds block costs from above. Over ordering edges no
+producer outside block 1 feeds it and no producer of block K feeds a later block, so
+without data-only edges no in-charge exists for block 1 and no out-charge for block K.
+With data-only edges those two charges exist, written for the data-only edges only.
+
+Constrained variants
+--------------------
+* Data-only edges: the order rows use the ordering edges only (``instance.all_src`` /
+  ``all_dst``: ordering data edges and precedence edges), the charges every data edge
+  (``instance.src`` / ``dst``), with the rows above.
+* Co-location groups: every member of a *unit* (:attr:`pipecert.instance.Instance.unit_of`:
+  nodes that must share a stage) gets the block variables of the unit's first member
+  (``P[v, j] = P[r, j]``, or ``x[v, b] = x[r, b]``). Every feasible partition places a unit
+  in one stage, so it satisfies these equalities; with them every integer point is a
+  partition with whole units per block (exact). The equalities only relate columns with unit
+  coefficients: a solver tolerance on them admits *more* points, never fewer.
+* Memory cap ``M``: :meth:`Chain.memory_rows` writes ``sum_v (mem(v) / M) x[v, j] <= m_j
+  (1 + MEMORY_SLACK)`` for a part made of ``m_j`` blocks (1 for a block). Scaled by the cap,
+  every coefficient lies in ``[0, 1]`` (a unit above the cap is infeasible before any model
+  is built) and the right side is about ``m_j``: the rows are equilibrated as built and do not
+  contain ``T``, so they change none of the magnitudes of the safety-margin argument
+  (:mod:`formulations._mip.template`), which speaks about the rows that bound ``T``. A
+  coefficient below ``MEMORY_COEF_MIN`` is set to 0 and the right side carries the relative
+  slack ``MEMORY_SLACK = 1e-9``: both only *relax* the rows. The slack covers the core's
+  feasibility tolerance (a stage may exceed the cap by ``1e-12`` relative) and the rounding of
+  the quotients and of the solver's sum (at most ``n 2^-52`` relative, below ``1e-9`` for
+  ``n < 10^6``), so every feasible partition satisfies the rows as computed. A feasibility
+  tolerance of the solver on these rows also only admits more points. Dropping rows or
+  admitting more points only lowers the optimum, so a dual bound stays valid.
 """
 
 from __future__ import annotations
@@ -39,7 +70,12 @@ from formulations._mip.model import Block, Expr, MipModel, ModelBuilder
 from pipecert.instance import Instance
 from pipecert.partition import Partition
 
-__all__ = ["ScaledCosts", "Chain"]
+__all__ = ["ScaledCosts", "Chain", "MEMORY_SLACK", "MEMORY_COEF_MIN"]
+
+#: Relative slack on the right side of a memory row (see the module docstring).
+MEMORY_SLACK = 1e-9
+#: Memory coefficients (memory over the cap) below this are dropped (a relaxation).
+MEMORY_COEF_MIN = 1e-9
 
 
 #: Bits of resolution kept below the largest scaled cost by the floating-point backends:
@@ -152,6 +188,15 @@ class Chain:
             v = instance.all_dst[:, None]
             j = np.arange(1, K)[None, :]
             mb.add_le(self.prefix(v, j) - self.prefix(u, j), 0.0, name="order")
+        if "groups" in instance.constraints and self.var.size:
+            # every member of a unit gets the block variables of the unit's first member
+            ptr, idx = instance.unit_members
+            rep = idx[ptr[:-1]]
+            unit = instance.unit_of[idx]
+            others = idx[idx != rep[unit]]
+            if others.size:
+                reps = rep[instance.unit_of[others]]
+                mb.add_eq(self.var.at(others) - self.var.at(reps), 0.0, name="unit")
         # producers that can be charged
         has_succ = np.zeros(n, dtype=bool)
         has_succ[instance.src] = True
@@ -162,6 +207,9 @@ class Chain:
         keep = pos[instance.src] >= 0
         self.e_src = instance.src[keep]
         self.e_dst = instance.dst[keep]
+        #: per kept data edge: True if it orders stages (False: data-only)
+        self.e_orders = np.asarray(instance.edge_orders, dtype=bool)[keep]
+        self.data_only = not bool(self.e_orders.all())
         self._charges: list[tuple[Block, Expr, NDArray[np.int64]]] = []
         self.y: dict[int, Block] = {}
         self.z: dict[int, Block] = {}
@@ -190,30 +238,64 @@ class Chain:
 
     def _charge(self, kind: str, blocks: list[int]) -> Block | None:
         store = self.y if kind == "in" else self.z
+        edge = 1 if kind == "in" else self.K  # a block only data-only edges can charge
         blocks = [j for j in blocks if j not in store
-                  and (j >= 2 if kind == "in" else j <= self.K - 1)]
+                  and (j != edge or self.data_only) and 1 <= j <= self.K]
         if not blocks or self.producers.size == 0:
             return None
         J = np.asarray(blocks, dtype=np.int64)
         blk = self.mb.add_block(f"{kind}{'_'.join(map(str, blocks))}",
                                 (self.producers.size, J.size))
-        u = self.e_src[:, None]
-        v = self.e_dst[:, None]
-        jj = J[None, :]
-        if kind == "out":
-            if self.form == "cumulative":
-                rhs = self.member(u, jj) - self.prefix(v, jj)
+        jall = np.arange(J.size)
+        for orders in (True, False):
+            sel = self.e_orders == orders
+            jsel = jall if not orders else jall[J != edge]
+            if not sel.any() or jsel.size == 0:
+                continue
+            u = self.e_src[sel][:, None]
+            v = self.e_dst[sel][:, None]
+            jj = J[jsel][None, :]
+            if kind == "out":
+                if self.form == "cumulative" and orders:
+                    rhs = self.member(u, jj) - self.prefix(v, jj)
+                else:
+                    rhs = self.member(u, jj) - self.member(v, jj)
             else:
-                rhs = self.member(u, jj) - self.member(v, jj)
-        else:
-            rhs = self.member(v, jj) - self.member(u, jj)
-        col = np.broadcast_to(self.prod_pos[self.e_src][:, None], rhs.shape)
-        jcol = np.broadcast_to(np.arange(J.size)[None, :], rhs.shape)
-        self.mb.add_ge(blk.at(col, jcol) - rhs, 0.0, name=f"{kind}_charge")
-        self._charges.append((blk, rhs, blk.cols[col, jcol]))
+                rhs = self.member(v, jj) - self.member(u, jj)
+            col = np.broadcast_to(self.prod_pos[u[:, 0]][:, None], rhs.shape)
+            jcol = np.broadcast_to(jsel[None, :], rhs.shape)
+            self.mb.add_ge(blk.at(col, jcol) - rhs, 0.0, name=f"{kind}_charge")
+            self._charges.append((blk, rhs, blk.cols[col, jcol]))
         for i, j in enumerate(blocks):
             store[int(j)] = Block(blk.name, blk.start, (self.producers.size,), blk.cols[:, i])
         return blk
+
+    def memory_rows(self, blocks: list[int], mult: list[float] | None = None,
+                    *, name: str = "memory") -> None:
+        """``sum_v mem(v)/M x[v, j] <= m_j (1 + MEMORY_SLACK)`` for each block j (1-based).
+
+        ``mult[i]`` (default 1) is the number of stages block ``blocks[i]`` stands for (an
+        aggregated part of ``m`` stages holds at most ``m M``). Nothing is written unless
+        the memory cap is an active constraint of the instance (module docstring).
+        """
+        load = self.memory_load(blocks)
+        if load is None:
+            return
+        m = np.ones(len(blocks)) if mult is None else np.asarray(mult, dtype=np.float64)
+        self.mb.add_le(load, m * (1.0 + MEMORY_SLACK), name=name)
+
+    def memory_load(self, blocks: list[int]) -> Expr | None:
+        """``sum_v mem(v)/M x[v, j]`` per block j (shape ``(len(blocks),)``), or None when
+        the memory cap is not an active constraint. Coefficients below
+        ``MEMORY_COEF_MIN`` are 0 (only ever used in ``<=`` rows: a relaxation)."""
+        inst = self.inst
+        if "memory" not in inst.constraints or not blocks:
+            return None
+        assert inst.memory is not None and inst.memory_limit is not None
+        coef = np.asarray(inst.memory, dtype=np.float64) / float(inst.memory_limit)
+        coef = np.where(coef >= MEMORY_COEF_MIN, coef, 0.0)
+        J = np.asarray(blocks, dtype=np.int64)
+        return (self.member(np.arange(self.n)[None, :], J[:, None]) * coef[None, :]).sum(axis=1)
 
     def block_costs(self, blocks: list[int]) -> Expr:
         """``f(S_j)`` for each requested block j (1-based), shape ``(len(blocks),)``.
@@ -261,8 +343,9 @@ class Chain:
 
     def complete_charges(self, x: NDArray[np.float64]) -> None:
         """Set every charge variable to its smallest feasible value given the blocks."""
-        for blk, rhs, cols in self._charges:
+        for blk, _, _ in self._charges:
             x[blk.cols] = 0.0
+        for _blk, rhs, cols in self._charges:
             vals = rhs.value(x)
             np.maximum.at(x, cols.ravel(), np.clip(vals.ravel(), 0.0, 1.0))
 
