@@ -1,0 +1,173 @@
+"""Every registered method on every constrained variant it claims, against brute force.
+
+Issue 12 item 5. Parametrized over the ``FORMULATIONS`` and ``HEURISTICS`` registries at
+collection time, one test per (method, variant) of :data:`pipecert.testing.VARIANTS`
+(training graphs with and without memory caps, random groups, data-only edges, binding /
+tight / impossible caps, mixtures, extreme costs; k from 1 to n + 1). A method that
+declares a constraint in ``handles`` (or, for a bound, ``relaxes``) is tested on it with
+no edit here; one that does not must answer ``unsupported`` with a reason. Every case
+goes through the framework gate (``method.run``) and :func:`pipecert.testing.check_run`:
+
+* a bound is at most OPT (``BOUND_RTOL``/``BOUND_ATOL``, as in tests/test_validity.py);
+  an exact formulation at ``optimal`` equals OPT (up to its documented margin);
+* a partition passes :func:`pipecert.partition.check_feasible` (order on ordering edges
+  only, groups, memory cap) and is worth at least OPT; a heuristic at ``optimal`` (and the
+  exact down-set DP always) is worth OPT;
+* an infeasible instance (brute force finds no partition) gets ``infeasible`` or no
+  partition, never a partition nor ``optimal``; a proof of infeasibility
+  (``Instance.infeasible_reason``) gives ``infeasible``; a feasible instance is never
+  called infeasible;
+* an unclaimed active constraint gives ``unsupported`` with a reason, no bound, no
+  partition.
+
+Half the formulation cases run with the optimum as context (warm start, cutoff, proven
+lower bound), as in tests/test_validity.py. Runtime: see ``PLAN`` (slow methods get fewer
+instances of each variant); the whole file runs in about a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from formulations import FORMULATIONS
+from formulations.base import combinatorial_bound
+from heuristics import HEURISTICS
+from pipecert.results import Budget, SolveContext, Status
+from pipecert.testing import (
+    VARIANTS,
+    brute_force,
+    check_run,
+    claimed_constraints,
+    make_formulation,
+    variant_cases,
+    warmup_instances,
+    worked_example,
+)
+
+pytestmark = pytest.mark.solver
+
+SEED = 12
+#: instances per variant (each with 2-3 values of k)
+COUNT = 8
+#: fewer instances for the slow methods (same checks): ``best`` composes methods tested
+#: on their own; the BRKGA presets run a fixed number of generations
+FEWER = {"best": 2, "brkga": 2, "brkga-10000": 1, "tube": 3, "exact_mip": 4, "guess": 4,
+         "bottleneck": 5}
+#: heuristics checked for reproducibility (same seed, same value) on every n-th case
+REPRO_EVERY = 4
+#: heuristics that must always find OPT
+EXACT = {"downset_dp"}
+TIME_LIMIT_S = 60.0
+
+
+def _params() -> list:
+    out = []
+    for role, registry in (("bound", FORMULATIONS), ("heuristic", HEURISTICS)):
+        for name in registry.names():
+            for variant in VARIANTS:
+                out.append(pytest.param(role, name, variant, id=f"{name}-{variant}"))
+    return out
+
+
+def _make(role: str, name: str):
+    return make_formulation(name) if role == "bound" else HEURISTICS.make(name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _compiled() -> None:
+    """Compile (or load from numba's cache) every kernel before the checks, untimed."""
+    tiny = [worked_example()] + [w for w in warmup_instances() if w.constraints]
+    for inst in tiny:
+        for name in HEURISTICS.names():
+            HEURISTICS.make(name).run(inst, 2, Budget(time_limit_s=TIME_LIMIT_S), 0)
+
+
+@pytest.mark.parametrize(("role", "name", "variant"), _params())
+def test_method_on_variant(role: str, name: str, variant: str) -> None:
+    method = _make(role, name)
+    count = FEWER.get(name, COUNT)
+    cases = [c for c in variant_cases(variant, COUNT, seed=SEED) if c.index < count]
+    claimed = claimed_constraints(method)
+    ran = unsupported = 0
+    for i, case in enumerate(cases):
+        inst, k = case.instance, case.k
+        opt, part = case.solution
+        ctx = None
+        if role == "bound" and i % 2 == 1 and math.isfinite(opt):
+            lb = combinatorial_bound(inst, k) if i % 4 == 1 else None
+            ctx = SolveContext(upper_bound=opt, partition=part, lower_bound=lb)
+        out = check_run(method, inst, k, solution=case.solution, context=ctx,
+                        time_limit_s=TIME_LIMIT_S, exact=name in EXACT,
+                        reproducible=role == "heuristic" and i % REPRO_EVERY == 0,
+                        floor=ctx is not None)
+        if ctx is not None:  # with the optimum known a bound always comes back
+            assert out.status is Status.UNSUPPORTED or out.bound is not None, \
+                f"{name} on {inst.name} (k={k}): no bound with the optimum as context"
+        if out.status is Status.UNSUPPORTED:
+            unsupported += 1
+            assert not inst.constraints <= claimed, (
+                f"{name} claims {sorted(claimed)} but is unsupported on {inst.name} "
+                f"(k={k}, constraints {sorted(inst.constraints)}): {out.error}")
+        else:
+            ran += 1
+    assert ran + unsupported == len(cases) > 0
+
+
+def test_every_variant_has_its_constraints_and_infeasible_cases() -> None:
+    """The generators make what the variants promise (else the suite tests less)."""
+    want = {
+        "training": {"groups", "data_only_edges"},
+        "training-memory-loose": {"groups", "data_only_edges"},
+        "training-memory-binding": {"groups", "data_only_edges", "memory"},
+        "training-memory-tight": {"groups", "data_only_edges", "memory"},
+        "groups": {"groups"},
+        "data-only": {"data_only_edges"},
+        "memory": {"memory"},
+        "memory-loose": set(),
+        "mixed": {"groups", "data_only_edges", "memory"},
+        "extreme": {"groups", "data_only_edges", "memory"},
+    }
+    assert set(want) == set(VARIANTS)
+    ks_seen: set[tuple[int, int]] = set()
+    infeasible_all: list = []
+    for variant, cons in want.items():
+        cases = variant_cases(variant, COUNT, seed=SEED)
+        seen = set().union(*(c.instance.constraints for c in cases))
+        assert seen == cons, (variant, seen)
+        for c in cases:
+            ks_seen.add((c.k, c.instance.n_nodes))
+            if variant in ("training", "groups", "data-only", "memory-loose"):
+                assert math.isfinite(c.opt), (variant, c)
+        infeasible = [c for c in cases if math.isinf(c.opt)]
+        if variant in ("training-memory-tight", "memory", "mixed"):
+            assert infeasible, f"{variant}: no infeasible case"
+        if variant in ("training-memory-binding", "memory"):  # the cap changes the answer
+            assert any(math.isfinite(c.opt)
+                       and c.opt > brute_force(c.instance.relaxed("memory"), c.k)[0] + 1e-9
+                       for c in cases), f"{variant}: the cap never binds"
+        infeasible_all += infeasible
+    assert any(k == 1 for k, _ in ks_seen) and any(k == n + 1 for k, n in ks_seen)
+    # infeasible cases both proven by the gate (Instance.infeasible_reason) and not
+    proven = [c for c in infeasible_all if c.instance.infeasible_reason(c.k)]
+    assert proven and len(proven) < len(infeasible_all)
+
+
+def test_extreme_costs_span_eighteen_orders_of_magnitude() -> None:
+    vals = np.concatenate([np.r_[c.instance.work, c.instance.comm]
+                           for c in variant_cases("extreme", COUNT, seed=SEED)])
+    pos = vals[vals > 0]
+    assert pos.min() <= 1e-9 and pos.max() >= 1e9 and (vals == 0).any()
+
+
+def test_warmup_instances_cover_every_constraint() -> None:
+    """A warm-up graph with every constraint active and feasible at k = 2 and 3 (the ks
+    portfolio.warm_up runs), so constrained kernels compile before timed runs."""
+    full = [w for w in warmup_instances()
+            if w.constraints == {"groups", "memory", "data_only_edges"}]
+    assert full
+    for k in (2, 3):
+        assert full[0].infeasible_reason(k) is None
+        assert math.isfinite(brute_force(full[0], k)[0])
