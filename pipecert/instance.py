@@ -657,7 +657,8 @@ class Instance:
         """The constraints of :data:`CONSTRAINTS` that are *active* on this instance.
 
         * ``groups``: some co-location group has two or more nodes;
-        * ``memory``: a memory cap is set and the total node memory exceeds it (a cap the
+        * ``memory``: a memory cap is set and the total node memory exceeds it beyond the
+          relative tolerance 1e-12 of :func:`pipecert.partition.check_feasible` (a cap the
           whole graph fits under constrains nothing);
         * ``data_only_edges``: some data edge imposes no stage order.
 
@@ -670,7 +671,7 @@ class Instance:
             if g.size and np.unique(g).size < g.size:
                 out.add("groups")
         if self.memory_limit is not None and self.memory is not None \
-                and float(self.memory.sum()) > self.memory_limit:
+                and float(self.memory.sum()) > self.memory_limit * (1 + 1e-12):
             out.add("memory")
         if self.n_data_only_edges:
             out.add("data_only_edges")
