@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 
 from formulations import FORMULATIONS
+from formulations._mip import available_solvers
 from formulations.base import combinatorial_bound
 from heuristics import HEURISTICS
 from pipecert.results import Budget, SolveContext, Status
@@ -63,17 +64,35 @@ EXACT = {"downset_dp"}
 TIME_LIMIT_S = 60.0
 
 
+#: the other MIP backends (the default one runs every variant): these variants, fewer
+#: instances; ``best`` composes the MIPs and is not repeated per backend
+OTHER_SOLVER_VARIANTS = ("memory", "mixed")
+OTHER_SOLVER_COUNT = {"cvxpy:SCIP": 1}
+OTHER_SOLVER_DEFAULT = 2
+
+
 def _params() -> list:
     out = []
     for role, registry in (("bound", FORMULATIONS), ("heuristic", HEURISTICS)):
         for name in registry.names():
             for variant in VARIANTS:
-                out.append(pytest.param(role, name, variant, id=f"{name}-{variant}"))
+                out.append(pytest.param(role, name, None, variant, id=f"{name}-{variant}"))
+    solvers = available_solvers()
+    for name in FORMULATIONS.names():
+        cls = FORMULATIONS.get(name)
+        if name == "best" or "solver" not in cls.param_names():
+            continue
+        default = cls.param_defaults()["solver"]
+        for solver in solvers:
+            if solver != default:
+                for variant in OTHER_SOLVER_VARIANTS:
+                    out.append(pytest.param("bound", name, solver, variant,
+                                            id=f"{name}-{solver}-{variant}"))
     return out
 
 
-def _make(role: str, name: str):
-    return make_formulation(name) if role == "bound" else HEURISTICS.make(name)
+def _make(role: str, name: str, solver: str | None):
+    return make_formulation(name, solver) if role == "bound" else HEURISTICS.make(name)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -85,10 +104,11 @@ def _compiled() -> None:
             HEURISTICS.make(name).run(inst, 2, Budget(time_limit_s=TIME_LIMIT_S), 0)
 
 
-@pytest.mark.parametrize(("role", "name", "variant"), _params())
-def test_method_on_variant(role: str, name: str, variant: str) -> None:
-    method = _make(role, name)
-    count = FEWER.get(name, COUNT)
+@pytest.mark.parametrize(("role", "name", "solver", "variant"), _params())
+def test_method_on_variant(role: str, name: str, solver: str | None, variant: str) -> None:
+    method = _make(role, name, solver)
+    count = FEWER.get(name, COUNT) if solver is None else \
+        OTHER_SOLVER_COUNT.get(solver, OTHER_SOLVER_DEFAULT)
     cases = [c for c in variant_cases(variant, COUNT, seed=SEED) if c.index < count]
     claimed = claimed_constraints(method)
     ran = unsupported = 0
