@@ -1,13 +1,21 @@
 """Test oracles and reusable checks: every method is tested against true optima.
 
 * :func:`brute_force` enumerates every feasible ordered partition of a small graph (about
-  10 nodes) and returns the exact optimum with an optimal partition. It shares no code with
-  any method except the reference cost model, which it re-implements independently.
+  10 nodes) and returns the exact optimum with an optimal partition, for every variant:
+  order along ordering edges only (data-only edges order nothing), co-location groups in
+  one stage, stage memory within the cap; ``(inf, None)`` when nothing is feasible. It
+  shares no code with any method except the reference cost model, which it
+  re-implements independently, and reads the instance's edge arrays, not its derived
+  views (topological order, units), so it checks those too.
 * :func:`random_dag`, :func:`dnn_chain` and :func:`small_cases` generate small instances of
-  both cost regimes (compute-heavy and communication-heavy).
+  both cost regimes (compute-heavy and communication-heavy); :func:`random_training_dag`,
+  :func:`random_constrained_dag` and :func:`with_extreme_costs` the constrained variants,
+  and :func:`variant_cases` the cases of every variant of :data:`VARIANTS`.
 * :func:`check_formulation` and :func:`check_heuristic` run a method on many small cases and
-  raise :class:`AssertionError` with a message that says what to fix. A researcher can call
-  them on a draft method outside the repository.
+  raise :class:`AssertionError` with a message that says what to fix; :func:`check_run`
+  checks one graded run (the gate ``method.run``) against brute force, on any variant. A
+  researcher can call them on a draft method outside the repository, e.g.
+  ``check_heuristic(MyHeuristic(), variants="all")``.
 """
 
 from __future__ import annotations
@@ -27,13 +35,23 @@ __all__ = [
     "brute_force",
     "enumerate_partitions",
     "random_dag",
+    "random_training_dag",
+    "random_constrained_dag",
+    "with_extreme_costs",
     "dnn_chain",
     "small_cases",
     "worked_example",
+    "VARIANTS",
+    "VariantCase",
+    "variant_cases",
+    "claimed_constraints",
+    "check_run",
     "check_formulation",
     "check_heuristic",
     "assert_bound_valid",
     "meets_optimum",
+    "warmup_instances",
+    "make_formulation",
 ]
 
 MAX_ENUMERATION = 3_000_000

@@ -36,13 +36,17 @@ from formulations import FORMULATIONS
 from formulations._mip import available_solvers
 from formulations.base import combinatorial_bound
 from heuristics import HEURISTICS
+from pipecert.partition import Partition
 from pipecert.results import Budget, SolveContext, Status
 from pipecert.testing import (
     VARIANTS,
     brute_force,
+    check_formulation,
+    check_heuristic,
     check_run,
     claimed_constraints,
     make_formulation,
+    random_training_dag,
     variant_cases,
     warmup_instances,
     worked_example,
@@ -191,3 +195,120 @@ def test_warmup_instances_cover_every_constraint() -> None:
     for k in (2, 3):
         assert full[0].infeasible_reason(k) is None
         assert math.isfinite(brute_force(full[0], k)[0])
+
+
+def _numba_signatures() -> int:
+    """numba specialisations this process holds (compiled or loaded from the cache)."""
+    import sys
+
+    from numba.core.registry import CPUDispatcher
+
+    n = 0
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not name.startswith(("heuristics", "formulations", "pipecert")):
+            continue
+        for obj in list(vars(mod).values()):
+            if isinstance(obj, CPUDispatcher):
+                n += len(obj.signatures)
+    return n
+
+
+def test_warm_up_covers_the_kernels_of_constrained_graphs() -> None:
+    """After the portfolio's warm-up, a solve on a constrained training graph (groups,
+    data-only edges, a binding cap; larger than the warm-up graphs) needs no new numba
+    specialisation: constrained kernels compile before the timed budget (as
+    tests/test_limits.py checks for unconstrained graphs)."""
+    from experiments.portfolio import build_plan, solve, warm_up
+
+    plan = build_plan()
+    warm_up(plan)
+    before = _numba_signatures()
+    for seed in (0, 1):
+        inst = random_training_dag(seed, 12, memory="binding", orphan_prob=0.2,
+                                   integer=bool(seed), name=f"train12-{seed}")
+        assert inst.constraints == {"groups", "memory", "data_only_edges"}
+        solve(inst, 4, time_limit_s=2.0, plan=plan)
+    assert _numba_signatures() == before
+
+
+# ------------------------------------------------------------ the checks catch cheaters
+def _cheaters():
+    """Methods that answer a different problem: the checks must reject each one."""
+    from formulations.base import Formulation
+    from heuristics.base import Heuristic
+    from pipecert.results import BoundResult, HeuristicResult
+
+    class OrdersDataOnly(Formulation):
+        """Claims data-only edges but makes them ordering (a restricted problem)."""
+
+        name = "t_orders_data_only"
+        handles = frozenset({"groups", "memory", "data_only_edges"})
+
+        def lower_bound(self, instance, k, budget, context=None):  # type: ignore[no-untyped-def]
+            strict = instance.replace(orders=np.ones(instance.n_edges, dtype=bool))
+            return BoundResult(brute_force(strict, k)[0], Status.OPTIMAL)
+
+    class SplitsGroups(Heuristic):
+        """Claims groups but returns the optimum of the problem without them."""
+
+        name = "t_splits_groups"
+        handles = frozenset({"groups", "data_only_edges", "memory"})
+
+        def solve(self, instance, k, budget, rng, context=None):  # type: ignore[no-untyped-def]
+            return HeuristicResult(brute_force(instance.relaxed("groups"), k)[1], Status.SOLVED)
+
+    class IgnoresGate(Heuristic):
+        """Claims nothing but says it supports every variant (bypassing the gate)."""
+
+        name = "t_ignores_gate"
+
+        def supports_variant(self, instance):  # type: ignore[no-untyped-def]
+            return True, None
+
+        def solve(self, instance, k, budget, rng, context=None):  # type: ignore[no-untyped-def]
+            return HeuristicResult(brute_force(instance.relaxed("groups", "memory"), k)[1],
+                                   Status.SOLVED)
+
+    class FalseOptimal(Heuristic):
+        """Claims optimality for a one-stage partition."""
+
+        name = "t_false_optimal"
+        handles = frozenset({"groups", "data_only_edges"})
+
+        def solve(self, instance, k, budget, rng, context=None):  # type: ignore[no-untyped-def]
+            return HeuristicResult(Partition(np.zeros(instance.n_nodes, np.int64), k),
+                                   Status.OPTIMAL)
+
+    return {"bound": OrdersDataOnly(), "split": SplitsGroups(), "gate": IgnoresGate(),
+            "optimal": FalseOptimal()}
+
+
+@pytest.mark.parametrize(("cheater", "match"), [
+    ("bound", "the lower bound is invalid"),
+    ("split", "infeasible partition|co-location group"),
+    ("gate", "must return unsupported"),
+    ("optimal", "exact or optimal"),
+])
+def test_the_checks_reject_a_method_answering_another_problem(cheater: str,
+                                                              match: str) -> None:
+    method = _cheaters()[cheater]
+    check = check_formulation if cheater == "bound" else check_heuristic
+    with pytest.raises(AssertionError, match=match):
+        check(method, variants=("training", "training-memory-binding"), count=COUNT,
+              seed=SEED, time_limit_s=10.0)
+
+
+def test_plugin_checks_accept_variants_and_instances() -> None:
+    """check_formulation / check_heuristic take variant names, instances or (instance, k)
+    pairs and run every case through the gate (a method claiming nothing passes by
+    answering unsupported)."""
+    from formulations.combinatorial import CombinatorialBound
+    from heuristics.order_baselines import InputOrder
+
+    n_cases = sum(len(variant_cases(v, 2, seed=SEED)) for v in VARIANTS)
+    assert check_formulation(CombinatorialBound(), variants="all", count=2,
+                             seed=SEED) == n_cases
+    assert check_heuristic(InputOrder(), variants="all", count=2, seed=SEED) == n_cases
+    inst = random_training_dag(5, 3, memory="binding")
+    assert check_formulation(CombinatorialBound(), cases=[inst], ks=(1, 2, 7)) == 3
+    assert check_heuristic(InputOrder(), cases=[(inst, 2), (inst.relaxed("groups"), 3)]) == 2
