@@ -842,7 +842,12 @@ class Instance:
         return i
 
     def replace(self, **changes: Any) -> Instance:
-        """A copy with some constructor arguments changed (validated again)."""
+        """A copy with some constructor arguments changed (validated again).
+
+        ``src``/``dst`` (new data edges) take ``orders`` (a flag per new edge); without
+        it the new edges all order, and an instance with data-only edges raises
+        :class:`InstanceError` (its flags belong to the old edges).
+        """
         kw: dict[str, Any] = dict(
             memory=self.memory,
             name=self.name,
@@ -865,6 +870,14 @@ class Instance:
                 kw[key] = value
             else:
                 raise TypeError(f"Instance.replace() got an unexpected argument {key!r}")
+        if ("src" in changes or "dst" in changes) and "orders" not in changes:
+            # the flags belong to the old edges: new edges order (as before data-only
+            # edges existed) unless the caller says which of them are data-only
+            if self.n_data_only_edges:
+                raise InstanceError("Instance.replace(src=, dst=) on an instance with "
+                                    "data-only edges needs orders= (one flag per new edge)",
+                                    source=self.source)
+            base["orders"] = None
         return Instance.from_arrays(**base, **kw)
 
     def longest_path(self, weights: ArrayLike | None = None) -> float:

@@ -431,3 +431,17 @@ def test_a_cycle_closed_by_a_data_only_edge_is_allowed() -> None:
     # groups through a data-only cycle: one unit, as the order forces nothing more
     g = inst.replace(groups=[0, -1, 0])
     assert g.n_units == 1  # a <= b <= c and a, c together: b is squeezed in
+
+
+def test_replace_with_new_edges() -> None:
+    """New data edges through replace: all ordering by default (as before data-only edges
+    existed; a different edge count raised "orders has 1 entries for 2 data edges"), their
+    own flags with orders=, and a clear error when the old flags cannot apply."""
+    plain = Instance(["a", "b", "c"], [1, 1, 1], [1, 1, 1], [("a", "b")])
+    more = plain.replace(src=[0, 1], dst=[1, 2])
+    assert more.n_edges == 2 and more.edge_orders.tolist() == [True, True]
+    flagged = plain.replace(src=[0, 2], dst=[1, 0], orders=[True, False])
+    assert flagged.n_data_only_edges == 1 and flagged.constraints == {"data_only_edges"}
+    with pytest.raises(InstanceError, match="needs orders="):
+        flagged.replace(src=[0, 1], dst=[1, 2])
+    assert flagged.replace(src=[0, 1], dst=[1, 2], orders=[True, True]).constraints == set()
