@@ -657,7 +657,8 @@ class Instance:
         """The constraints of :data:`CONSTRAINTS` that are *active* on this instance.
 
         * ``groups``: some co-location group has two or more nodes;
-        * ``memory``: a memory cap is set and the total node memory exceeds it (a cap the
+        * ``memory``: a memory cap is set and the total node memory exceeds it beyond the
+          relative tolerance 1e-12 of :func:`pipecert.partition.check_feasible` (a cap the
           whole graph fits under constrains nothing);
         * ``data_only_edges``: some data edge imposes no stage order.
 
@@ -670,7 +671,7 @@ class Instance:
             if g.size and np.unique(g).size < g.size:
                 out.add("groups")
         if self.memory_limit is not None and self.memory is not None \
-                and float(self.memory.sum()) > self.memory_limit:
+                and float(self.memory.sum()) > self.memory_limit * (1 + 1e-12):
             out.add("memory")
         if self.n_data_only_edges:
             out.add("data_only_edges")
@@ -847,7 +848,12 @@ class Instance:
         return i
 
     def replace(self, **changes: Any) -> Instance:
-        """A copy with some constructor arguments changed (validated again)."""
+        """A copy with some constructor arguments changed (validated again).
+
+        ``src``/``dst`` (new data edges) take ``orders`` (a flag per new edge); without
+        it the new edges all order, and an instance with data-only edges raises
+        :class:`InstanceError` (its flags belong to the old edges).
+        """
         kw: dict[str, Any] = dict(
             memory=self.memory,
             name=self.name,
@@ -870,6 +876,14 @@ class Instance:
                 kw[key] = value
             else:
                 raise TypeError(f"Instance.replace() got an unexpected argument {key!r}")
+        if ("src" in changes or "dst" in changes) and "orders" not in changes:
+            # the flags belong to the old edges: new edges order (as before data-only
+            # edges existed) unless the caller says which of them are data-only
+            if self.n_data_only_edges:
+                raise InstanceError("Instance.replace(src=, dst=) on an instance with "
+                                    "data-only edges needs orders= (one flag per new edge)",
+                                    source=self.source)
+            base["orders"] = None
         return Instance.from_arrays(**base, **kw)
 
     def longest_path(self, weights: ArrayLike | None = None) -> float:
