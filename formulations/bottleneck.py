@@ -66,7 +66,7 @@ import time
 
 import numpy as np
 
-from formulations._mip.chain import MEMORY_SLACK, Chain, ScaledCosts, complete_free_column
+from formulations._mip.chain import Chain, ScaledCosts, complete_free_column
 from formulations._mip.model import Block, Expr, MipModel, ModelBuilder
 from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
@@ -116,7 +116,7 @@ def build_abd(
     if b is None:
         load = chain.memory_load([1, 3])
         if load is not None and k >= 2:
-            mb.add_le(load.sum(axis=0), (k - 1) * (1.0 + MEMORY_SLACK), name="memory_AD")
+            mb.add_le(load.sum(axis=0), chain.memory_rhs(float(k - 1)), name="memory_AD")
     else:
         parts = [(j, m) for j, m in ((1, mult_a), (3, mult_d)) if m > 0]
         chain.memory_rows([j for j, _ in parts], [float(m) for _, m in parts])

@@ -56,6 +56,12 @@ Constrained variants
   ``n < 10^6``), so every feasible partition satisfies the rows as computed. A feasibility
   tolerance of the solver on these rows also only admits more points. Dropping rows or
   admitting more points only lowers the optimum, so a dual bound stays valid.
+  Integer backends (CP-SAT needs integer coefficients): the row is multiplied by
+  ``MEMORY_INT_SCALE = 2**20`` and every coefficient rounded *down*,
+  ``floor(2**20 mem(v)/M (1 - 1e-12))`` (the factor absorbs the rounding of the float
+  product), and the right side is ``floor(2**20 m_j (1 + MEMORY_SLACK))``. For a feasible
+  partition the left side is an integer at most ``2**20 sum mem/M <= 2**20 m_j (1 + 1e-12)``,
+  hence at most the floored right side: again a relaxation.
 """
 
 from __future__ import annotations
@@ -70,12 +76,14 @@ from formulations._mip.model import Block, Expr, MipModel, ModelBuilder
 from pipecert.instance import Instance
 from pipecert.partition import Partition
 
-__all__ = ["ScaledCosts", "Chain", "MEMORY_SLACK", "MEMORY_COEF_MIN"]
+__all__ = ["ScaledCosts", "Chain", "MEMORY_SLACK", "MEMORY_COEF_MIN", "MEMORY_INT_SCALE"]
 
 #: Relative slack on the right side of a memory row (see the module docstring).
 MEMORY_SLACK = 1e-9
 #: Memory coefficients (memory over the cap) below this are dropped (a relaxation).
 MEMORY_COEF_MIN = 1e-9
+#: Scale of the memory rows for integer backends (coefficients floored after scaling).
+MEMORY_INT_SCALE = float(2**20)
 
 
 #: Bits of resolution kept below the largest scaled cost by the floating-point backends:
@@ -282,7 +290,14 @@ class Chain:
         if load is None:
             return
         m = np.ones(len(blocks)) if mult is None else np.asarray(mult, dtype=np.float64)
-        self.mb.add_le(load, m * (1.0 + MEMORY_SLACK), name=name)
+        self.mb.add_le(load, self.memory_rhs(m), name=name)
+
+    def memory_rhs(self, parts: NDArray[np.float64] | float) -> NDArray[np.float64]:
+        """Right side of a memory row for ``parts`` stages (see :meth:`memory_load`)."""
+        rhs = np.asarray(parts, dtype=np.float64) * (1.0 + MEMORY_SLACK)
+        if self.costs.integer:
+            return np.floor(rhs * MEMORY_INT_SCALE)
+        return rhs
 
     def memory_load(self, blocks: list[int]) -> Expr | None:
         """``sum_v mem(v)/M x[v, j]`` per block j (shape ``(len(blocks),)``), or None when
@@ -294,6 +309,8 @@ class Chain:
         assert inst.memory is not None and inst.memory_limit is not None
         coef = np.asarray(inst.memory, dtype=np.float64) / float(inst.memory_limit)
         coef = np.where(coef >= MEMORY_COEF_MIN, coef, 0.0)
+        if self.costs.integer:  # integer rows for CP-SAT, floored (module docstring)
+            coef = np.floor(coef * MEMORY_INT_SCALE * (1.0 - 1e-12))
         J = np.asarray(blocks, dtype=np.int64)
         return (self.member(np.arange(self.n)[None, :], J[:, None]) * coef[None, :]).sum(axis=1)
 
