@@ -127,7 +127,8 @@ from pipecert.partition import Partition, check_feasible, evaluate
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 
 __all__ = ["DownsetDP", "reduce_instance", "lift_partition", "downset_solve", "slice_units",
-           "unit_orders", "reduce_units", "lift_units"]
+           "unit_orders", "reduce_units", "lift_units",
+           "reductions"]
 
 _ONE = np.uint64(1)
 
@@ -315,28 +316,32 @@ def lift_partition(instance: Instance, kept: NDArray[np.int64], host: NDArray[np
     return Partition(stage, k)
 
 
-def reduce_units(instance: Instance) -> tuple[Instance, NDArray[np.int64]]:
+def reduce_units(instance: Instance
+                 ) -> tuple[Instance, NDArray[np.int64], NDArray[np.int64]]:
     """Exact unit reductions A and B (module docstring) for the constrained problem.
 
-    Returns ``(reduced, kept)``: ``kept`` are the original indices of the reduced
-    instance's nodes (rule B removes units, which go to stage 0 in
-    :func:`lift_units`); rule A adds co-location groups (every node's group in
-    ``reduced`` is its merged unit). Returns ``(instance, arange(n))`` when nothing
-    applies. Cached on the instance.
+    Returns ``(reduced, kept, rep)``: ``kept`` are the original indices of the reduced
+    instance's nodes (rule B removes units, which go to stage 0 in :func:`lift_units`);
+    rule A adds co-location groups (every node's group in ``reduced`` is its merged
+    unit); ``rep[i]`` is an original node of the unit that reduced node ``i``'s merged
+    unit was merged into, so ``stage_of[rep]`` moves every merged unit beside its host
+    (the exchange of rule A: feasible and never worse). Identity when nothing applies.
+    Cached on the instance.
     """
     n = instance.n_nodes
     ident = np.arange(n, dtype=np.int64)
     if n == 0 or not np.any(instance.work == 0):
-        return instance, ident
+        return instance, ident, ident.copy()
     cache = instance.__dict__.setdefault("_pipecert_cache", {})
     got = cache.get("_reduce_units")
     if got is None:
         got = _reduce_units(instance)
         cache["_reduce_units"] = got
-    return got[0], got[1].copy()
+    return got[0], got[1].copy(), got[2].copy()
 
 
-def _reduce_units(instance: Instance) -> tuple[Instance, NDArray[np.int64]]:
+def _reduce_units(instance: Instance
+                  ) -> tuple[Instance, NDArray[np.int64], NDArray[np.int64]]:
     """The reduction itself (see :func:`reduce_units`)."""
     n = instance.n_nodes
     unit = instance.unit_of.tolist()
@@ -401,7 +406,7 @@ def _reduce_units(instance: Instance) -> tuple[Instance, NDArray[np.int64]]:
             stack.append(h)
             changed = True
     if not changed:
-        return instance, np.arange(n, dtype=np.int64)
+        return instance, np.arange(n, dtype=np.int64), np.arange(n, dtype=np.int64)
 
     def find(u: int) -> int:
         while root[u] != u:
@@ -413,6 +418,7 @@ def _reduce_units(instance: Instance) -> tuple[Instance, NDArray[np.int64]]:
     new_idx = np.full(n, -1, dtype=np.int64)
     new_idx[kept] = np.arange(kept.size)
     groups = np.asarray([find(unit[v]) for v in kept.tolist()], dtype=np.int64)
+    rep = np.asarray(midx[mptr[groups]], dtype=np.int64)
     s_, d_ = instance.src, instance.dst
     ek = ~removed[s_] & ~removed[d_]
     ps_, pd_ = instance.prec_src, instance.prec_dst
@@ -425,7 +431,7 @@ def _reduce_units(instance: Instance) -> tuple[Instance, NDArray[np.int64]]:
         groups=groups, memory_limit=instance.memory_limit,
         name=f"{instance.name}[unit-reduced]",
     )
-    return red, kept
+    return red, kept, rep
 
 
 def lift_units(instance: Instance, kept: NDArray[np.int64], stage_red: NDArray[np.int64],
@@ -1022,7 +1028,7 @@ class DownsetDP(Heuristic):
     ) -> HeuristicResult:
         """Reduce, find an incumbent, run the DP, lift the result back."""
         t0 = time.perf_counter()
-        red, lift, restrict = _reductions(instance, k, self.reduce)
+        red, lift, normalize = reductions(instance, k, self.reduce)
         best: tuple[float, Partition] | None = None
         if not red.constraints:
             for order in (dfs_order(red), bfs_order(red),
@@ -1034,10 +1040,10 @@ class DownsetDP(Heuristic):
                     best = (val, Partition.from_slices(order, cuts.tolist(), k))
         else:  # Algorithm 1 over unit orders, segments within the memory cap
             best = slice_units(red, k)
-        # the context's partition (on the original instance) is used if it is consistent
-        # with the reductions; it is re-scored on the reduced instance
+        # the context's partition (on the original instance), normalised to the reduced
+        # instance (removed nodes beside their hosts: never worse), re-scored there
         if context is not None and context.partition is not None:
-            red_part = restrict(context.partition)
+            red_part = normalize(context.partition)
             if red_part is not None:
                 v = evaluate(red, red_part)
                 if best is None or v < best[0]:
@@ -1052,49 +1058,40 @@ class DownsetDP(Heuristic):
         return HeuristicResult(lift(part.stage_of), status, stats)
 
 
-def _reductions(instance: Instance, k: int, on: bool = True) -> tuple[
+def reductions(instance: Instance, k: int, on: bool = True) -> tuple[
         Instance, Callable[[NDArray[np.int64]], Partition],
         Callable[[Partition], Partition | None]]:
-    """The exact reductions that apply to ``instance``: ``(reduced, lift, restrict)``.
+    """The exact reductions that apply to ``instance``: ``(reduced, lift, normalize)``.
 
     Rules 1-4 on the paper's problem, rules A-B when a constraint is active (module
-    docstring). ``lift(stage_red)`` maps a partition of ``reduced`` back; ``restrict(p)``
-    maps a feasible partition of ``instance`` to one of ``reduced`` with the same value,
-    or None if ``p`` does not follow the reductions (or is infeasible).
+    docstring). ``lift(stage_red)`` maps a partition of ``reduced`` back (feasible, equal
+    cost); ``normalize(p)`` maps a partition of ``instance`` to one of ``reduced`` by
+    moving every removed or merged node beside its host (the exchanges of the rules), or
+    None if the result is infeasible for ``reduced`` (e.g. ``p`` itself is infeasible).
+    Its value on ``reduced`` is the value of its lift, at most ``p``'s when ``p`` is
+    feasible.
     """
     n = instance.n_nodes
     if not on:
-        return (instance, lambda st: Partition(st, k),
-                lambda p: _restricted(instance, p.stage_of, k) if p.k <= k else None)
-    if not instance.constraints:
+        red, kept = instance, np.arange(n, dtype=np.int64)
+
+        def lift(st: NDArray[np.int64]) -> Partition:
+            return Partition(st, k)
+    elif not instance.constraints:
         red, kept, host = reduce_instance(instance)
 
         def lift(st: NDArray[np.int64]) -> Partition:
             return lift_partition(instance, kept, host, st, k)
+    else:
+        red, keptu, kept = reduce_units(instance)
 
-        def restrict(p: Partition) -> Partition | None:
-            if p.stage_of.size != n or p.k > k:
-                return None
-            st = p.stage_of[kept]
-            if not np.array_equal(lift(st).stage_of, p.stage_of):
-                return None
-            return _restricted(red, st, k)
+        def lift(st: NDArray[np.int64]) -> Partition:
+            return lift_units(instance, keptu, st, k)
 
-        return red, lift, restrict
-    redu, keptu = reduce_units(instance)
-
-    def lift_u(st: NDArray[np.int64]) -> Partition:
-        return lift_units(instance, keptu, st, k)
-
-    def restrict_u(p: Partition) -> Partition | None:
-        if p.stage_of.size != n or p.k > k or check_feasible(instance, p, k=k):
+    def normalize(p: Partition) -> Partition | None:
+        if p.stage_of.size != n or p.k > k:
             return None
-        return _restricted(redu, p.stage_of[keptu], k)
+        part = Partition(np.ascontiguousarray(p.stage_of[kept], dtype=np.int64), k)
+        return None if check_feasible(red, part, k=k) else part
 
-    return redu, lift_u, restrict_u
-
-
-def _restricted(inst: Instance, stage: NDArray[np.int64], k: int) -> Partition | None:
-    """``stage`` as a partition of ``inst`` if it is feasible there, else None."""
-    part = Partition(np.asarray(stage, dtype=np.int64), k)
-    return None if check_feasible(inst, part, k=k) else part
+    return red, lift, normalize
