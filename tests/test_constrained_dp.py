@@ -46,19 +46,22 @@ def _close(a: float, b: float) -> bool:
 
 
 def opt_every_k(inst: Instance) -> list[float]:
-    """``OPT(k)`` for ``k = 0..n`` from one brute-force enumeration (``n`` stages).
+    """``OPT(k)`` for ``k = 0..n`` from one brute-force enumeration.
 
     Dropping the empty stages of a feasible partition keeps it feasible with the same
-    cost, so ``OPT(k)`` is the least cost of the rows with at most ``k`` non-empty stages.
-    Uses the brute-force oracle's own (independent) feasibility and cost code.
+    cost, so ``OPT(k)`` is the least cost of the rows with at most ``k`` non-empty stages;
+    a feasible partition has at most ``n_units`` non-empty stages (whole units per stage),
+    so ``n_units`` stages are enumerated. Uses the brute-force oracle's own (independent)
+    feasibility and cost code.
     """
     n = inst.n_nodes
-    rows = _constrained_rows(inst, enumerate_partitions(inst, n))
+    m = inst.n_units
+    rows = _constrained_rows(inst, enumerate_partitions(inst, m))
     if len(rows) == 0:
         return [math.inf] * (n + 1)
-    cost = _costs_of_rows(inst, rows, n)
+    cost = _costs_of_rows(inst, rows, m)
     used = np.zeros(len(rows), dtype=np.int64)
-    for b in range(n):
+    for b in range(m):
         used += (rows == b).any(axis=1)
     return [float(cost[used <= k].min()) if (used <= k).any() else math.inf
             for k in range(n + 1)]
@@ -103,7 +106,7 @@ def _group_dag(seed: int, n: int, *, memory: str | None, data_only_prob: float,
 @pytest.mark.parametrize("memory", [None, "loose", "binding", "tight"])
 @pytest.mark.parametrize("regime", ["mixed", "comm", "compute"])
 def test_dp_equals_brute_force_on_training_dags(memory: str | None, regime: str) -> None:
-    for seed in range(5):
+    for seed in range(6):
         gen = RNG(1000 * seed + len(regime))
         L = int(gen.integers(2, 5))
         inst = random_training_dag(gen, L, memory=memory, regime=regime,
@@ -181,7 +184,7 @@ def test_dp_proves_infeasibility_that_the_simple_conditions_miss() -> None:
     assert "no partition into at most 2 stages meets the memory cap" in res.stats["reason"]
     assert DownsetDP().run(inst, 2).status is Status.INFEASIBLE
     out = DownsetDP().run(inst, 3, raise_errors=True)
-    assert out.status is Status.OPTIMAL and _close(out.incumbent, 2.0)
+    assert out.status is Status.OPTIMAL and _close(out.incumbent, 3.0)  # {b}: 1 + in + out
 
 
 def test_a_binding_cap_changes_the_answer_and_is_respected() -> None:
@@ -274,7 +277,7 @@ def test_the_context_partition_prunes_without_changing_the_optimum() -> None:
         plain = DownsetDP().run(inst, k, raise_errors=True)
         if plain.partition is None:
             continue
-        ctx = SolveContext(upper=plain.incumbent, partition=plain.partition)
+        ctx = SolveContext(upper_bound=plain.incumbent, partition=plain.partition)
         again = DownsetDP().run(inst, k, context=ctx, raise_errors=True)
         assert again.status is Status.OPTIMAL and _close(again.incumbent, plain.incumbent)
 
@@ -305,7 +308,7 @@ def test_tube_method_runs_on_constrained_instances() -> None:
                                    orphan_prob=0.3)
         for k in (2, 3):
             opt, _ = brute_force(inst, k)
-            out = TubeSearch(base="brkga-10").run(inst, k, rng=0, raise_errors=True)
+            out = TubeSearch(base="brkga-100").run(inst, k, rng=0, raise_errors=True)
             if math.isinf(opt):
                 assert out.partition is None
                 continue
