@@ -1077,11 +1077,14 @@ def reductions(instance: Instance, k: int, on: bool = True) -> tuple[
 
         def lift(st: NDArray[np.int64]) -> Partition:
             return Partition(st, k)
-    elif not instance.constraints:
-        red, kept, host = reduce_instance(instance)
+    elif not instance.constraints:  # rules 1-4, then A-B on the result
+        red1, kept1, host = reduce_instance(instance)
+        red, kept2, rep2 = reduce_units(red1)
+        kept = kept1[rep2]
 
         def lift(st: NDArray[np.int64]) -> Partition:
-            return lift_partition(instance, kept, host, st, k)
+            st1 = lift_units(red1, kept2, st, k).stage_of
+            return lift_partition(instance, kept1, host, st1, k)
     else:
         red, keptu, kept = reduce_units(instance)
 

@@ -356,3 +356,14 @@ def test_peer_optima_on_the_shared_training_graphs(graph: str, shared_instances)
         assert out.partition is not None and not check_feasible(inst, out.partition, k=k)
         assert math.isclose(out.incumbent, want, rel_tol=1e-6), (graph, k, out.incumbent)
     assert time.perf_counter() - t0 < 60
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_unit_rules_after_rules_1_to_4_on_the_papers_problem(seed: int) -> None:
+    # zero-work-heavy graphs: rules 1-4 then A-B (co-location on the reduced instance)
+    inst = random_dag(RNG(3000 + seed), 8, edge_prob=0.3, zero_prob=0.5,
+                      precedence_prob=0.1)
+    assert not inst.constraints
+    opts = opt_every_k(inst)
+    for k in (1, 2, 3, 4, 9):
+        _check_dp(inst, k, opt=opts[min(k, inst.n_nodes)])
