@@ -43,12 +43,28 @@ down-set out is the whole lattice: the DP is then the exact one and its result o
 optimal in its own tube), then widens it by one up to ``max_width``; it stops early when the
 budget ends or a tube has more than ``max_ideals`` down-sets.
 
+**Constrained instances** (co-location groups, the memory cap, data-only edges: ``handles``
+all three). Everything above holds with *units* in place of nodes and ideals of the unit
+DAG in place of down-sets (:mod:`heuristics.downset_dp`): ``P`` is feasible, so each unit
+lies in one stage of ``P`` and ``hi``/``lo`` are taken over units; the two chains above are
+built one unit at a time in stage order, then in a topological order of the unit DAG, so
+they stay in the tube. The DP over the tube charges every block with the reference cost
+over all data edges and excludes blocks over the memory cap; the memory of ``J \\ I'``
+along the chain from ``I'`` to ``I`` is at most that of ``I \\ I'`` (memory is
+non-negative), so a feasible block is never cut off by the DP's memory pruning. Hence the
+result is the best feasible partition (groups whole, stages ordered along ordering edges
+only, every stage within the cap) whose prefix ideals all lie in ``T_w(P)``: optimal in
+the tube, never worse than ``P``, and optimal outright when the tube leaves no ideal out.
+
 The search runs on the instance reduced by the exact reductions of
-:mod:`heuristics.downset_dp`, after moving every removed node to its host's stage (which
-the reductions' proofs show never raises a stage's cost); every result is lifted back and
-re-scored by the reference cost function, and kept only if it is strictly better. Like the
-down-set DP it solves the core problem: per-stage memory limits (an optional variant, spec
-§2.6) are not modelled.
+:mod:`heuristics.downset_dp` (rules 1-4 then A-B on the paper's problem, A-B on a
+constrained one), after moving every removed or merged node beside its host (which the
+reductions' exchanges show never raises a stage's cost and keeps the partition feasible);
+every result is lifted back, re-scored by the reference cost function and checked for
+feasibility, and kept only if it is strictly better. :class:`TubeSearch` starts from its
+base heuristic's partition when the base handles the instance's constraints and that
+partition is feasible, and on a constrained instance from the better of it and the
+unit-order slicing (:func:`heuristics.downset_dp.slice_units`).
 """
 
 from __future__ import annotations
