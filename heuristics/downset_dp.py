@@ -1094,16 +1094,28 @@ class DownsetDP(Heuristic):
         t0 = time.perf_counter()
         red, lift, normalize = reductions(instance, k, self.reduce)
         best: tuple[float, Partition] | None = None
-        if not red.constraints:
-            for order in (dfs_order(red), bfs_order(red),
-                          np.ascontiguousarray(red.topo_order, dtype=np.int64)):
+        if not instance.constraints:
+            # Algorithm 1 on the instance reduced by rules 1-4 (the paper's problem), moved
+            # onto ``red`` by the exchanges of rules A-B (feasible, never worse)
+            base = reduce_instance(instance)[0] if self.reduce else instance
+            rep = reduce_units(base)[2] if red is not base else None
+            for order in (dfs_order(base), bfs_order(base),
+                          np.ascontiguousarray(base.topo_order, dtype=np.int64)):
                 # budget-aware (the slicing DP is quadratic in n): the greedy slicing if
                 # stopped
-                val, cuts, _done = slice_order_within(red, order, k, budget, check=False)
+                val, cuts, _done = slice_order_within(base, order, k, budget, check=False)
+                part = Partition.from_slices(order, cuts.tolist(), k)
+                if rep is not None:
+                    part = Partition(part.stage_of[rep], k)
+                    if check_feasible(red, part, k=k):  # not expected (the exchanges)
+                        continue
+                    val = evaluate(red, part)
                 if best is None or val < best[0]:
-                    best = (val, Partition.from_slices(order, cuts.tolist(), k))
-        else:  # Algorithm 1 over unit orders, segments within the memory cap
-            best = slice_units(red, k)
+                    best = (val, part)
+        if red.constraints:  # Algorithm 1 over unit orders, segments within the memory cap
+            got = slice_units(red, k)
+            if got is not None and (best is None or got[0] < best[0]):
+                best = got
         # the context's partition (on the original instance), normalised to the reduced
         # instance (removed nodes beside their hosts: never worse), re-scored there
         if context is not None and context.partition is not None:
