@@ -266,4 +266,6 @@ class TubeSearch(Heuristic):
         part, st = tube_search(instance, start, k, budget, width=self.width,
                                max_width=self.max_width, max_ideals=self.max_ideals)
         stats.update(st)
+        if st.get("tube_optimal"):  # the last DP ran over every ideal: exact
+            status = Status.OPTIMAL
         return HeuristicResult(part, status, stats, history)
