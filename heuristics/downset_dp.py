@@ -1076,7 +1076,7 @@ class DownsetDP(Heuristic):
     name = "downset_dp"
     citation = "Tarnawski et al., NeurIPS 2020 (DP over ideals); spec §7"
     deterministic: ClassVar[bool] = True
-    handles: ClassVar[frozenset[str]] = frozenset({"groups", "memory", "data_only_edges"})
+    handles = frozenset({"groups", "memory", "data_only_edges"})
 
     def __init__(self, *, max_ideals: int = 200_000, reduce: bool = True) -> None:
         self.max_ideals = max_ideals
@@ -1104,14 +1104,14 @@ class DownsetDP(Heuristic):
                 # budget-aware (the slicing DP is quadratic in n): the greedy slicing if
                 # stopped
                 val, cuts, _done = slice_order_within(base, order, k, budget, check=False)
-                part = Partition.from_slices(order, cuts.tolist(), k)
+                cand = Partition.from_slices(order, cuts.tolist(), k)
                 if rep is not None:
-                    part = Partition(part.stage_of[rep], k)
-                    if check_feasible(red, part, k=k):  # not expected (the exchanges)
+                    cand = Partition(cand.stage_of[rep], k)
+                    if check_feasible(red, cand, k=k):  # not expected (the exchanges)
                         continue
-                    val = evaluate(red, part)
+                    val = evaluate(red, cand)
                 if best is None or val < best[0]:
-                    best = (val, part)
+                    best = (val, cand)
         if red.constraints:  # Algorithm 1 over unit orders, segments within the memory cap
             got = slice_units(red, k)
             if got is not None and (best is None or got[0] < best[0]):

@@ -70,7 +70,7 @@ unit-order slicing (:func:`heuristics.downset_dp.slice_units`).
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -217,7 +217,7 @@ class TubeSearch(Heuristic):
 
     name = "tube"
     citation = "pipecert (down-set DP restricted to a tube around a partition)"
-    handles: ClassVar[frozenset[str]] = frozenset({"groups", "memory", "data_only_edges"})
+    handles = frozenset({"groups", "memory", "data_only_edges"})
 
     def __init__(self, *, base: str = "brkga-100", width: int = 1, max_width: int = 3,
                  max_ideals: int = 100_000) -> None:
@@ -242,7 +242,7 @@ class TubeSearch(Heuristic):
         """
         inner = HEURISTICS.make(self.base)
         start: Partition | None = None
-        history: list[Any] = []
+        history: tuple[tuple[float, int, float], ...] = ()
         status = Status.FEASIBLE
         if inner.supports_variant(instance)[0]:
             res, stats = run_base(self, self.base, instance, k, budget, rng, context, 0.5)

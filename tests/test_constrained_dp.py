@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,7 +42,8 @@ from pipecert.testing import (  # the oracle's independent feasibility and cost 
 RNG = np.random.default_rng
 
 
-def _close(a: float, b: float) -> bool:
+def _close(a: float | None, b: float | None) -> bool:
+    assert a is not None and b is not None
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
 
 
@@ -198,6 +200,7 @@ def test_a_binding_cap_changes_the_answer_and_is_respected() -> None:
             if a.status is Status.INFEASIBLE:
                 continue
             assert a.partition is not None and not check_feasible(inst, a.partition, k=k)
+            assert a.incumbent is not None and b.incumbent is not None
             assert a.incumbent >= b.incumbent - 1e-9
             changed += a.incumbent > b.incumbent + 1e-9
     assert changed >= 3
@@ -223,6 +226,7 @@ def test_unit_reductions_keep_opt_and_lift_with_equal_cost(seed: int) -> None:
             assert math.isinf(ropt)
             continue
         assert _close(opt, ropt), (seed, k, opt, ropt)
+        assert part is not None and rpart is not None
         lifted = lift_units(inst, kept, rpart.stage_of, k)
         assert not check_feasible(inst, lifted, k=k)
         assert _close(evaluate(inst, lifted), ropt)
@@ -314,7 +318,7 @@ def test_tube_method_runs_on_constrained_instances() -> None:
                 continue
             assert out.partition is not None, out.error
             assert not check_feasible(inst, out.partition, k=k)
-            assert out.incumbent >= opt - 1e-9
+            assert out.incumbent is not None and out.incumbent >= opt - 1e-9
             if out.status is Status.OPTIMAL:  # claimed only when the tube was the lattice
                 assert out.stats["tube_optimal"] and _close(out.incumbent, opt)
 
@@ -330,7 +334,7 @@ def test_downset_solve_in_a_tube_keeps_its_centre() -> None:
 
 
 # ------------------------------------------------------------------ the peer's optima
-PEER = {
+PEER: dict[str, list[float | None]] = {
     "bert24": [109.917906, 58.545813, 33.378813, 16.792813, 9.536914, 9.536914],
     "resnet50": [None, 117.296070, 59.165625, 32.366406, 19.033777, 19.033777],
     "gnmt": [263.365695, 137.153902, 82.881621, 76.849414, 76.849414, 76.849414],
@@ -339,7 +343,7 @@ KS = (2, 4, 8, 16, 32, 64)
 
 
 @pytest.mark.parametrize("graph", sorted(PEER))
-def test_peer_optima_on_the_shared_training_graphs(graph: str, shared_instances) -> None:
+def test_peer_optima_on_the_shared_training_graphs(graph: str, shared_instances: Path) -> None:
     """Tarnawski et al.'s exact DP (dnn-partitioning, maxCPUs = 0, maxFPGAs = k) on the
     training layer graphs read with their groups and caps; resnet50 k = 2 is infeasible
     (38.8 GB > 2 x 17.2 GB). All three graphs at every k take well under a second."""
@@ -356,6 +360,7 @@ def test_peer_optima_on_the_shared_training_graphs(graph: str, shared_instances)
             continue
         assert out.status is Status.OPTIMAL, (graph, k, out.error)
         assert out.partition is not None and not check_feasible(inst, out.partition, k=k)
+        assert out.incumbent is not None
         assert math.isclose(out.incumbent, want, rel_tol=1e-6), (graph, k, out.incumbent)
     assert time.perf_counter() - t0 < 60
 

@@ -27,7 +27,7 @@ from instances.io import read_instance
 from pipecert.results import Status
 
 #: the peer's optima (None: infeasible, 38.8 GB > 2 x 17.2 GB)
-PEER = {
+PEER: dict[str, list[float | None]] = {
     "bert24": [109.917906, 58.545813, 33.378813, 16.792813, 9.536914, 9.536914],
     "resnet50": [None, 117.296070, 59.165625, 32.366406, 19.033777, 19.033777],
     "gnmt": [263.365695, 137.153902, 82.881621, 76.849414, 76.849414, 76.849414],
