@@ -883,17 +883,18 @@ def unit_orders(instance: Instance) -> list[NDArray[np.int64]]:
     return [np.arange(nu, dtype=np.int64), np.asarray(out, dtype=np.int64)]
 
 
-def slice_units(instance: Instance, k: int, *, max_units: int = 3000,
-                orders: list[NDArray[np.int64]] | None = None
-                ) -> tuple[float, Partition] | None:
+def slice_units(instance: Instance, k: int, *, max_units: int = 2000,
+                orders: list[NDArray[np.int64]] | None = None,
+                budget: Budget | None = None) -> tuple[float, Partition] | None:
     """A feasible partition of the constrained problem: the best split of a topological
     order of the unit DAG into at most ``k`` contiguous segments within the memory cap.
 
     Every prefix of a topological order of the unit DAG is an ideal, so every split is a
     feasible partition (whole units, stages non-decreasing along ordering edges) once each
     segment fits the cap; segment costs are the reference ``f`` (all data edges). O(L^2)
-    segment costs and an O(k L^2) split per order (``L`` units); None if ``L > max_units``
-    or no split of the orders tried fits the cap.
+    segment costs and an O(k L^2) split per order (``L`` units; about 3 s at 2,000 units);
+    None if ``L > max_units`` or no split of the orders tried fits the cap. The next
+    order is not tried once ``budget`` has expired.
     """
     nu = instance.n_units
     if nu == 0 or nu > max_units:
@@ -902,6 +903,8 @@ def slice_units(instance: Instance, k: int, *, max_units: int = 3000,
     kk = max(1, min(k, nu))
     best: tuple[float, Partition] | None = None
     for order in orders if orders is not None else unit_orders(instance):
+        if best is not None and budget is not None and budget.expired():
+            break
         seg = _slice_costs(order, (nu + 63) // 64, ud.cap, ud.wU, ud.mU, *ud.cost_args())
         val, cuts = _slice_dp(seg, kk)
         if not val < math.inf:
@@ -1112,10 +1115,8 @@ class DownsetDP(Heuristic):
                     val = evaluate(red, cand)
                 if best is None or val < best[0]:
                     best = (val, cand)
-        if red.constraints:  # Algorithm 1 over unit orders, segments within the memory cap
-            got = slice_units(red, k)
-            if got is not None and (best is None or got[0] < best[0]):
-                best = got
+        else:  # Algorithm 1 over unit orders, segments within the memory cap
+            best = slice_units(red, k, budget=budget)
         # the context's partition (on the original instance), normalised to the reduced
         # instance (removed nodes beside their hosts: never worse), re-scored there
         if context is not None and context.partition is not None:

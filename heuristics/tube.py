@@ -253,7 +253,7 @@ class TubeSearch(Heuristic):
             stats = {"base": inner.method_id(),
                      "base_skipped": "the base does not handle the instance's constraints"}
         if instance.constraints:
-            sliced = slice_units(instance, k)
+            sliced = slice_units(instance, k, budget=budget)
             if sliced is not None and (start is None
                                        or sliced[0] < evaluate(instance, start)):
                 start = sliced[1]
