@@ -43,12 +43,28 @@ down-set out is the whole lattice: the DP is then the exact one and its result o
 optimal in its own tube), then widens it by one up to ``max_width``; it stops early when the
 budget ends or a tube has more than ``max_ideals`` down-sets.
 
+**Constrained instances** (co-location groups, the memory cap, data-only edges: ``handles``
+all three). Everything above holds with *units* in place of nodes and ideals of the unit
+DAG in place of down-sets (:mod:`heuristics.downset_dp`): ``P`` is feasible, so each unit
+lies in one stage of ``P`` and ``hi``/``lo`` are taken over units; the two chains above are
+built one unit at a time in stage order, then in a topological order of the unit DAG, so
+they stay in the tube. The DP over the tube charges every block with the reference cost
+over all data edges and excludes blocks over the memory cap; the memory of ``J \\ I'``
+along the chain from ``I'`` to ``I`` is at most that of ``I \\ I'`` (memory is
+non-negative), so a feasible block is never cut off by the DP's memory pruning. Hence the
+result is the best feasible partition (groups whole, stages ordered along ordering edges
+only, every stage within the cap) whose prefix ideals all lie in ``T_w(P)``: optimal in
+the tube, never worse than ``P``, and optimal outright when the tube leaves no ideal out.
+
 The search runs on the instance reduced by the exact reductions of
-:mod:`heuristics.downset_dp`, after moving every removed node to its host's stage (which
-the reductions' proofs show never raises a stage's cost); every result is lifted back and
-re-scored by the reference cost function, and kept only if it is strictly better. Like the
-down-set DP it solves the core problem: per-stage memory limits (an optional variant, spec
-§2.6) are not modelled.
+:mod:`heuristics.downset_dp` (rules 1-4 then A-B on the paper's problem, A-B on a
+constrained one), after moving every removed or merged node beside its host (which the
+reductions' exchanges show never raises a stage's cost and keeps the partition feasible);
+every result is lifted back, re-scored by the reference cost function and checked for
+feasibility, and kept only if it is strictly better. :class:`TubeSearch` starts from its
+base heuristic's partition when the base handles the instance's constraints and that
+partition is feasible, and on a constrained instance from the better of it and the
+unit-order slicing (:func:`heuristics.downset_dp.slice_units`).
 """
 
 from __future__ import annotations
@@ -59,7 +75,7 @@ from typing import Any
 import numpy as np
 
 from heuristics.base import HEURISTICS, Heuristic, run_base
-from heuristics.downset_dp import downset_solve, lift_partition, reduce_instance
+from heuristics.downset_dp import downset_solve, reductions, slice_units
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
@@ -123,16 +139,22 @@ def tube_search(
     before = evaluate(instance, partition)
     stats: dict[str, Any] = {"tube_before": before, "tube_rounds": 0, "tube_ideals": 0,
                              "tube_width_done": -1}
-    red, kept, host = reduce_instance(instance)
+    red, lift, normalize = reductions(instance, k)
     best, best_val = partition, before
-    # put every removed node with its host (never worse, by the reductions' proofs)
-    norm = lift_partition(instance, kept, host, partition.stage_of[kept], k)
-    nval = evaluate(instance, norm)
-    if nval <= best_val and not check_feasible(instance, norm, k=k):
-        best, best_val = norm, nval
-        cur = norm.stage_of[kept]
+    # put every removed or merged node with its host (never worse, by the reductions'
+    # exchanges)
+    norm = normalize(partition)
+    lifted = None if norm is None else lift(norm.stage_of)
+    if lifted is not None and evaluate(instance, lifted) <= best_val \
+            and not check_feasible(instance, lifted, k=k):
+        best, best_val = lifted, evaluate(instance, lifted)
+        cur = norm.stage_of  # type: ignore[union-attr]
     else:  # not expected; search from the input as given on the full instance
-        red, kept, host = instance, np.arange(instance.n_nodes), np.arange(instance.n_nodes)
+        red = instance
+
+        def lift(st: np.ndarray) -> Partition:
+            return Partition(st, k)
+
         cur = partition.stage_of
     cur_val = evaluate(red, Partition(cur, k))
     cap = max(1, min(max_ideals, int(max_bytes / (red.n_nodes / 8 + 12 * (k + 1)))))
@@ -158,7 +180,7 @@ def tube_search(
         improved = val < cur_val
         if improved:
             cur, cur_val = part.stage_of, val
-            lifted = lift_partition(instance, kept, host, part.stage_of, k)
+            lifted = lift(part.stage_of)
             lval = evaluate(instance, lifted)
             if lval < best_val and not check_feasible(instance, lifted, k=k):
                 best, best_val = lifted, lval
@@ -195,6 +217,7 @@ class TubeSearch(Heuristic):
 
     name = "tube"
     citation = "pipecert (down-set DP restricted to a tube around a partition)"
+    handles = frozenset({"groups", "memory", "data_only_edges"})
 
     def __init__(self, *, base: str = "brkga-100", width: int = 1, max_width: int = 3,
                  max_ideals: int = 100_000) -> None:
@@ -211,11 +234,38 @@ class TubeSearch(Heuristic):
         rng: np.random.Generator,
         context: SolveContext | None = None,
     ) -> HeuristicResult:
-        """Run ``base`` on half the budget (all of it if unlimited), then the tube search."""
-        res, stats = run_base(self, self.base, instance, k, budget, rng, context, 0.5)
-        if res.partition is None:
-            return HeuristicResult(None, res.status, stats, res.history)
-        part, st = tube_search(instance, res.partition, k, budget, width=self.width,
+        """Run ``base`` on half the budget (all of it if unlimited), then the tube search.
+
+        On a constrained instance the search starts from the better feasible partition of
+        the base's (if the base handles the instance's constraints and its partition is
+        feasible) and of the unit-order slicing (:func:`heuristics.downset_dp.slice_units`).
+        """
+        inner = HEURISTICS.make(self.base)
+        start: Partition | None = None
+        history: tuple[tuple[float, int, float], ...] = ()
+        status = Status.FEASIBLE
+        if inner.supports_variant(instance)[0]:
+            res, stats = run_base(self, self.base, instance, k, budget, rng, context, 0.5)
+            history, status = res.history, res.status
+            if res.partition is not None and not check_feasible(instance, res.partition, k=k):
+                start = res.partition
+        else:
+            stats = {"base": inner.method_id(),
+                     "base_skipped": "the base does not handle the instance's constraints"}
+        if instance.constraints:
+            sliced = slice_units(instance, k, budget=budget)
+            if sliced is not None and (start is None
+                                       or sliced[0] < evaluate(instance, start)):
+                start = sliced[1]
+                stats["start"] = "unit-order slicing"
+        if start is None:
+            stats["reason"] = ("no feasible starting partition (the base gave none and no "
+                               "split of a unit order fits the memory cap)")
+            return HeuristicResult(None, Status.NO_SOLUTION if status is Status.FEASIBLE
+                                   else status, stats, history)
+        part, st = tube_search(instance, start, k, budget, width=self.width,
                                max_width=self.max_width, max_ideals=self.max_ideals)
         stats.update(st)
-        return HeuristicResult(part, res.status, stats, res.history)
+        if st.get("tube_optimal"):  # the last DP ran over every ideal: exact
+            status = Status.OPTIMAL
+        return HeuristicResult(part, status, stats, history)

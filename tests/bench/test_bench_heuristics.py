@@ -13,6 +13,7 @@ section "Upper bounds".
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,8 @@ from instances.io import read_instance
 from pipecert.instance import Instance
 from pipecert.results import Budget
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "instances"
+SHARED = Path(os.environ.get("PIPECERT_SHARED", Path(__file__).resolve().parents[3] / "shared")
+              ) / "instances"
 REAL = {
     "resnet50-177": "pipedream/image_classification/resnet50.graph.txt",
     "nasnetalarge-1251": "pipedream/image_classification/nasnetalarge.graph.txt",
@@ -118,9 +120,16 @@ def test_bench_tube_search(benchmark, graphs, name: str, k: int) -> None:  # noq
     from pipecert.partition import Partition
 
     inst = graphs[name]
-    order = dfs_order(inst)
-    start_val, cuts = slice_order(inst, order, k)
-    start = Partition.from_slices(order, cuts.tolist(), k)
+    if inst.constraints:  # a training graph: start from the feasible unit-order slicing
+        from heuristics.downset_dp import slice_units
+
+        got = slice_units(inst, k)
+        assert got is not None
+        start_val, start = got
+    else:
+        order = dfs_order(inst)
+        start_val, cuts = slice_order(inst, order, k)
+        start = Partition.from_slices(order, cuts.tolist(), k)
     tube_search(inst, start, k, width=0, max_width=0, max_ideals=100)  # compile / load
     part, st = benchmark.pedantic(
         tube_search, args=(inst, start, k),
