@@ -1,4 +1,9 @@
-"""k larger than the node count: solve with ``k_eff = min(k, n)`` stages.
+"""k larger than the node count: solve with ``k_eff = min(k, n_units)`` stages.
+
+``n_units`` is the number of units (:attr:`pipecert.instance.Instance.unit_of`: nodes that
+must share a stage), ``n`` without co-location groups. The argument below holds with ``n``
+replaced by ``n_units``: a feasible partition has at most ``n_units`` non-empty stages, since
+each unit lies in one stage (and dropping empty stages changes no stage's memory either).
 
 OPT(k) = OPT(n) for every k >= n. A partition into k stages uses at most n non-empty
 stages, and empty stages cost nothing (f of the empty set is 0), so deleting them (keeping
@@ -23,8 +28,8 @@ __all__ = ["effective_k", "restrict_partition", "pad_partition"]
 
 
 def effective_k(instance: Instance, k: int) -> int:
-    """``min(k, n)`` (at least 1): the stage count every method is called with."""
-    return max(1, min(int(k), instance.n_nodes))
+    """``min(k, n_units)`` (at least 1): the stage count every method is called with."""
+    return max(1, min(int(k), instance.n_units))
 
 
 def restrict_partition(partition: Partition, k_eff: int) -> Partition:
