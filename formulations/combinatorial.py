@@ -46,7 +46,7 @@ __all__ = ["CombinatorialBound"]
 
 @FORMULATIONS.register
 class CombinatorialBound(Formulation):
-    """max(W/k, max w): total work spread over k stages, or the heaviest node."""
+    """max(W/k, max w(U)): total work over k stages, or the heaviest unit (node or group)."""
 
     name = "combinatorial"
     handles = frozenset({"groups", "memory", "data_only_edges"})

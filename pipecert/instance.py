@@ -819,19 +819,23 @@ class Instance:
         unit_mem = self.unit_sums(self.memory)
         worst = int(np.argmax(unit_mem))
         unit = self.memory_unit if self.memory_unit != UNSPECIFIED else ""
+
+        def amount(x: float) -> str:
+            if unit in ("bytes", "byte", "B") and x >= 1e8:  # also in GB, as devices are
+                return f"{x / 1e9:.4g} GB ({x:.6g} bytes)"
+            return f"{x:.6g}{' ' + unit if unit else ''}"
         if unit_mem[worst] > cap * (1 + 1e-12):
             ptr, idx = self.unit_members
             members = idx[ptr[worst]:ptr[worst + 1]]
             who = (f"node {self._ids[int(members[0])]!r}" if members.size == 1 else
                    f"the {members.size} nodes that must share a stage with "
                    f"{self._ids[int(members[0])]!r}")
-            return (f"{who} need memory {unit_mem[worst]:.6g}{' ' + unit if unit else ''} "
-                    f"> the cap {cap:.6g}")
+            return f"{who} need memory {amount(unit_mem[worst])} > the cap {amount(cap)}"
         total = float(self.memory.sum())
         if total > k * cap * (1 + 1e-12):
             need = math.ceil(total / cap * (1 - 1e-12))
-            return (f"total memory {total:.6g}{' ' + unit if unit else ''} > k x cap = "
-                    f"{k} x {cap:.6g} (at least {need} stages are needed)")
+            return (f"total memory {amount(total)} > k x cap = {k} x {amount(cap)} "
+                    f"(at least {need} stages are needed)")
         return None
 
     # ------------------------------------------------------------------ helpers
