@@ -73,7 +73,9 @@ DOCS: dict[str, str] = {
     "experiment.description": "free text, kept in the resolved config",
     "experiment.out": "output directory (store, resolved config, report, figures); "
                       "default results/<name>",
-    "grid.instances": "instance specs: files, directories, globs, suite:NAME or NAME/ID",
+    "grid.instances": "instance specs: files, directories, globs, suite:NAME or NAME/ID; or "
+                      "tables {spec = ..., options = {training = true}} with reader options "
+                      "(the instance id gets ?key=value)",
     "grid.variants": "problem variants of every instance: as_given (the constraints the file "
                      "gives) or key=value;... with memory_limit=SIZE|none and "
                      "relax=groups+memory (experiments/variants.py); each variant is its own "
@@ -164,9 +166,18 @@ def validate(cfg: Mapping[str, Any], source: str | None = None) -> None:
         raise InputError(msg, source=source)
 
     g, b, r = cfg["grid"], cfg["budget"], cfg["run"]
-    for key in ("instances", "heuristics", "bounds", "variants"):
+    for key in ("heuristics", "bounds", "variants"):
         if not isinstance(g[key], list) or not all(isinstance(x, str) for x in g[key]):
             fail(f"grid.{key} must be a list of strings")
+    if not isinstance(g["instances"], list):
+        fail("grid.instances must be a list")
+    for x in g["instances"]:
+        if isinstance(x, str):
+            continue
+        if not isinstance(x, Mapping) or not isinstance(x.get("spec"), str) or \
+                set(x) - {"spec", "options"} or not isinstance(x.get("options", {}), Mapping):
+            fail("grid.instances entries are instance specs (strings) or tables "
+                 "{spec = \"...\", options = {reader option = value}}")
     if not g["instances"]:
         fail("grid.instances is empty")
     if not g["variants"]:

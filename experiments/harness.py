@@ -133,6 +133,19 @@ class GridResult:
     rerun_changed: dict[str, int] = field(default_factory=dict)
 
 
+def instance_spec(item: Any) -> tuple[str, dict[str, Any]]:
+    """``(spec, reader options)`` of a ``grid.instances`` entry: a spec string, or a table
+    ``{spec = "...", options = {training = true}}`` whose options go to the reader
+    (:func:`instances.resolve`); such an instance's id is ``ID?key=value&...``."""
+    if isinstance(item, str):
+        return item, {}
+    return str(item["spec"]), dict(item.get("options") or {})
+
+
+def _option_text(v: Any) -> str:
+    return str(v).lower() if isinstance(v, bool) else str(v)
+
+
 def _dataset_of(ref_id: str, spec: str) -> str:
     if spec.startswith("suite:"):
         return spec.split(":", 1)[1]
@@ -173,14 +186,18 @@ def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
     variants = [parse_variant(v) for v in grid.get("variants", ["as_given"])]
     out: list[InstanceEntry] = []
     seen: set[str] = set()
-    for spec in grid["instances"]:
-        refs = inst_pkg.resolve(spec)
+    for item in grid["instances"]:
+        spec, options = instance_spec(item)
+        refs = inst_pkg.resolve(spec, **options)
         if not refs:
             raise InputError(f"instance spec {spec!r} matches no instance")
+        suffix = "".join(f"{'?' if i == 0 else '&'}{k}={_option_text(v)}"
+                         for i, (k, v) in enumerate(sorted(options.items())))
         for ref in refs:
-            if ref.id in seen:
+            rid = f"{ref.id}{suffix}"
+            if rid in seen:
                 continue
-            seen.add(ref.id)
+            seen.add(rid)
             # a bundled graph's manifest records its size (tests/test_bundled.py checks it):
             # filter before reading, so large graphs of a suite cost nothing when skipped
             recorded = _manifest_nodes(str(ref.id)) if ref.path is None else None
@@ -189,12 +206,12 @@ def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
             inst = ref.load()
             if not _size_ok(inst.n_nodes, grid):
                 continue
-            ds = _dataset_of(str(ref.id), spec)
+            ds = _dataset_of(str(ref.id), spec) + suffix
             for var in variants:
-                eid = str(ref.id) if var.is_as_given else f"{ref.id}@{var.name}"
+                eid = rid if var.is_as_given else f"{rid}@{var.name}"
                 # a variant is its own dataset in per-dataset figures
                 vds = ds if var.is_as_given else f"{ds}@{var.name}"
-                out.append(InstanceEntry(eid, var.apply(inst), vds, spec, var.name))
+                out.append(InstanceEntry(eid, var.apply(inst), vds, spec + suffix, var.name))
     if not out:
         raise InputError("no instance left after the node-count filters")
     return out

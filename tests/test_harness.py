@@ -392,3 +392,29 @@ def test_size_filters_skip_bundled_graphs_from_the_manifest_without_reading_them
     assert [e.id for e in got] == want and len(want) >= 5
     assert all(300 <= e.instance.n_nodes <= 700 for e in got)
     assert read == want  # the graphs outside the range were never read
+
+
+def test_grid_instance_tables_pass_reader_options(tmp_path):
+    from experiments.harness import load_entries
+    from instances.io import write_instance
+    from pipecert.testing import random_dag as rd
+
+    f = tmp_path / "g.json"
+    write_instance(rd(3, 6), f)
+    raw = {"experiment": {"name": "opts", "out": str(tmp_path / "out")},
+           "grid": {"instances": [str(f), {"spec": str(f),
+                                           "options": {"zero_input_work": True}}],
+                    "k": [2], "heuristics": ["input_order"], "bounds": []}}
+    cfg = load_config(None, raw)
+    entries = load_entries(cfg)
+    ids = [e.id for e in entries]  # ids are the refs' (cwd-relative paths)
+    assert len(ids) == 2 and ids[1] == ids[0] + "?zero_input_work=true"
+    assert entries[1].spec.endswith("?zero_input_work=true")
+    assert entries[1].instance.metadata.get("input_work_option") is not None
+    # the config (with its table entry) survives the TOML the store keeps
+    import tomllib
+
+    assert tomllib.loads(to_toml(cfg))["grid"]["instances"] == cfg["grid"]["instances"]
+    bad = {**raw, "grid": {**raw["grid"], "instances": [{"path": str(f)}]}}
+    with pytest.raises(InputError, match="grid.instances entries"):
+        load_config(None, bad)
