@@ -206,3 +206,28 @@ def test_gpipe_two_processes():
     assert run_pipeline_cpu(m, x, spec, n_microbatches=2).max_abs_error <= 1e-6
     run = run_gpipe_cpu(m, x, spec, n_microbatches=2)
     assert run.num_stages == 2 and run.max_abs_error <= 1e-6
+
+
+class Twice(nn.Module):
+    """Calls one block twice: a split before it cuts before each call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Linear(4, 8)
+        self.blk = Block(8)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.blk(self.blk(self.emb(x))))
+
+
+def test_module_called_twice_is_caught():
+    torch.manual_seed(0)
+    m, x = Twice().eval(), torch.randn(2, 4)
+    inst = import_module(m, (x,), level="layer")
+    assert inst.ids == ("emb", "blk", "head")  # both calls are one run of operators
+    spec, why = split_spec_for(inst, Partition.from_stages(inst, [["emb"], ["blk", "head"]]),
+                               m)
+    assert spec == {"blk": SplitPoint.BEGINNING}, why
+    with pytest.raises(AssertionError, match="called more than once"):
+        run_pipeline_cpu(m, x, spec)
