@@ -80,6 +80,7 @@ __all__ = [
     "run_pipeline_cpu",
     "run_gpipe_cpu",
     "spec_for_stages",
+    "split_spec_text",
 ]
 
 #: op types of the operator-level nodes that are not traced operators
@@ -476,3 +477,16 @@ def spec_for_stages(instance: Instance, stages: Sequence[Sequence[str]], module:
                     ) -> tuple[dict[str, Any] | None, str]:
     """:func:`split_spec_for` of a partition given as node-id lists (one per stage)."""
     return split_spec_for(instance, Partition.from_stages(instance, stages), module)
+
+
+def split_spec_text(instance: Instance, partition: Partition, module: Any) -> str:
+    """What ``pipecert export`` prints: the spec as pasteable code, or why there is none.
+
+    The code of :func:`format_split_spec` preceded by a comment with the summary, or one
+    comment line ``# no split_spec: REASON`` when the partition does not follow module
+    boundaries.
+    """
+    spec, reason = split_spec_for(instance, partition, module)
+    if spec is None:
+        return f"# no split_spec: {reason}"
+    return f"# {reason}\n{format_split_spec(spec)}"

@@ -17,6 +17,7 @@ from runtime.pipelining import (  # noqa: E402
     run_pipeline_cpu,
     spec_for_stages,
     split_spec_for,
+    split_spec_text,
 )
 
 torch.set_num_threads(1)
@@ -96,8 +97,12 @@ def test_layer_level_not_at_module_boundary(net):
     top = ids.index("<top>")
     spec, why = split_spec_for(inst, _stages_by_index(inst, [top]), m)
     assert spec is None and "outside any submodule" in why
-    # a stage starting inside a module whose operators ran before (the second run)
+    # one stage: an empty spec (pipeline() then makes one stage)
     assert spec_for_stages(inst, [ids], m)[0] == {}
+    text = split_spec_text(inst, _stages_by_index(inst, [top]), m)
+    assert text.startswith("# no split_spec: stage 1 begins with '<top>'")
+    text = split_spec_text(inst, _stages_by_index(inst, [2]), m)
+    assert 'split_spec = {\n    "blocks.1": SplitPoint.BEGINNING,\n}' in text
 
 
 def test_operator_level_spec(net):
@@ -231,3 +236,24 @@ def test_module_called_twice_is_caught():
     assert spec == {"blk": SplitPoint.BEGINNING}, why
     with pytest.raises(AssertionError, match="called more than once"):
         run_pipeline_cpu(m, x, spec)
+
+
+def test_gpt2_operator_level_ln_f():
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=16,
+                                  vocab_size=64)
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    model.config.use_cache = False
+    ids = torch.randint(0, 64, (2, 8))
+    inst = import_module(model, (ids,), level="operator")
+    ops = [i for i, t in zip(inst.ids, inst.op_types, strict=True)
+           if t not in ("parameter", "buffer", "input", "constant")]
+    labels = dict(zip(inst.ids, inst.labels, strict=True))
+    # the layer level cannot start a stage at ln_f (transformer#2); the operator level can
+    cut = next(j for j, o in enumerate(ops) if labels[o] == "transformer.ln_f")
+    later = set(ops[cut:])
+    stage_of = [1 if v in later else 0 for v in inst.ids]
+    spec, why = split_spec_for(inst, Partition(stage_of, 2), model)
+    assert spec == {"transformer.ln_f": SplitPoint.BEGINNING}, why
+    assert run_pipeline_cpu(model, ids, spec).max_abs_error <= 1e-4
