@@ -81,6 +81,8 @@ __all__ = [
     "run_gpipe_cpu",
     "spec_for_stages",
     "split_spec_text",
+    "pipe_stage_of",
+    "verify_split_spec",
 ]
 
 #: op types of the operator-level nodes that are not traced operators
@@ -490,3 +492,67 @@ def split_spec_text(instance: Instance, partition: Partition, module: Any) -> st
     if spec is None:
         return f"# no split_spec: {reason}"
     return f"# {reason}\n{format_split_spec(spec)}"
+
+
+def pipe_stage_of(module: Any, example_inputs: Any, split_spec: Mapping[str, Any], *,
+                  example_kwargs: Mapping[str, Any] | None = None) -> dict[str, int]:
+    """The pipe stage of every traced operator, by ATen node name, as ``pipeline()`` cuts.
+
+    Annotates a deep copy of ``module`` with ``split_spec`` (``annotate_split_points``, what
+    ``pipeline()`` does), exports it with the importer's :func:`instances.torch_import.trace`
+    (so node names are those of an operator-level instance of the same model and inputs) and
+    numbers each ``call_function`` node by the ``pipe_split`` markers before it, as
+    ``pipeline()``'s ``split_module`` callback does.
+    """
+    torch = _torch()
+    from torch.distributed.pipelining._IR import annotate_split_points
+
+    from instances.torch_import import trace
+
+    model = copy.deepcopy(module).eval()
+    annotate_split_points(model, dict(split_spec))
+    ep = trace(model, _as_tuple(example_inputs), example_kwargs)
+    marker = torch.ops.pippy._pipe_split.default
+    stage = 0
+    out: dict[str, int] = {}
+    for node in ep.graph.nodes:
+        if node.op != "call_function":
+            continue
+        if node.target is marker:
+            stage += 1
+            continue
+        out[node.name] = stage
+    return out
+
+
+def verify_split_spec(instance: Instance, partition: Partition, module: Any,
+                      example_inputs: Any, split_spec: Mapping[str, Any], *,
+                      example_kwargs: Mapping[str, Any] | None = None) -> list[str]:
+    """Operators whose pipe stage differs from the partition's (empty: an exact match).
+
+    For an operator-level instance: every traced operator node of ``instance`` (parameters
+    and inputs excluded) must be in pipe stage :func:`pipe_stage_of` equal to its partition
+    stage renumbered over the non-empty stages (empty stages dropped). ``example_inputs``
+    must be the inputs the instance was imported on (same node names).
+
+    Raises
+    ------
+    InputError
+        For a layer-level instance (its nodes are not ATen nodes).
+    """
+    idx, _, level = _operators(instance)
+    if level != "operator":
+        raise InputError("verify_split_spec compares ATen nodes: import the model at the "
+                         "operator level")
+    got = pipe_stage_of(module, example_inputs, split_spec, example_kwargs=example_kwargs)
+    stages = np.asarray(partition.stage_of)[idx]
+    renumber = {int(s): r for r, s in enumerate(sorted(set(stages.tolist())))}
+    bad: list[str] = []
+    for i, s in zip(idx, stages.tolist(), strict=True):
+        node = instance.ids[i]
+        want = renumber[int(s)]
+        have = got.get(node)
+        if have != want:
+            where = "not traced" if have is None else f"pipe stage {have}"
+            bad.append(f"{node}: partition stage {want}, {where}")
+    return bad

@@ -18,6 +18,7 @@ from runtime.pipelining import (  # noqa: E402
     spec_for_stages,
     split_spec_for,
     split_spec_text,
+    verify_split_spec,
 )
 
 torch.set_num_threads(1)
@@ -127,6 +128,7 @@ def test_operator_level_spec(net):
     run = run_pipeline_cpu(m, x, spec)
     # stage 1 reads the norm output, the residual h and the skip e
     assert run.stage_inputs == (1, 3) and run.max_abs_error <= 1e-5
+    assert verify_split_spec(inst, Partition(stage_of, 2), m, (x,), spec) == []
     # two operators later: the residual add of blocks.2, whose operators already ran
     assert labels[ops[cut + 2]] == "blocks.2"
     stage_of = [0 if (v in ops and ops.index(v) <= cut + 1) or v not in ops else 1
@@ -140,6 +142,11 @@ def test_operator_level_spec(net):
                 for v in inst.ids]
     spec, why = split_spec_for(inst, Partition(stage_of, 2), m)
     assert spec == {"norm": SplitPoint.BEGINNING}, why
+    # every operator is in the pipe stage the partition gives it; a wrong spec is caught
+    assert verify_split_spec(inst, Partition(stage_of, 2), m, (x,), spec) == []
+    bad = verify_split_spec(inst, Partition(stage_of, 2), m, (x,),
+                            {"head": SplitPoint.BEGINNING})
+    assert bad and all("partition stage 1, pipe stage 0" in b for b in bad)
     run = run_pipeline_cpu(m, x, spec)
     assert run.max_abs_error <= 1e-5
 
@@ -256,4 +263,5 @@ def test_gpt2_operator_level_ln_f():
     stage_of = [1 if v in later else 0 for v in inst.ids]
     spec, why = split_spec_for(inst, Partition(stage_of, 2), model)
     assert spec == {"transformer.ln_f": SplitPoint.BEGINNING}, why
+    assert verify_split_spec(inst, Partition(stage_of, 2), model, (ids,), spec) == []
     assert run_pipeline_cpu(model, ids, spec).max_abs_error <= 1e-4
