@@ -35,9 +35,11 @@ Transfer (microseconds). ``c(v) = bytes(v) / bandwidth`` with the bytes at the t
 two or more devices, ``cuda:0 -> cuda:1``; one CUDA device, pinned host -> device. The
 bandwidth is bytes copied per second (median of the repeats).
 
-Memory is the importer's: parameter and activation bytes at the traced dtype; the cap per
-stage is the CUDA device's memory (none on CPU). Training graphs are not profiled (forward
-only).
+A module built on the ``meta`` device (``instances.build_models_suite:factory``) is
+allocated on the device with random weights from its own initialisers (times do not depend
+on the values). Memory is the importer's: parameter and activation bytes at the traced
+dtype; the cap per stage is the CUDA device's memory (none on CPU). Training graphs are not
+profiled (forward only).
 """
 
 from __future__ import annotations
@@ -370,9 +372,49 @@ def _device_name(device: Any) -> str:
 
 
 def _to_device(value: Any, device: Any) -> Any:
+    """Tensors of ``value`` moved to ``device``; meta tensors become zeros there."""
     torch = _torch()
-    return torch.utils._pytree.tree_map(
-        lambda v: v.to(device) if isinstance(v, torch.Tensor) else v, value)
+
+    def move(v: Any) -> Any:
+        if not isinstance(v, torch.Tensor):
+            return v
+        if v.is_meta:
+            return torch.zeros(tuple(v.shape), dtype=v.dtype, device=device)
+        return v.to(device)
+
+    return torch.utils._pytree.tree_map(move, value)
+
+
+def _materialise(module: Any, device: Any, label: str) -> Any:
+    """A meta-device module with real, random weights on ``device``.
+
+    Times do not depend on the weights' values, so a model built on the ``meta`` device
+    (the bundled suite's factory) is allocated with ``to_empty`` and initialised by its own
+    code: ``init_weights()`` for Hugging Face models (parameters and buffers such as
+    ``position_ids``), otherwise ``reset_parameters()`` of every submodule that has one.
+
+    Raises
+    ------
+    InputError
+        When a floating weight was written by no initialiser (weights start as NaN).
+    """
+    torch = _torch()
+    module = module.to_empty(device=device)
+    with torch.no_grad():
+        # NaN marks what no initialiser wrote; integer buffers start at 0, not garbage
+        for t in list(module.parameters()) + list(module.buffers()):
+            t.fill_(math.nan if t.dtype.is_floating_point else 0)
+        if callable(getattr(module, "init_weights", None)):
+            module.init_weights()
+        else:
+            for sub in module.modules():
+                if callable(getattr(sub, "reset_parameters", None)):
+                    sub.reset_parameters()
+    for n, t in list(module.named_parameters()) + list(module.named_buffers()):
+        if t.dtype.is_floating_point and not bool(torch.isfinite(t).all()):
+            raise InputError(f"{label}: weight {n!r} has no initialiser after materialising "
+                             "the meta-device module; build the model with real weights")
+    return module
 
 
 def _owners(ep: Any) -> dict[str, str]:
@@ -406,7 +448,9 @@ def profile_module(module: Any, args: Sequence[Any] = (),
     Parameters
     ----------
     module : torch.nn.Module
-        The model with real weights (not on the ``meta`` device); moved to ``device``.
+        The model; moved to ``device``. A module on the ``meta`` device (the bundled suite's
+        factory) gets random weights (:func:`_materialise`; recorded in
+        ``metadata["cost_model"]["weights"]``).
     args, kwargs
         Example inputs (moved to ``device``).
     device : str
@@ -425,7 +469,8 @@ def profile_module(module: Any, args: Sequence[Any] = (),
     Raises
     ------
     InputError
-        On a bad device, a module on the ``meta`` device, an untraceable model, bad
+        On a bad device, a meta-device module that cannot be materialised, an
+        untraceable model, bad
         ``warmup`` / ``repeats`` / ``bandwidth``.
     """
     torch = _torch()
@@ -440,10 +485,11 @@ def profile_module(module: Any, args: Sequence[Any] = (),
     if not isinstance(module, torch.nn.Module):
         raise InputError(f"expected a torch.nn.Module, got {type(module).__name__}")
     dev = resolve_device(device)
-    if any(t.is_meta for t in list(module.parameters()) + list(module.buffers())):
-        raise InputError("the module has weights on the meta device; profiling runs it, "
-                         "so the factory must build real weights")
     label = name or type(module).__name__
+    weights = "the factory's"
+    if any(t.is_meta for t in list(module.parameters()) + list(module.buffers())):
+        module = _materialise(module, dev, label)
+        weights = "random (materialised from the meta device)"
     module = module.to(dev).eval()
     args = tuple(_to_device(tuple(args), dev))
     kw = dict(_to_device(dict(kwargs or {}), dev))
@@ -500,6 +546,7 @@ def profile_module(module: Any, args: Sequence[Any] = (),
         "device": str(dev),
         "device_name": _device_name(dev),
         "dtype": ", ".join(dtypes) or "none (no floating tensors)",
+        "weights": weights,
         "batch_size": batch_size,
         "threads": int(torch.get_num_threads()),
         "method": {"warmup_passes": warmup, "repeats": repeats, "statistic": "median",

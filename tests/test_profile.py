@@ -68,7 +68,22 @@ def big_small(batch_size=1):
 
 def on_meta():
     with torch.device("meta"):
-        m = torch.nn.Linear(4, 4)
+        m = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.LayerNorm(4))
+    return m, (torch.zeros(2, 4, device="meta"),)
+
+
+class Scaled(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.empty(4))  # no initialiser of its own
+
+    def forward(self, x):
+        return x * self.scale
+
+
+def on_meta_uninitialisable():
+    with torch.device("meta"):
+        m = Scaled()
     return m, (torch.zeros(2, 4, device="meta"),)
 '''
 
@@ -244,9 +259,21 @@ def test_api_rejects_bad_inputs(factories, monkeypatch) -> None:
         profile_module(module, args, bandwidth=-1.0)
     with pytest.raises(InputError, match="level"):
         profile_module(module, args, level="block")
-    m, a = factories.on_meta()
-    with pytest.raises(InputError, match="meta device"):
+    m, a = factories.on_meta_uninitialisable()
+    with pytest.raises(InputError, match="no initialiser"):
         profile_module(m, a)
+
+
+def test_meta_device_module_is_materialised(factories) -> None:
+    from runtime.profile import profile_module
+
+    m, a = factories.on_meta()
+    inst = profile_module(m, a, bandwidth=1e9, **FAST)
+    assert inst.metadata["cost_model"]["weights"].startswith("random")
+    assert inst.total_work > 0
+    m, a = factories.mlp()
+    inst = profile_module(m, a, bandwidth=1e9, **FAST)
+    assert inst.metadata["cost_model"]["weights"] == "the factory's"
 
 
 def test_cli_profile_then_solve(factories, tmp_path, capsys) -> None:
@@ -292,7 +319,7 @@ def test_cli_bad_options_exit_2_with_one_line(factories, monkeypatch, capsys, ar
     ("prof_factories:missing", "missing"),
     ("no_such_module_xyz:f", "no_such_module_xyz"),
     ("prof_factories", "module:function"),
-    ("prof_factories:on_meta", "meta device"),
+    ("prof_factories:on_meta_uninitialisable", "no initialiser"),
 ])
 def test_cli_bad_factory_exits_2(factories, capsys, spec, needle) -> None:
     from experiments.cli import main
