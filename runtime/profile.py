@@ -37,9 +37,15 @@ bandwidth is bytes copied per second (median of the repeats).
 
 A module built on the ``meta`` device (``instances.build_models_suite:factory``) is
 allocated on the device with random weights from its own initialisers (times do not depend
-on the values). Memory is the importer's: parameter and activation bytes at the traced
-dtype; the cap per stage is the CUDA device's memory (none on CPU). Training graphs are not
-profiled (forward only).
+on the values). The graph is traced on the profiling device, and a model's Python code may
+trace differently there than on ``meta``: GPT-2 (transformers 5.24) traced on ``meta`` has
+one extra ``aten.contiguous`` per block (12 nodes) that a CPU trace has not, so a partition
+of a meta-imported graph names nodes a CPU profile lacks; to compare, import the
+materialised module (:func:`materialise`) with ``import_module``.
+
+Memory is the importer's: parameter and activation bytes at the traced dtype; the cap per
+stage is the CUDA device's memory (none on CPU). Training graphs are not profiled (forward
+only).
 """
 
 from __future__ import annotations
@@ -76,6 +82,7 @@ __all__ = [
     "resolve_device",
     "measure_timer_overhead",
     "measure_bandwidth",
+    "materialise",
     "time_exported",
     "MeasuredCostModel",
     "profile_module",
@@ -385,7 +392,7 @@ def _to_device(value: Any, device: Any) -> Any:
     return torch.utils._pytree.tree_map(move, value)
 
 
-def _materialise(module: Any, device: Any, label: str) -> Any:
+def materialise(module: Any, device: Any, label: str) -> Any:
     """A meta-device module with real, random weights on ``device``.
 
     Times do not depend on the weights' values, so a model built on the ``meta`` device
@@ -449,7 +456,7 @@ def profile_module(module: Any, args: Sequence[Any] = (),
     ----------
     module : torch.nn.Module
         The model; moved to ``device``. A module on the ``meta`` device (the bundled suite's
-        factory) gets random weights (:func:`_materialise`; recorded in
+        factory) gets random weights (:func:`materialise`; recorded in
         ``metadata["cost_model"]["weights"]``).
     args, kwargs
         Example inputs (moved to ``device``).
@@ -488,7 +495,7 @@ def profile_module(module: Any, args: Sequence[Any] = (),
     label = name or type(module).__name__
     weights = "the factory's"
     if any(t.is_meta for t in list(module.parameters()) + list(module.buffers())):
-        module = _materialise(module, dev, label)
+        module = materialise(module, dev, label)
         weights = "random (materialised from the meta device)"
     module = module.to(dev).eval()
     args = tuple(_to_device(tuple(args), dev))

@@ -264,7 +264,7 @@ def test_api_rejects_bad_inputs(factories, monkeypatch) -> None:
         profile_module(m, a)
 
 
-def test_meta_device_module_is_materialised(factories) -> None:
+def test_meta_device_module_ismaterialised(factories) -> None:
     from runtime.profile import profile_module
 
     m, a = factories.on_meta()
