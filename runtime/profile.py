@@ -353,7 +353,7 @@ class MeasuredCostModel(CostModel):
             "comm": "output bytes (traced dtype) / bandwidth",
             "memory": "parameter and activation bytes (traced dtype)",
             "time_unit": TIME_UNIT,
-            "compute_dtype": None,
+            "compute_dtype": self.info.get("dtype"),  # type: ignore[attr-defined]
             "hardware": {"name": self.profile.name,
                          "memory_capacity": self.profile.memory_capacity,
                          "interconnect_bandwidth": self.profile.interconnect_bandwidth},

@@ -240,6 +240,7 @@ def test_describe_cost_model_names_the_measurement(factories) -> None:
     inst = profile_module(module, args, bandwidth=1e9, **FAST)
     text = describe_cost_model(inst.metadata["cost_model"])
     assert text.startswith("costs priced by the measured cost model for cpu")
+    assert text.endswith(", float32")
 
 
 def test_api_rejects_bad_inputs(factories, monkeypatch) -> None:
