@@ -251,6 +251,11 @@ def test_api_rejects_bad_inputs(factories, monkeypatch) -> None:
     for bad in ("tpu", "cuda:x", "cpu:0", ""):
         with pytest.raises(InputError, match="unknown device"):
             resolve_device(bad)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert resolve_device("cuda") == torch.device("cuda:0")
+    with pytest.raises(InputError, match="only 1 CUDA device"):
+        resolve_device("cuda:3")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(InputError, match="CUDA is not available"):
         profile_module(module, args, device="cuda")
