@@ -278,7 +278,7 @@ def time_exported(ep: Any, args: Sequence[Any], kwargs: Mapping[str, Any], devic
     handles: dict[str, list[Any]] = {}
     timing = [False]
 
-    class _Timed(torch.fx.Interpreter):  # type: ignore[misc]
+    class _Timed(torch.fx.Interpreter):  # type: ignore[misc,name-defined]
         def run_node(self, n: Any) -> Any:
             if n.op != "call_function":
                 return super().run_node(n)
@@ -549,7 +549,7 @@ def profile_module(module: Any, args: Sequence[Any] = (),
                         if isinstance(a, torch.Tensor)] if t.dtype.is_floating_point})
     capacity = (float(torch.cuda.get_device_properties(dev).total_memory)
                 if dev.type == "cuda" else None)
-    info = {
+    info: dict[str, Any] = {
         "device": str(dev),
         "device_name": _device_name(dev),
         "dtype": ", ".join(dtypes) or "none (no floating tensors)",
