@@ -1,1 +1,7 @@
-"""Splits that run as PyTorch stages: export, run, profile and calibrate pipecert partitions."""
+"""Splits that run as PyTorch stages: export, run, profile and measure pipeline splits.
+
+Modules: :mod:`runtime.pipelining` (the ``split_spec`` of ``torch.distributed.pipelining``
+for a partition that follows module boundaries, and running it on CPU),
+:mod:`runtime.profile` (measured per-node costs, like PipeDream's profiler). The package
+depends on :mod:`pipecert` and :mod:`instances`; nothing below depends on it.
+"""
