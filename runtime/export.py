@@ -701,11 +701,12 @@ def export_stages(module: Any, args: Sequence[Any] = (), kwargs: Mapping[str, An
 def export_from_factory(spec: str, instance: Instance, partition: Partition, *,
                         batch_size: int | None = None,
                         options: Mapping[str, Any] | None = None,
-                        replicate_parameters: bool = False) -> tuple[StagedModel, Any, Any]:
+                        replicate_parameters: bool = False
+                        ) -> tuple[StagedModel, Any, Any, Any]:
     """Build the model with factory ``module:function`` and split it.
 
-    Returns ``(staged, args, kwargs)``: the stages and the example inputs the factory made
-    (for running or checking them).
+    Returns ``(staged, module, args, kwargs)``: the stages, the unsplit model and the
+    example inputs the factory made (for running or checking them).
     """
     from instances.torch_import import call_factory, load_factory
 
@@ -715,4 +716,4 @@ def export_from_factory(spec: str, instance: Instance, partition: Partition, *,
                            replicate_parameters=replicate_parameters)
     staged.info.update(factory=spec, batch_size=batch_size,
                        factory_options=dict(options or {}))
-    return staged, args, kwargs
+    return staged, module, args, kwargs
