@@ -50,6 +50,7 @@ and output pytree specs); :func:`load_staged` reads it back.
 from __future__ import annotations
 
 import json
+import logging
 import operator
 import statistics
 import time
@@ -77,6 +78,7 @@ __all__ = [
 MANIFEST_FORMAT = "pipecert-stages"
 _MANIFEST_VERSION = 1
 _PARAM_KINDS = ("parameter", "buffer", "constant")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -453,6 +455,19 @@ def fx_stage_map(ep: Any, instance: Instance, partition: Partition) -> dict[str,
         rec_to_node = {i: i for i in ids}
     else:
         raise InputError(f"unknown graph level {level!r}", source=instance.name)
+    totals = meta.get("totals")
+    if isinstance(totals, Mapping) and "parameter_elements" in totals:
+        elems = sum(n for r in records if r.kind in _PARAM_KINDS for n, _ in r.out_tensors)
+        if int(totals["parameter_elements"]) != elems:
+            raise InputError(f"the re-exported model has {elems} parameter elements, the "
+                             f"instance {int(totals['parameter_elements'])}: the instance was "
+                             f"not imported from this model", source=instance.name)
+        flops = sum(r.flops for r in records)
+        want = float(totals.get("flops", flops))
+        if abs(flops - want) > 1e-9 * max(abs(want), 1.0):
+            log.warning("%s: the re-exported model has %.6g FLOPs, the instance %.6g (other "
+                        "input shapes?): the stages run, but the costs were priced for "
+                        "other shapes", instance.name, flops, want)
     stage_of_node = {v: int(partition.stage_of[i]) for i, v in enumerate(instance.ids)}
     nodes = list(ep.graph.nodes)
     stage: dict[str, int] = {}
