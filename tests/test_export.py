@@ -224,6 +224,15 @@ def test_kwargs_in_another_order_and_wrong_inputs() -> None:
         staged.run(torch.zeros(1, 8, dtype=torch.long))
 
 
+def test_core_aten_graph_is_re_exported_decomposed() -> None:
+    m, a, kw = _build("gpt2")
+    inst = import_module(m, a, kw, level="operator", decompose=True)
+    assert inst.metadata["ir"] == "core-aten"
+    staged = export_stages(m, a, kw, instance=inst, partition=random_partition(inst, 3, 4))
+    _assert_same(staged, m, a, kw)
+    assert "aten.linear" not in "".join(st.code for st in staged.stages)
+
+
 def test_measure_times_each_stage() -> None:
     m, a, kw, inst = _imported("mlp", "operator")
     staged = export_stages(m, a, kw, instance=inst, partition=random_partition(inst, 2, 0))
@@ -254,9 +263,11 @@ def test_cli_export_writes_stages_and_checks_them(tmp_path: Path, capsys: Any) -
     part = str(tmp_path / "p.json")
     write_partition(part, random_partition(inst, 4, 0), inst)
     out_dir = tmp_path / "stages"
-    code, out, err = _cli(["export", g, part, "-o", str(out_dir)], capsys)
+    code, out, err = _cli(["export", g, part, "-o", str(out_dir), "--time", "--repeats",
+                           "2"], capsys)
     assert code == 0, err
     assert "4 stages (layer level)" in out and "match the unsplit model" in out
+    assert "median ms" in out
     assert len([ln for ln in out.splitlines() if ln.startswith("    ")]) == 4
     back = load_staged(out_dir)
     m, a, kw = call_factory(tiny_models.suite, options={"model": "gpt2"})
@@ -292,7 +303,6 @@ def test_cli_export_writes_stages_and_checks_them(tmp_path: Path, capsys: Any) -
 
 
 # ------------------------------------------------ every bundled architecture, tiny config
-@pytest.mark.slow
 @pytest.mark.parametrize("level", ["operator", "layer"])
 @pytest.mark.parametrize("name", sorted(tiny_models.TINY_CONFIGS))
 def test_every_bundled_architecture_splits_exactly(name: str, level: str) -> None:

@@ -44,6 +44,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--replicate-parameters", action="store_true",
                         help="each stage reading a parameter holds a copy (default: the "
                              "parameter's stage sends it, as the cost model prices it)")
+    parser.add_argument("--time", action="store_true",
+                        help="also time each stage alone on the CPU (one thread, 2 warm-up "
+                             "runs, median of --repeats)")
+    parser.add_argument("--repeats", type=int, default=7, metavar="R",
+                        help="--time: timed runs per stage (default 7)")
     parser.add_argument("--no-check", action="store_true",
                         help="do not compare the stages' outputs with the unsplit model")
 
@@ -92,17 +97,20 @@ def run(args: argparse.Namespace) -> int:
     staged, module, f_args, f_kwargs = export_from_factory(
         spec, inst, part, batch_size=batch, options=options,
         replicate_parameters=args.replicate_parameters)
+    if args.repeats < 1:
+        raise InputError(f"--repeats must be >= 1, got {args.repeats}")
     staged.save(args.output)
+    times = _times(staged, f_args, f_kwargs, args.repeats) if args.time else None
     print(f"{inst.name}: {staged.k} stages ({staged.info['level']} level), factory {spec}"
           + (f", batch size {batch}" if batch is not None else ""))
     head = f"{'stage':>5}  {'nodes':>6}  {'fx ops':>6}  {'in':>4}  {'in bytes':>10}  " \
-           f"{'out':>4}  {'out bytes':>10}  {'forwarded':>9}"
+           f"{'out':>4}  {'out bytes':>10}  {'forwarded':>9}" + ("  median ms" if times else "")
     print(head)
     for i, b in enumerate(staged.boundary):
         rb, sb = staged.stage_bytes(i)
         print(f"{i:>5}  {len(b.nodes):>6}  {b.fx_nodes:>6}  {len(b.receives):>4}  "
               f"{_fmt_bytes(rb):>10}  {len(b.sends):>4}  {_fmt_bytes(sb):>10}  "
-              f"{len(b.forwarded):>9}")
+              f"{len(b.forwarded):>9}" + (f"  {times[i] * 1e3:>9.3f}" if times else ""))
     skips = staged.skip_connections()
     if skips:
         print(f"  {len(skips)} tensor(s) cross more than one boundary (forwarded), e.g. "
@@ -111,6 +119,18 @@ def run(args: argparse.Namespace) -> int:
         _check(staged, module, f_args, f_kwargs)
     print(f"wrote {args.output} (manifest.json + {staged.k} stage files)")
     return 0
+
+
+def _times(staged: Any, f_args: Any, f_kwargs: Any, repeats: int) -> list[float]:
+    """Median seconds per stage, one thread (restored afterwards)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return list(staged.measure(*f_args, warmup=2, repeats=repeats, **f_kwargs))
+    finally:
+        torch.set_num_threads(old)
 
 
 def _check(staged: Any, module: Any, f_args: Any, f_kwargs: Any) -> None:
