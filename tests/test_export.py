@@ -165,6 +165,38 @@ def test_tied_weights_travel_or_are_replicated() -> None:
     assert rep.stage_bytes(0)[1] < staged.stage_bytes(0)[1]
 
 
+def test_module_boundary_split_gives_a_split_spec_that_pipeline_runs() -> None:
+    from torch.distributed.pipelining import SplitPoint, pipeline
+
+    m, a, kw, inst = _imported("gpt2", "layer")
+    ids = list(inst.ids)
+    cut = next(i for i, v in enumerate(ids) if v.startswith("transformer.h.1"))
+    p = Partition.from_stages(inst, [ids[:cut], ids[cut:]], 2)
+    staged = export_stages(m, a, kw, instance=inst, partition=p)
+    assert staged.info["split_spec"] == {"transformer.h.1": "BEGINNING"}
+    _assert_same(staged, m, a, kw)
+    # a cut after the block's first layer norm begins at its attention module
+    inner = Partition.from_stages(inst, [ids[:cut + 1], ids[cut + 1:]], 2)
+    inner_staged = export_stages(m, a, kw, instance=inst, partition=inner)
+    assert inner_staged.info["split_spec"] == {"transformer.h.1.attn": "BEGINNING"}
+    for st in (staged, inner_staged):
+        spec = {f: SplitPoint.BEGINNING for f in st.info["split_spec"]}
+        fresh = _build("gpt2")[0]  # pipeline() annotates the module's forward in place
+        pipe = pipeline(fresh, mb_args=a, mb_kwargs=kw, split_spec=spec)
+        assert pipe.num_stages == 2
+        with torch.no_grad():
+            torch.testing.assert_close(torch.utils._pytree.tree_leaves(pipe(*a, **kw))[0],
+                                       torch.utils._pytree.tree_leaves(m(*a, **kw))[0])
+    # MLP: a cut between fc1 and the ReLU of forward() is not at a module call
+    m, a, kw, inst = _imported("mlp", "operator")
+    first = {"x", "p_fc1_weight", "p_fc1_bias", "linear"}
+    p = Partition.from_stages(inst, [sorted(first), sorted(set(inst.ids) - first)], 2)
+    staged = export_stages(m, a, kw, instance=inst, partition=p)
+    assert staged.info["split_spec"] is None
+    assert "does not begin at a module call" in staged.info["split_spec_reason"]
+    _assert_same(staged, m, a, kw)
+
+
 def test_infeasible_partition_is_refused_in_one_line() -> None:
     m, a, kw, inst = _imported("mlp", "operator")
     stage_of = np.zeros(inst.n_nodes, dtype=int)

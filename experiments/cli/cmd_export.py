@@ -115,6 +115,13 @@ def run(args: argparse.Namespace) -> int:
     if skips:
         print(f"  {len(skips)} tensor(s) cross more than one boundary (forwarded), e.g. "
               + ", ".join(f"{t.name} ({t.producer}->{t.last_consumer})" for t in skips[:3]))
+    spec_ = staged.info.get("split_spec")
+    if spec_:
+        points = ", ".join(f"{f!r}: SplitPoint.BEGINNING" for f in spec_)
+        print(f"  split_spec for torch.distributed.pipelining.pipeline(): {{{points}}}")
+    elif spec_ is None:
+        print(f"  no split_spec for torch.distributed.pipelining: "
+              f"{staged.info.get('split_spec_reason')}")
     if not args.no_check:
         _check(staged, module, f_args, f_kwargs)
     print(f"wrote {args.output} (manifest.json + {staged.k} stage files)")
