@@ -324,6 +324,18 @@ def test_cli_export_writes_stages_and_checks_them(tmp_path: Path, capsys: Any) -
     code, _, err = _cli(["export", str(tmp_path / "plain.json"),
                          str(tmp_path / "plain.part.json"), "-o", str(tmp_path / "y")], capsys)
     assert code == 2 and "not a graph imported from PyTorch" in err
+    # a graph imported by the Python API records no factory: --factory gives it
+    from runtime.tiny_models import mlp
+
+    api = import_module(*mlp()[:1], mlp()[1])
+    write_instance(api, tmp_path / "api.json")
+    wp(tmp_path / "api.part.json", random_partition(api, 2, 0), api)
+    argv = ["export", str(tmp_path / "api.json"), str(tmp_path / "api.part.json"), "-o",
+            str(tmp_path / "w")]
+    code, _, err = _cli(argv, capsys)
+    assert code == 2 and "records no factory" in err
+    code, out, err = _cli([*argv, "--factory", "runtime.tiny_models:mlp"], capsys)
+    assert code == 0 and "match the unsplit model" in out, err
     # an infeasible partition
     mi = read_instance(tmp_path / "mlp.json")
     stage_of = np.zeros(mi.n_nodes, dtype=int)
