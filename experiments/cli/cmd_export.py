@@ -7,7 +7,14 @@ the factory the import recorded in the graph's metadata (``--factory`` / ``--opt
 modules (:mod:`runtime.export`): DIR gets ``stage_<i>.pt`` per stage and
 ``manifest.json``. The stages are run once on the factory's example inputs and compared
 with the unsplit model (``--no-check`` skips that). A table lists each stage's nodes and
-the tensors it receives and sends, with their bytes.
+the tensors it receives and sends, with their bytes (``--time``: each stage's median time
+alone on the CPU, one thread), and, when the stages follow module boundaries, the
+``split_spec`` of ``torch.distributed.pipelining.pipeline()``.
+
+Errors are one line (exit 2): a graph not imported from PyTorch or a training graph, a
+partition written for a graph of another structure (its structure fingerprint), an
+infeasible partition, a graph without a recorded factory and no ``--factory``, a model that
+is not the graph's (other node names or parameter count), a model on the meta device.
 """
 
 from __future__ import annotations
