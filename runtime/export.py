@@ -179,8 +179,11 @@ class StageBoundary:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> StageBoundary:
         """Inverse of :meth:`to_json`."""
-        return cls(*(tuple(str(x) for x in d[key])
-                     for key in ("receives", "inputs", "sends", "forwarded", "nodes")),
+        def names(key: str) -> tuple[str, ...]:
+            return tuple(str(x) for x in d[key])
+
+        return cls(receives=names("receives"), inputs=names("inputs"), sends=names("sends"),
+                   forwarded=names("forwarded"), nodes=names("nodes"),
                    fx_nodes=int(d["fx_nodes"]))
 
 
@@ -433,7 +436,7 @@ def fx_stage_map(ep: Any, instance: Instance, partition: Partition) -> dict[str,
     from instances.costmodel import layer_key
     from instances.torch_import import graph_from_exported
 
-    meta = instance.metadata or {}
+    meta: Mapping[str, Any] = instance.metadata or {}
     level = str(meta.get("level", "operator"))
     records = graph_from_exported(ep, name=instance.name)
     ids = [r.id for r in records]
@@ -610,7 +613,7 @@ def export_stages(module: Any, args: Sequence[Any] = (), kwargs: Mapping[str, An
 
     from instances.torch_import import trace
 
-    meta = instance.metadata or {}
+    meta: Mapping[str, Any] = instance.metadata or {}
     if meta.get("training"):
         raise InputError("a training graph cannot be exported as stages: import the model "
                          "without --training (forward stages)", source=instance.name)

@@ -65,10 +65,12 @@ def _seeded(seed: int) -> Any:
 
 def mlp(batch_size: int = 2, width: int = 16, seed: int = 0) -> tuple[Any, Any]:
     """A 4-layer MLP whose first hidden activation also feeds the last layer (a skip)."""
-    torch = _seeded(seed)
+    import torch
+
+    _seeded(seed)
     nn = torch.nn
 
-    class MLP(nn.Module):
+    class MLP(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.fc1 = nn.Linear(8, width)
@@ -87,10 +89,12 @@ def mlp(batch_size: int = 2, width: int = 16, seed: int = 0) -> tuple[Any, Any]:
 
 def cnn(batch_size: int = 2, image_size: int = 16, seed: int = 0) -> tuple[Any, Any]:
     """A small residual CNN (two residual blocks, batch norm, pooling, linear head)."""
-    torch = _seeded(seed)
+    import torch
+
+    _seeded(seed)
     nn = torch.nn
 
-    class Block(nn.Module):
+    class Block(torch.nn.Module):
         def __init__(self, cin: int, cout: int, stride: int) -> None:
             super().__init__()
             self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
@@ -106,7 +110,7 @@ def cnn(batch_size: int = 2, image_size: int = 16, seed: int = 0) -> tuple[Any, 
             y = self.bn2(self.conv2(y))
             return torch.relu(y + self.shortcut(x))
 
-    class CNN(nn.Module):
+    class CNN(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 1, 1, bias=False), nn.BatchNorm2d(8),
@@ -121,7 +125,8 @@ def cnn(batch_size: int = 2, image_size: int = 16, seed: int = 0) -> tuple[Any, 
     model = CNN()
     with torch.no_grad():  # non-trivial running statistics, so batch norm is not identity
         for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
+            if isinstance(m, nn.BatchNorm2d) and m.running_mean is not None \
+                    and m.running_var is not None:
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 1.5)
     return model.eval(), (torch.randn(batch_size, 3, image_size, image_size),)
