@@ -1,0 +1,168 @@
+"""``pipecert export MODEL PARTITION -o DIR``: the partition's stages as PyTorch modules.
+
+MODEL is a graph written by ``pipecert import-torch`` (operator or layer level, forward);
+PARTITION a partition file of that graph (``pipecert solve -o``). The model is rebuilt with
+the factory the import recorded in the graph's metadata (``--factory`` / ``--option`` /
+``--batch-size`` override it), re-exported with ``torch.export`` and split into stage
+modules (:mod:`runtime.export`): DIR gets ``stage_<i>.pt`` per stage and
+``manifest.json``. The stages are run once on the factory's example inputs and compared
+with the unsplit model (``--no-check`` skips that). A table lists each stage's nodes and
+the tensors it receives and sends, with their bytes (``--time``: each stage's median time
+alone on the CPU, one thread), and, when the stages follow module boundaries, the
+``split_spec`` of ``torch.distributed.pipelining.pipeline()``.
+
+Errors are one line (exit 2): a graph not imported from PyTorch or a training graph, a
+partition written for a graph of another structure (its structure fingerprint), an
+infeasible partition, a graph without a recorded factory and no ``--factory``, a model that
+is not the graph's (other node names or parameter count), a model on the meta device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from pipecert.errors import InputError
+
+COMMAND = "export"
+HELP = "split a PyTorch model along a partition into stage modules that run in order"
+EPILOG = """examples:
+  pipecert import-torch mymodels:mlp --batch-size 2 -o mlp.json
+  pipecert solve mlp.json -k 4 -o mlp.part.json
+  pipecert export mlp.json mlp.part.json -o mlp_stages/
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL",
+                        help="graph written by pipecert import-torch (.json / .json.gz)")
+    parser.add_argument("partition", metavar="PARTITION", help="partition file of MODEL")
+    parser.add_argument("-o", "--output", required=True, metavar="DIR",
+                        help="directory for stage_<i>.pt and manifest.json")
+    parser.add_argument("--factory", default=None, metavar="MODULE:FACTORY",
+                        help="model factory (default: the one recorded by import-torch)")
+    parser.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
+                        help="factory keyword argument (default: the recorded ones); "
+                             "repeatable")
+    parser.add_argument("--batch-size", type=int, default=None, metavar="N",
+                        help="factory batch size (default: the recorded one)")
+    parser.add_argument("--replicate-parameters", action="store_true",
+                        help="each stage reading a parameter holds a copy (default: the "
+                             "parameter's stage sends it, as the cost model prices it)")
+    parser.add_argument("--time", action="store_true",
+                        help="also time each stage alone on the CPU (one thread, 2 warm-up "
+                             "runs, median of --repeats)")
+    parser.add_argument("--repeats", type=int, default=7, metavar="R",
+                        help="--time: timed runs per stage (default 7)")
+    parser.add_argument("--no-check", action="store_true",
+                        help="do not compare the stages' outputs with the unsplit model")
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1000
+    return f"{n} B"  # pragma: no cover
+
+
+def run(args: argparse.Namespace) -> int:
+    from experiments.cli.cmd_import_torch import _parse_option
+    from instances.io import read_instance
+    from pipecert.partition_file import PartitionFile
+    from runtime.export import export_from_factory
+
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    inst = read_instance(args.model)
+    meta: dict[str, Any] = dict(inst.metadata or {})
+    if "pytorch" not in str(meta.get("importer", "")):
+        raise InputError("not a graph imported from PyTorch (pipecert import-torch): "
+                         "nothing to export", source=args.model)
+    if meta.get("training"):
+        raise InputError("a training graph: export splits forward graphs (import-torch "
+                         "without --training)", source=args.model)
+    pf = PartitionFile.read(args.partition)
+    mismatch = pf.structure_mismatch(inst)
+    if mismatch:
+        raise InputError(mismatch)
+    part = pf.partition(inst)
+    spec = args.factory or meta.get("factory")
+    if not isinstance(spec, str) or not spec:
+        raise InputError("the graph records no factory (imported by the Python API?): "
+                         "give --factory MODULE:FACTORY", source=args.model)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    batch = args.batch_size if args.batch_size is not None else meta.get("batch_size")
+    if args.option is not None:
+        options = dict(_parse_option(o) for o in args.option)
+    else:
+        recorded = meta.get("factory_options")
+        options = dict(recorded) if isinstance(recorded, dict) else {}
+    staged, module, f_args, f_kwargs = export_from_factory(
+        spec, inst, part, batch_size=batch, options=options,
+        replicate_parameters=args.replicate_parameters)
+    if args.repeats < 1:
+        raise InputError(f"--repeats must be >= 1, got {args.repeats}")
+    staged.save(args.output)
+    times = _times(staged, f_args, f_kwargs, args.repeats) if args.time else None
+    print(f"{inst.name}: {staged.k} stages ({staged.info['level']} level), factory {spec}"
+          + (f", batch size {batch}" if batch is not None else ""))
+    head = f"{'stage':>5}  {'nodes':>6}  {'fx ops':>6}  {'in':>4}  {'in bytes':>10}  " \
+           f"{'out':>4}  {'out bytes':>10}  {'forwarded':>9}" + ("  median ms" if times else "")
+    print(head)
+    for i, b in enumerate(staged.boundary):
+        rb, sb = staged.stage_bytes(i)
+        print(f"{i:>5}  {len(b.nodes):>6}  {b.fx_nodes:>6}  {len(b.receives):>4}  "
+              f"{_fmt_bytes(rb):>10}  {len(b.sends):>4}  {_fmt_bytes(sb):>10}  "
+              f"{len(b.forwarded):>9}" + (f"  {times[i] * 1e3:>9.3f}" if times else ""))
+    skips = staged.skip_connections()
+    if skips:
+        print(f"  {len(skips)} tensor(s) cross more than one boundary (forwarded), e.g. "
+              + ", ".join(f"{t.name} ({t.producer}->{t.last_consumer})" for t in skips[:3]))
+    spec_ = staged.info.get("split_spec")
+    if spec_:
+        points = ", ".join(f"{f!r}: SplitPoint.BEGINNING" for f in spec_)
+        print(f"  split_spec for torch.distributed.pipelining.pipeline(): {{{points}}}")
+    elif spec_ is None:
+        print(f"  no split_spec for torch.distributed.pipelining: "
+              f"{staged.info.get('split_spec_reason')}")
+    if not args.no_check:
+        _check(staged, module, f_args, f_kwargs)
+    print(f"wrote {args.output} (manifest.json + {staged.k} stage files)")
+    return 0
+
+
+def _times(staged: Any, f_args: Any, f_kwargs: Any, repeats: int) -> list[float]:
+    """Median seconds per stage, one thread (restored afterwards)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return list(staged.measure(*f_args, warmup=2, repeats=repeats, **f_kwargs))
+    finally:
+        torch.set_num_threads(old)
+
+
+def _check(staged: Any, module: Any, f_args: Any, f_kwargs: Any) -> None:
+    """Run the stages and the unsplit model on the example inputs; compare the outputs."""
+    import torch
+
+    with torch.no_grad():
+        got = torch.utils._pytree.tree_leaves(staged.run(*f_args, **f_kwargs))
+        want = torch.utils._pytree.tree_leaves(module(*f_args, **f_kwargs))
+    try:
+        if len(got) != len(want):
+            raise AssertionError(f"{len(got)} outputs vs {len(want)}")
+        for g, w in zip(got, want, strict=True):
+            if isinstance(w, torch.Tensor):
+                torch.testing.assert_close(g, w)
+    except (AssertionError, ValueError) as exc:
+        first = next((ln for ln in str(exc).splitlines() if ln.strip()), "")
+        raise InputError(f"the stages' outputs differ from the unsplit model: {first}") \
+            from None
+    print(f"  check: the {staged.k} stages run in order match the unsplit model "
+          f"({len(want)} output tensor(s))")
