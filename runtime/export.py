@@ -45,7 +45,7 @@ an infeasible one is refused with its first violation.
 When the stages follow module boundaries (each begins where a module call begins, in
 the traced order), ``StagedModel.info["split_spec"]`` is the ``split_spec`` that
 ``torch.distributed.pipelining.pipeline`` takes (``{fqn: "BEGINNING"}``, i.e.
-``SplitPoint.BEGINNING``; :func:`pipelining_split_spec`); otherwise it is None and
+``SplitPoint.BEGINNING``; :func:`runtime.pipelining.split_spec_for`); otherwise it is None and
 ``info["split_spec_reason"]`` says why.
 
 Saving writes ``stage_<i>.pt`` (``torch.save`` of the GraphModule, weights included) and
@@ -76,7 +76,6 @@ __all__ = [
     "export_stages",
     "export_from_factory",
     "fx_stage_map",
-    "pipelining_split_spec",
     "load_staged",
     "MANIFEST_FORMAT",
 ]
@@ -511,56 +510,6 @@ def fx_stage_map(ep: Any, instance: Instance, partition: Partition) -> dict[str,
     return stage
 
 
-def pipelining_split_spec(ep: Any, stage: Mapping[str, int],
-                          k: int) -> tuple[dict[str, str] | None, str]:
-    """The ``split_spec`` of ``torch.distributed.pipelining.pipeline`` for these stages.
-
-    ``({module FQN: "BEGINNING"}, "")`` when the stages follow module boundaries: the
-    operators of each stage are one contiguous run of the traced order, all ``k`` stages
-    hold an operator, and each stage after the first begins exactly where a module call
-    begins (the outermost such module, called once); use it as
-    ``{fqn: SplitPoint.BEGINNING}``. Otherwise ``(None, reason)``. Parameters are not
-    considered: ``pipeline()`` places each one with the stage that uses it.
-    """
-    from instances.torch_import import _clean_path
-
-    ops = [nd for nd in ep.graph.nodes if nd.op == "call_function" and nd.name in stage]
-    if not ops:
-        return None, "the graph has no operators"
-
-    def stack(nd: Any) -> list[str]:
-        return [_clean_path(str(v[0])) for v in (nd.meta.get("nn_module_stack") or {}).values()]
-
-    spans: dict[str, list[int]] = {}
-    for i, nd in enumerate(ops):
-        for path in dict.fromkeys(stack(nd)):
-            spans.setdefault(path, []).append(i)
-    spec: dict[str, str] = {}
-    prev = stage[ops[0].name]
-    if prev != 0:
-        return None, "stage 0 has no operator (pipeline() has no empty stages)"
-    for i, nd in enumerate(ops):
-        s = stage[nd.name]
-        if s == prev:
-            continue
-        if s < prev:
-            return None, (f"the operators of stage {s} and stage {prev} interleave in the "
-                          f"traced order (at {nd.name!r})")
-        if s > prev + 1:
-            return None, f"stage {prev + 1} has no operator (pipeline() has no empty stages)"
-        fqn = next((p for p in stack(nd) if p and spans[p][0] == i
-                    and spans[p] == list(range(i, i + len(spans[p])))), None)
-        if fqn is None:
-            return None, (f"stage {s} does not begin at a module call (its first operator "
-                          f"{nd.name!r} is inside {(stack(nd) or ['the top level'])[-1]!r})")
-        spec[fqn] = "BEGINNING"
-        prev = s
-    if prev != k - 1:
-        return None, f"stage {prev + 1} has no operator (pipeline() has no empty stages)"
-    return spec, ""
-
-
-# ----------------------------------------------------------------------------- export
 def _value_info(val: Any) -> tuple[tuple[int, ...] | None, str, int]:
     import torch
 
@@ -768,7 +717,10 @@ def export_stages(module: Any, args: Sequence[Any] = (), kwargs: Mapping[str, An
             "replicate_parameters": bool(replicate_parameters),
             "factory": (meta.get("factory") if isinstance(meta.get("factory"), str)
                         else None)}
-    spec, why = pipelining_split_spec(ep, stage, k)
+    from runtime.pipelining import split_spec_for
+
+    points, why = split_spec_for(instance, partition, module)
+    spec = None if points is None else {fqn: "BEGINNING" for fqn in points}
     info["split_spec"] = spec
     if spec is None:
         info["split_spec_reason"] = why
