@@ -119,7 +119,7 @@ def _operators(instance: Instance) -> tuple[list[int], list[str], str]:
     """Indices of the traced operators in node order, their module paths, and the level."""
     meta = instance.metadata or {}
     level = str(meta.get("level", "operator"))
-    if "importer" not in meta or not str(meta["importer"]).startswith("pytorch"):
+    if "torch.export" not in str(meta.get("importer", "")):  # import-torch or profile
         raise InputError(f"instance {instance.name!r} was not imported from PyTorch "
                          "(metadata.importer); a split_spec needs module paths")
     if meta.get("training"):

@@ -355,3 +355,17 @@ def test_every_bundled_architecture_splits_exactly(name: str, level: str) -> Non
     inst = import_module(m, a, kw, level=level, layer_depth=1, layer_extra=1)
     staged = export_stages(m, a, kw, instance=inst, partition=random_partition(inst, 4, 7))
     _assert_same(staged, m, a, kw)
+
+
+def test_cli_profile_then_solve_then_export(tmp_path: Path, capsys: Any) -> None:
+    """The measured graph of `pipecert profile` exports like an imported one."""
+    g = str(tmp_path / "prof.json")
+    code, _, err = _cli(["profile", "runtime.tiny_models:mlp", "--repeats", "2", "--warmup",
+                         "1", "-o", g], capsys)
+    assert code == 0, err
+    part = str(tmp_path / "p.json")
+    code, _, err = _cli(["solve", g, "-k", "2", "--time-limit", "5", "-q", "-o", part], capsys)
+    assert code == 0, err
+    code, out, err = _cli(["export", g, part, "-o", str(tmp_path / "stages")], capsys)
+    assert code == 0, err
+    assert "match the unsplit model" in out

@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
     inst = read_instance(args.model)
     meta: dict[str, Any] = dict(inst.metadata or {})
-    if "pytorch" not in str(meta.get("importer", "")):
-        raise InputError("not a graph imported from PyTorch (pipecert import-torch): "
+    if "torch.export" not in str(meta.get("importer", "")):  # import-torch or profile
+        raise InputError("not a graph imported from PyTorch (pipecert import-torch or profile): "
                          "nothing to export", source=args.model)
     if meta.get("training"):
         raise InputError("a training graph: export splits forward graphs (import-torch "
