@@ -801,8 +801,9 @@ class Instance:
 
     def unit_sums(self, values: ArrayLike) -> FloatArray:
         """Per-unit sums of a per-node vector (work, memory ...)."""
-        return np.bincount(self.unit_of, weights=np.asarray(values, dtype=np.float64),
+        sums = np.bincount(self.unit_of, weights=np.asarray(values, dtype=np.float64),
                            minlength=self.n_units)
+        return np.asarray(sums, dtype=np.float64)
 
     def infeasible_reason(self, k: int) -> str | None:
         """Why no partition into ``k`` stages can meet the memory cap, or None.

@@ -76,7 +76,7 @@ class Method:
         """Whether the method handles (or soundly relaxes) every active constraint."""
         from pipecert.instance import CONSTRAINT_NAMES
 
-        active = getattr(instance, "constraints", frozenset())
+        active: frozenset[str] = getattr(instance, "constraints", frozenset())
         missing = sorted(set(active) - set(self.handles) - set(self.relaxes))
         if missing:
             what = ", ".join(CONSTRAINT_NAMES.get(m, m) for m in missing)

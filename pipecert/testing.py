@@ -1010,5 +1010,5 @@ def make_formulation(spec: str, solver: str | None = None) -> Any:
 
     method = FORMULATIONS.make(spec)
     if solver is not None:
-        method.solver = solver
+        method.solver = solver  # type: ignore[attr-defined]  # the MIP formulations' knob
     return method

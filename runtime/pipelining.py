@@ -117,7 +117,7 @@ def _callable_module(module: Any, fqn: str) -> str | None:
 
 def _operators(instance: Instance) -> tuple[list[int], list[str], str]:
     """Indices of the traced operators in node order, their module paths, and the level."""
-    meta = instance.metadata or {}
+    meta: Mapping[str, Any] = instance.metadata or {}
     level = str(meta.get("level", "operator"))
     if "torch.export" not in str(meta.get("importer", "")):  # import-torch or profile
         raise InputError(f"instance {instance.name!r} was not imported from PyTorch "
