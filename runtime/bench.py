@@ -139,7 +139,7 @@ def time_unit(instance: Instance) -> str:
     InputError
         When the instance states none of :data:`UNIT_SECONDS`.
     """
-    meta = instance.metadata or {}
+    meta: dict[str, Any] = dict(instance.metadata or {})
     units = meta.get("units")
     unit = units.get("work") if isinstance(units, Mapping) else None
     if unit is None:
@@ -322,7 +322,8 @@ def bench_stages(instance: Instance, partition: Partition, staged: Any, args: Se
     pb = max(range(len(rows)), key=lambda i: rows[i].predicted_total)
     mb = max(range(len(rows)), key=lambda i: rows[i].measured_total)
     pv, mv = rows[pb].predicted_total, rows[mb].measured_total
-    cm = (instance.metadata or {}).get("cost_model")
+    meta: dict[str, Any] = dict(instance.metadata or {})
+    cm = meta.get("cost_model")
     kind = str(cm.get("kind", "unknown")) if isinstance(cm, Mapping) else "unknown"
     return BenchReport(unit, rows, pb, mb, pv, mv, (pv - mv) / mv if mv > 0 else math.inf,
                        str(dev), bw, bw_source, warmup, repeats, torch.get_num_threads(),
