@@ -85,6 +85,10 @@ class BenchReport:
     relative_error : float
         ``(predicted_bottleneck_value - measured_bottleneck_value) /
         measured_bottleneck_value``.
+    measured_at_predicted : float
+        The measured total of the predicted bottleneck stage (equal to
+        ``measured_bottleneck_value`` when the two agree): what the model's choice costs by
+        the clock, whatever the model's scale (a roofline of another device).
     device, bandwidth_bytes_per_s, bandwidth_source, warmup, repeats, threads, method :
         How it was measured.
     cost_model : str
@@ -98,6 +102,7 @@ class BenchReport:
     predicted_bottleneck_value: float
     measured_bottleneck_value: float
     relative_error: float
+    measured_at_predicted: float
     device: str
     bandwidth_bytes_per_s: float
     bandwidth_source: str
@@ -326,6 +331,7 @@ def bench_stages(instance: Instance, partition: Partition, staged: Any, args: Se
     cm = meta.get("cost_model")
     kind = str(cm.get("kind", "unknown")) if isinstance(cm, Mapping) else "unknown"
     return BenchReport(unit, rows, pb, mb, pv, mv, (pv - mv) / mv if mv > 0 else math.inf,
+                       rows[pb].measured_total,
                        str(dev), bw, bw_source, warmup, repeats, torch.get_num_threads(),
                        method, kind, {"instance": instance.name,
                                       "level": staged.info.get("level"),

@@ -86,7 +86,8 @@ def test_cli_table_and_json_end_to_end(gpt2_layer: tuple[str, str, Instance],
     assert rep["bandwidth_bytes_per_s"] == 1e9 and rep["bandwidth_source"].startswith("given")
     assert rep["cost_model"] == "roofline" and rep["threads"] == 1 and rep["repeats"] == 2
     for key in ("predicted_bottleneck", "measured_bottleneck", "bottleneck_agrees",
-                "predicted_bottleneck_value", "measured_bottleneck_value", "relative_error"):
+                "predicted_bottleneck_value", "measured_bottleneck_value", "relative_error",
+                "measured_at_predicted"):
         assert key in rep
     costs = stage_costs(inst, read_partition(p, inst))
     assert [s["predicted_total"] for s in rep["stages"]] == costs.total.tolist()
@@ -124,6 +125,8 @@ def test_predicted_columns_are_stage_costs_and_measured_are_clock_times(
     assert rep.predicted_bottleneck == int(np.argmax(costs.total))
     assert rep.predicted_bottleneck_value == float(costs.total.max())
     assert rep.measured_bottleneck_value == max(r.measured_total for r in rep.rows)
+    assert rep.measured_at_predicted == rep.rows[rep.predicted_bottleneck].measured_total
+    assert rep.measured_at_predicted <= rep.measured_bottleneck_value
     assert rep.relative_error == pytest.approx(
         (rep.predicted_bottleneck_value - rep.measured_bottleneck_value)
         / rep.measured_bottleneck_value)

@@ -111,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
     agree = "agree" if rep.bottleneck_agrees else "differ"
     print(f"  bottleneck: predicted stage {rep.predicted_bottleneck} "
           f"({rep.predicted_bottleneck_value:.4g} {u}), measured stage "
-          f"{rep.measured_bottleneck} ({rep.measured_bottleneck_value:.4g} {u}): {agree}")
+          f"{rep.measured_bottleneck} ({rep.measured_bottleneck_value:.4g} {u}): {agree}"
+          + ("" if rep.bottleneck_agrees else
+             f"; stage {rep.predicted_bottleneck} measures {rep.measured_at_predicted:.4g} "
+             f"{u} ({rep.measured_at_predicted / rep.measured_bottleneck_value:.2f} of the "
+             "measured bottleneck)"))
     print(f"  relative error of the predicted bottleneck (pred - meas) / meas: "
           f"{rep.relative_error:+.3g}")
     return 0
