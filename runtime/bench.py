@@ -20,6 +20,10 @@ of ``pipecert import-torch``) predicts the times of its hardware profile (an A10
 default), so on a CPU its ratios are far from 1 while its bottleneck may still be right; a
 graph written by ``pipecert profile`` on the same machine predicts this machine.
 
+On CUDA the stage modules and the inputs are moved to the device; a stage whose exported
+graph creates a tensor on a fixed device (``device=cpu`` in an ATen call) fails there. The
+CUDA path is written but tested in CI only for its error when no CUDA device exists.
+
 The measured transfer is a model too (bytes over a copy bandwidth): the stages run in one
 process and hand tensors over by reference, so there is no transfer to clock.
 """

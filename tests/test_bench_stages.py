@@ -147,6 +147,16 @@ def test_bad_input_is_one_line_exit_2(gpt2_layer: tuple[str, str, Instance], tmp
     mlp = str(tmp_path / "mlp.json")
     code, _, err = _cli(["import-torch", "runtime.tiny_models:mlp", "-o", mlp], capsys)
     assert code == 0, err
+    # the MLP at operator level with its own partition and an explicit factory
+    mi = read_instance(mlp)
+    write_partition(tmp_path / "mlp.part.json", chain_partition(mi, 3), mi)
+    code, out, err = _cli(["bench-stages", mlp, str(tmp_path / "mlp.part.json"), "--factory",
+                           "runtime.tiny_models:mlp", "--repeats", "2", "--bandwidth", "1e9",
+                           "--json"], capsys)
+    assert code == 0, err
+    rep = json.loads(out)
+    assert rep["k"] == 3 and rep["info"]["level"] == "operator"
+    assert rep["info"]["factory"] == "runtime.tiny_models:mlp"
     # a partition of another graph
     code, _, err = _cli(["bench-stages", mlp, p], capsys)
     assert code == 2 and "structure differs" in err and err.count("\n") == 1
