@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import statistics
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -164,55 +162,18 @@ def time_unit(instance: Instance) -> str:
 def export_for_bench(model_path: str, partition_path: str, *, factory: str | None = None,
                      options: Mapping[str, Any] | None = None,
                      batch_size: int | None = None) -> tuple[Instance, Partition, Any, Any, Any]:
-    """Read a graph and its partition and export the stages as ``pipecert export`` does.
+    """Read a graph and its partition and export the stages as ``pipecert export`` does
+    (:func:`runtime.export.export_from_files`); also checks the graph states a time unit.
 
-    The factory, options and batch size default to the ones the import recorded in the
-    graph's metadata; the stages come from :func:`runtime.export.export_from_factory`.
-
-    Returns
-    -------
-    tuple
-        ``(instance, partition, staged, args, kwargs)``: the factory's example inputs run
-        the stages.
-
-    Raises
-    ------
-    InputError
-        A graph not imported from PyTorch, a training graph, a partition of another graph,
-        no recorded factory and none given, a model that is not the graph's.
+    Returns ``(instance, partition, staged, args, kwargs)``: the factory's example inputs
+    run the stages.
     """
-    from instances.io import read_instance
-    from pipecert.partition_file import PartitionFile
-    from runtime.export import export_from_factory
+    from runtime.export import export_from_files
 
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    inst = read_instance(model_path)
-    meta: dict[str, Any] = dict(inst.metadata or {})
-    if "torch.export" not in str(meta.get("importer", "")):
-        raise InputError("not a graph imported from PyTorch (pipecert import-torch or "
-                         "profile): nothing to run", source=model_path)
-    if meta.get("training"):
-        raise InputError("a training graph: bench-stages runs forward graphs (import-torch "
-                         "without --training)", source=model_path)
+    inst, part, staged, _module, f_args, f_kwargs = export_from_files(
+        model_path, partition_path, factory=factory, options=options, batch_size=batch_size,
+        purpose="bench-stages runs")
     time_unit(inst)
-    pf = PartitionFile.read(partition_path)
-    mismatch = pf.structure_mismatch(inst)
-    if mismatch:
-        raise InputError(mismatch)
-    part = pf.partition(inst)
-    spec = factory or meta.get("factory")
-    if not isinstance(spec, str) or not spec:
-        raise InputError("the graph records no factory (imported by the Python API?): "
-                         "give --factory MODULE:FACTORY", source=model_path)
-    if batch_size is not None and batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
-    batch = batch_size if batch_size is not None else meta.get("batch_size")
-    if options is None:
-        recorded = meta.get("factory_options")
-        options = dict(recorded) if isinstance(recorded, dict) else {}
-    staged, _module, f_args, f_kwargs = export_from_factory(
-        spec, inst, part, batch_size=batch, options=options)
     return inst, part, staged, f_args, f_kwargs
 
 

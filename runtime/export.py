@@ -75,6 +75,7 @@ __all__ = [
     "StagedModel",
     "export_stages",
     "export_from_factory",
+    "export_from_files",
     "fx_stage_map",
     "load_staged",
     "MANIFEST_FORMAT",
@@ -747,3 +748,63 @@ def export_from_factory(spec: str, instance: Instance, partition: Partition, *,
     staged.info.update(factory=spec, batch_size=batch_size,
                        factory_options=dict(options or {}))
     return staged, module, args, kwargs
+
+
+def export_from_files(model_path: str, partition_path: str, *, factory: str | None = None,
+                      options: Mapping[str, Any] | None = None,
+                      batch_size: int | None = None, replicate_parameters: bool = False,
+                      purpose: str = "export splits",
+                      ) -> tuple[Instance, Partition, StagedModel, Any, Any, Any]:
+    """Read a graph file and a partition file and export the stages (the CLI's path).
+
+    The factory, its options and the batch size default to the ones ``import-torch`` /
+    ``profile`` recorded in the graph's metadata. Used by ``pipecert export`` and
+    ``pipecert bench-stages``.
+
+    Returns
+    -------
+    tuple
+        ``(instance, partition, staged, module, args, kwargs)``.
+
+    Raises
+    ------
+    InputError
+        A graph not imported from PyTorch, a training graph, a partition of another graph
+        (structure fingerprint), no recorded factory and none given, a bad batch size, a
+        model that is not the graph's.
+    """
+    import os
+    import sys
+
+    from instances.io import read_instance
+    from pipecert.partition_file import PartitionFile
+
+    if os.getcwd() not in sys.path:  # factories in the current directory, as import-torch
+        sys.path.insert(0, os.getcwd())
+    inst = read_instance(model_path)
+    meta: dict[str, Any] = dict(inst.metadata or {})
+    if "torch.export" not in str(meta.get("importer", "")):  # import-torch or profile
+        raise InputError("not a graph imported from PyTorch (pipecert import-torch or "
+                         "profile): nothing to run", source=model_path)
+    if meta.get("training"):
+        raise InputError(f"a training graph: {purpose} forward graphs (import-torch without "
+                         "--training)", source=model_path)
+    pf = PartitionFile.read(partition_path)
+    mismatch = pf.structure_mismatch(inst)
+    if mismatch:
+        raise InputError(mismatch)
+    part = pf.partition(inst)
+    spec = factory or meta.get("factory")
+    if not isinstance(spec, str) or not spec:
+        raise InputError("the graph records no factory (imported by the Python API?): "
+                         "give --factory MODULE:FACTORY", source=model_path)
+    if batch_size is not None and batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {batch_size}")
+    batch = batch_size if batch_size is not None else meta.get("batch_size")
+    if options is None:
+        recorded = meta.get("factory_options")
+        options = dict(recorded) if isinstance(recorded, dict) else {}
+    staged, module, f_args, f_kwargs = export_from_factory(
+        spec, inst, part, batch_size=batch, options=dict(options),
+        replicate_parameters=replicate_parameters)
+    return inst, part, staged, module, f_args, f_kwargs

@@ -20,8 +20,6 @@ is not the graph's (other node names or parameter count), a model on the meta de
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from typing import Any
 
 from pipecert.errors import InputError
@@ -70,40 +68,15 @@ def _fmt_bytes(n: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from experiments.cli.cmd_import_torch import _parse_option
-    from instances.io import read_instance
-    from pipecert.partition_file import PartitionFile
-    from runtime.export import export_from_factory
+    from runtime.export import export_from_files
 
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    inst = read_instance(args.model)
-    meta: dict[str, Any] = dict(inst.metadata or {})
-    if "torch.export" not in str(meta.get("importer", "")):  # import-torch or profile
-        raise InputError("not a graph imported from PyTorch (pipecert import-torch or profile): "
-                         "nothing to export", source=args.model)
-    if meta.get("training"):
-        raise InputError("a training graph: export splits forward graphs (import-torch "
-                         "without --training)", source=args.model)
-    pf = PartitionFile.read(args.partition)
-    mismatch = pf.structure_mismatch(inst)
-    if mismatch:
-        raise InputError(mismatch)
-    part = pf.partition(inst)
-    spec = args.factory or meta.get("factory")
-    if not isinstance(spec, str) or not spec:
-        raise InputError("the graph records no factory (imported by the Python API?): "
-                         "give --factory MODULE:FACTORY", source=args.model)
-    if args.batch_size is not None and args.batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    batch = args.batch_size if args.batch_size is not None else meta.get("batch_size")
-    if args.option is not None:
-        options = dict(_parse_option(o) for o in args.option)
-    else:
-        recorded = meta.get("factory_options")
-        options = dict(recorded) if isinstance(recorded, dict) else {}
-    staged, module, f_args, f_kwargs = export_from_factory(
-        spec, inst, part, batch_size=batch, options=options,
-        replicate_parameters=args.replicate_parameters)
+    options = (dict(_parse_option(o) for o in args.option) if args.option is not None
+               else None)
+    inst, part, staged, module, f_args, f_kwargs = export_from_files(
+        args.model, args.partition, factory=args.factory, options=options,
+        batch_size=args.batch_size, replicate_parameters=args.replicate_parameters)
+    spec = args.factory or staged.info.get("factory")
+    batch = args.batch_size if args.batch_size is not None else inst.metadata.get("batch_size")
     if args.repeats < 1:
         raise InputError(f"--repeats must be >= 1, got {args.repeats}")
     staged.save(args.output)
