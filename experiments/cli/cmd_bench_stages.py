@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from pipecert.errors import InputError
-
 COMMAND = "bench-stages"
 HELP = "run each exported stage alone and compare its time with the cost model's"
 EPILOG = """examples:
@@ -64,19 +62,12 @@ def _num(x: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from experiments.cli._common import check_measurement_args
     from experiments.cli.cmd_import_torch import _parse_option
     from runtime.bench import bench_stages, export_for_bench
     from runtime.profile import resolve_device
 
-    if args.repeats < 1:
-        raise InputError(f"--repeats must be >= 1, got {args.repeats}")
-    if args.warmup < 0:
-        raise InputError(f"--warmup must be >= 0, got {args.warmup}")
-    if args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads}")
-    if args.bandwidth is not None and not 0 < args.bandwidth < float("inf"):
-        raise InputError(f"--bandwidth must be a positive number of bytes/s, "
-                         f"got {args.bandwidth}")
+    check_measurement_args(args)
     resolve_device(args.device)  # no CUDA: fail before exporting anything
     options = None if args.option is None else dict(_parse_option(o) for o in args.option)
     inst, part, staged, f_args, f_kwargs = export_for_bench(

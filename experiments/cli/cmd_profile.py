@@ -64,6 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from experiments.cli._common import check_measurement_args
     from experiments.cli.cmd_import_torch import _parse_option
     from instances import write_instance
 
@@ -71,15 +72,7 @@ def run(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())
     if args.batch_size is not None and args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.repeats < 1:
-        raise InputError(f"--repeats must be >= 1, got {args.repeats}")
-    if args.warmup < 0:
-        raise InputError(f"--warmup must be >= 0, got {args.warmup}")
-    if args.bandwidth is not None and not 0 < args.bandwidth < float("inf"):
-        raise InputError(f"--bandwidth must be a positive number of bytes/s, "
-                         f"got {args.bandwidth}")
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    check_measurement_args(args)
     options = dict(_parse_option(o) for o in args.option)
     from runtime.profile import profile_factory, resolve_device
 
