@@ -1,4 +1,4 @@
-"""Every lower bound on every constrained variant it claims, against brute force (issue 12).
+"""Every lower bound on every constrained variant it claims, vs brute force (docs/constraints.md).
 
 For every registered formulation (and the option variants whose validity arguments differ:
 prefix cuts and symmetry rows, the assign form, Guess's min variant, the path bound without

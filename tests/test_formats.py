@@ -662,7 +662,7 @@ def test_info_prints_units_and_input_work(tmp_path, shared_instances, capsys):
 
 
 def test_training_style_graph_keeps_small_source_work(tmp_path):
-    """The 1e-8 discrepancy of issue 11: forward source nodes (inputs and weights of a
+    """A 1e-8 discrepancy (docs/guide/formats.md): forward source nodes (inputs and weights of a
     training graph) with small but nonzero work used to be zeroed by default, shifting
     stage costs by about 1e-8 relative. The file's values are now kept, so evaluate agrees
     with a hand computation from the file exactly."""
