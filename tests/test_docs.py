@@ -141,3 +141,15 @@ def test_the_site_navigation_names_existing_pages() -> None:
     assert nav and all((DOCS / page).is_file() for page in nav), nav
     pages = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")}
     assert pages == set(nav), f"pages outside the navigation: {sorted(pages - set(nav))}"
+
+
+def test_every_registered_method_is_in_the_catalogue() -> None:
+    """docs/methods/index.md lists every registered method with its validity and citation."""
+    from formulations import FORMULATIONS
+    from heuristics import HEURISTICS
+
+    text = (DOCS / "methods" / "index.md").read_text(encoding="utf-8")
+    rows = [ln for ln in text.splitlines() if ln.startswith("| `")]
+    listed = {name for ln in rows for name in re.findall(r"`([\w-]+)`", ln.split("|")[1])}
+    missing = sorted((set(FORMULATIONS.names()) | set(HEURISTICS.names())) - listed)
+    assert not missing, f"add a row to docs/methods/index.md for: {missing}"
