@@ -153,3 +153,19 @@ def test_every_registered_method_is_in_the_catalogue() -> None:
     listed = {name for ln in rows for name in re.findall(r"`([\w-]+)`", ln.split("|")[1])}
     missing = sorted((set(FORMULATIONS.names()) | set(HEURISTICS.names())) - listed)
     assert not missing, f"add a row to docs/methods/index.md for: {missing}"
+
+
+_REPO_PATH = re.compile(r"`((?:pipecert|instances|formulations|heuristics|experiments|"
+                        r"paper_figures|runtime|tests|\.ci)/[\w./*-]*)`")
+
+
+def test_every_repository_path_named_in_the_docs_exists() -> None:
+    """A file or folder the docs name in backticks exists (docs follow the code)."""
+    stale = []
+    for page in [ROOT / "README.md", *sorted(DOCS.rglob("*.md"))]:
+        for m in _REPO_PATH.finditer(page.read_text(encoding="utf-8")):
+            path = m.group(1)
+            ok = any(ROOT.glob(path)) if "*" in path else (ROOT / path).exists()
+            if not ok:
+                stale.append(f"{page.relative_to(ROOT)}: `{path}`")
+    assert not stale, "paths named in the docs that do not exist:\n" + "\n".join(stale)
