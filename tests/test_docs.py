@@ -13,6 +13,7 @@ broken link or anchor between the pages.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -39,15 +40,15 @@ _DOC_REF = re.compile(r"docs/((?:[\w.-]+/)*[\w.-]+\.md)(?:#([\w-]+))?")
 
 
 def _source_files() -> list[Path]:
-    """Every Python and TOML file of the repository, and the README."""
+    """Every Python and TOML file of the repository, ``.ci/`` and the README."""
     out = [ROOT / "README.md"]
-    for path in sorted(ROOT.rglob("*")):
-        rel = path.relative_to(ROOT)
-        if any(p.startswith(".") and p != ".ci" or p in _SKIP_DIRS or p.endswith(".egg-info")
-               for p in rel.parts[:-1]):
-            continue
-        if path.is_file() and (path.suffix in (".py", ".toml") or rel.parts[0] == ".ci"):
-            out.append(path)
+    for top, dirs, files in os.walk(ROOT):
+        dirs[:] = sorted(d for d in dirs if d == ".ci" or not (
+            d.startswith(".") or d in _SKIP_DIRS or d.endswith(".egg-info")))
+        here = Path(top)
+        for name in sorted(files):
+            if name.endswith((".py", ".toml")) or here.name == ".ci":
+                out.append(here / name)
     return out
 
 
