@@ -31,6 +31,7 @@ FORBIDDEN: dict[str, str] = {
     r"spine-bound": "the min-cut bound notes are docs/theory/min-cut-bounds.md",
     r"paper-spec": "the reconstruction of the paper is docs/theory/*.md",
     r"shared/docs": "documents beside the repository are not citable; cite docs/",
+    r"shared/[\w-]+/README": "READMEs beside the repository are not citable; cite docs/",
     r"\bstyle\.md\b": "the style guide is not in the repository; cite docs/ or drop it",
     r"\b[Ii]ssue \d+": "issue numbers are not documents; cite the docs page of the feature",
     r"\[S\d+\]": "source tags of the reconstruction: cite the paper (Archer et al., ICML 2024)",
@@ -114,6 +115,7 @@ def test_the_checks_see_the_code() -> None:
     ("(issue 11, item 4)", "(docs/guide/solve.md)"),
     ("spine-bound.md \u00a72", "docs/theory/min-cut-bounds.md#node-bound"),
     ("10^4 evaluations, [S6]", "10^4 evaluations, Archer et al."),
+    ("see ``../shared/instances/README.md``", "see ``docs/guide/formats.md#formats``"),
 ])
 def test_the_patterns_catch_the_old_citations(bad: str, good: str) -> None:
     assert any(re.search(p, bad) for p in FORBIDDEN)

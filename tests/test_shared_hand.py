@@ -2,7 +2,7 @@
 with a hand computation from the file (docs/guide/formats.md).
 
 Each file of ``../shared/instances`` is parsed here by a minimal parser written from the
-format description in ``../shared/instances/README.md`` (plain ``json`` and line parsing;
+format table in ``docs/guide/formats.md#formats`` (plain ``json`` and line parsing;
 no pipecert reader). A deterministic partition (a topological order, smallest file position
 first, cut into k contiguous chunks) is priced by hand with the block cost of
 ``docs/theory/problem.md#block-cost``: the work of the stage's nodes, plus the comm of every
