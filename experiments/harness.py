@@ -8,7 +8,7 @@ them, so every bound run receives (through :class:`pipecert.SolveContext`) the b
 partition found for its k or a smaller k (a partition into k' <= k stages is feasible for k)
 as a warm start, cut-off and validity check. With ``run.share_bounds`` the bounds of an
 instance run from the largest k down and each receives the best bound proven for a larger k
-(OPT is non-increasing in k, so such a bound is valid for k too, spine-bound.md §4).
+(OPT is non-increasing in k: such a bound is valid for k, docs/theory/min-cut-bounds.md#across-k).
 
 A cell's context is computed only from the cells it depends on (all heuristic cells of its
 instance, and with ``share_bounds`` the bound cells of larger k), never from whatever else
@@ -346,7 +346,7 @@ def _task(cell: Cell, context: Mapping[str, Any], raise_errors: bool = False) ->
 
 def make_row(cell: Cell, entry: InstanceEntry, result: Mapping[str, Any],
              context: Mapping[str, Any], experiment: str) -> dict[str, Any]:
-    """The ``runs`` row of a finished cell (style.md §2.4)."""
+    """The ``runs`` row of a finished cell (docs/guide/results-store.md)."""
     stats = dict(result.get("stats") or {})
     bound, inc = result.get("bound"), result.get("incumbent")
     gap = None

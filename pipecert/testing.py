@@ -58,7 +58,7 @@ MAX_ENUMERATION = 3_000_000
 
 
 def worked_example() -> Instance:
-    """The 5-node example of spec §2.8 (OPT = 12, 10, 10 for k = 1, 2, 3)."""
+    """The example of docs/theory/problem.md#worked-example (OPT = 12, 10, 10 for k = 1, 2, 3)."""
     return Instance(
         ["a", "b", "c", "d", "e"],
         work=[2, 4, 3, 2, 1],

@@ -1,4 +1,4 @@
-"""``pipecert report``: the metrics of spec §5.4 from a results store."""
+"""``pipecert report``: the metrics of docs/theory/paper.md#metrics from a results store."""
 
 from __future__ import annotations
 

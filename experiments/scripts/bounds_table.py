@@ -1,4 +1,4 @@
-"""Lower-bound table of issue 4: every bound as a fraction of the best partition found.
+"""Lower-bound table (docs/results/lower-bounds.md): every bound / the best partition found.
 
 For every graph file under ``--instances`` and every ``k``, runs the heuristics in
 ``--heuristics`` (the best re-scored partition is the warm start and cutoff of the MIPs),

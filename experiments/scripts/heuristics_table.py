@@ -1,4 +1,4 @@
-"""Upper-bound tables of issue 3: every heuristic vs the down-set DP optimum.
+"""Upper-bound tables (docs/results/heuristics.md): every heuristic vs the down-set DP optimum.
 
 Runs the chosen heuristics on every graph file under ``--instances`` for each ``k`` and
 appends one JSON line per (graph, k, method) to ``--out`` (resumable: finished rows are

@@ -8,7 +8,7 @@ the bundled generated graphs named by ``--bundled``) and every ``k``:
   every larger ``k``) and of any partition a bound run returned;
 * bounds: ``combinatorial``, the paper's MIPs (``bottleneck``, ``guess``: ``--mip-time``
   each), ``node_bound``, ``path_bound`` (``--spine-time``), and ``guess`` with
-  ``T >= max(node, path)`` passed as ``context.lower_bound`` (item 5 of issue 7);
+  ``T >= max(node, path)`` passed as ``context.lower_bound`` (docs/results/lower-bounds.md);
 * a bound proven for ``k`` also holds for every smaller ``k`` (OPT never increases with k):
   the per-instance best uses it ("monotone" column).
 
