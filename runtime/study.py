@@ -91,20 +91,20 @@ def _layer_keys(model: str) -> tuple[int, int]:
     return int(spec.layer_depth), int(spec.layer_extra)
 
 
-def _environment(threads: int) -> dict[str, Any]:
+def _environment(threads: int, device: str) -> dict[str, Any]:
     import torch
 
     from runtime.profile import _device_name, resolve_device
 
     return {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "device": _device_name(resolve_device("cpu")), "threads": threads,
+            "device": _device_name(resolve_device(device)), "threads": threads,
             "torch": str(torch.__version__), "python": platform.python_version(),
             "machine": platform.machine()}
 
 
 def _instances(model: str, level: str, module: Any, args: Any, kwargs: Any, ep: Any,
                options: Mapping[str, Any], profile_path: Path, warmup: int, repeats: int,
-               bandwidth: float) -> dict[str, Any]:
+               bandwidth: float, device: str) -> dict[str, Any]:
     """The model's graph under every cost model (same node ids)."""
     from instances.costmodel import CostModel
     from instances.torch_import import import_exported
@@ -121,7 +121,7 @@ def _instances(model: str, level: str, module: Any, args: Any, kwargs: Any, ep: 
         "roofline-calibrated": import_exported(
             ep, cost_model=CostModel(profile_path, compute_dtype=None),
             name=f"{model}-{level}-roofline-calibrated", metadata=meta, **common),
-        "measured": profile_module(module, args, kwargs, device="cpu", warmup=warmup,
+        "measured": profile_module(module, args, kwargs, device=device, warmup=warmup,
                                    repeats=repeats, bandwidth=bandwidth,
                                    name=f"{model}-{level}-measured", metadata=meta,
                                    batch_size=options.get("batch_size"), **common),
@@ -149,11 +149,11 @@ def _solve(path: Path, k: int, part_path: Path, time_limit: float) -> dict[str, 
 
 
 def _measure(instance: Any, part: Any, staged: Any, args: Any, kwargs: Any, *,
-             warmup: int, repeats: int, bandwidth: float) -> dict[str, Any]:
+             warmup: int, repeats: int, bandwidth: float, device: str) -> dict[str, Any]:
     """Each stage timed alone (:func:`runtime.bench.bench_stages`), in milliseconds."""
     from runtime.bench import bench_stages
 
-    rep = bench_stages(instance, part, staged, args, kwargs, device="cpu", warmup=warmup,
+    rep = bench_stages(instance, part, staged, args, kwargs, device=device, warmup=warmup,
                        repeats=repeats, bandwidth=bandwidth)
     unit = rep.unit
     stages = [{"stage": r.stage, "nodes": r.nodes, "bytes_in": r.bytes_in,
@@ -200,11 +200,55 @@ def _cell(model: str, level: str, cm: str, k: int, instances: Mapping[str, Any],
             "stage_of": [int(x) for x in part.stage_of]}
 
 
+def _noise(root: Path, model: str, level: str, cm: str, k: int,
+           insts: Mapping[str, Any], module: Any, args: Any, kwargs: Any, ep: Any, *,
+           warmup: int, repeats: int, bandwidth: float,
+           profile_repeats: int, device: str) -> dict[str, Any]:
+    """How much one split's numbers move when measured again (the study's noise floor).
+
+    The split of cell (``cm``, ``k``) is timed a second time, and the model is profiled a
+    second time; returned: the relative change per stage of the measured stage totals
+    (``retime``) and of the measured profile's predicted stage totals (``reprofile``).
+    """
+    import statistics
+
+    from pipecert.partition import stage_costs
+    from pipecert.partition_file import PartitionFile
+    from runtime.bench import time_unit
+    from runtime.export import export_stages
+    from runtime.profile import profile_module
+
+    cell = json.loads((root / "cells" / f"{model}-{level}-{cm}-k{k}.json").read_text(
+        encoding="utf-8"))
+    part = PartitionFile.read(root / "partitions" / f"{model}-{level}-{cm}-k{k}"
+                              ".partition.json").partition(insts[cm])
+    staged = export_stages(module, args, kwargs, instance=insts[cm], partition=part, ep=ep)
+    again = _measure(insts[cm], part, staged, args, kwargs, warmup=warmup, repeats=repeats,
+                     bandwidth=bandwidth, device=device)
+    first = [row["measured_total_ms"] for row in cell["stages"]]
+    second = [row["measured_total_ms"] for row in again["stages"]]
+    retime = [b / a - 1 for a, b in zip(first, second, strict=True) if a > 0]
+    old = insts["measured"] if "measured" in insts else insts[cm]
+    depth, extra = _layer_keys(model)
+    new = profile_module(module, args, kwargs, device=device, warmup=2,
+                         repeats=profile_repeats, bandwidth=bandwidth, level=level,
+                         layer_depth=depth, layer_extra=extra)
+    p1 = [_ms(float(x), time_unit(old)) for x in stage_costs(old, part).total]
+    p2 = [_ms(float(x), time_unit(new)) for x in stage_costs(new, part).total]
+    reprofile = [b / a - 1 for a, b in zip(p1, p2, strict=True) if a > 0]
+    return {"model": model, "level": level, "split": {"cost_model": cm, "k": k},
+            "measured_ms": [first, second], "profile_predicted_ms": [p1, p2],
+            "retime": retime, "reprofile": reprofile,
+            "median_abs_retime": statistics.median(abs(x) for x in retime) if retime else 0.0,
+            "median_abs_reprofile": (statistics.median(abs(x) for x in reprofile)
+                                     if reprofile else 0.0)}
+
+
 def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None = None,
               levels: Sequence[str] = ("layer", "operator"), ks: Sequence[int] = (2, 4, 8),
               cost_models: Sequence[str] = COST_MODELS, threads: int | None = 2,
               time_limit: float = 20.0, warmup: int = 2, repeats: int = 7,
-              profile_repeats: int = 10, seed: int = 0,
+              profile_repeats: int = 10, seed: int = 0, device: str = "cpu",
               log: Callable[[str], None] = _log) -> dict[str, Any]:
     """Run (or resume) the study into directory ``out``; returns the ``study.json`` data.
 
@@ -212,7 +256,8 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
     ----------
     out : path
         Output directory: ``study.json``, ``calibrated-cpu.toml``, ``instances/``,
-        ``partitions/``, ``cells/`` (one JSON per finished cell; a rerun skips them).
+        ``partitions/``, ``cells/`` (one JSON per finished cell; a rerun skips them),
+        ``noise/`` (per model and level: one split timed and profiled a second time).
     models : mapping, optional
         Suite model -> :func:`runtime.models.published` options (default
         :data:`DEFAULT_MODELS`).
@@ -228,6 +273,9 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
         Timed passes of the measured profile.
     seed : int
         Weights and inputs (:func:`runtime.models.published`).
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:N``: where the roofline is calibrated, the model
+        profiled and the stages timed (the CUDA path is written, CI tests the CPU one).
     """
     import torch
 
@@ -247,26 +295,29 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
     if threads is not None:
         torch.set_num_threads(int(threads))
     root = Path(out)
-    for sub in ("instances", "partitions", "cells"):
+    for sub in ("instances", "partitions", "cells", "noise"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    prof_path = root / "calibrated-cpu.toml"
+    from runtime.profile import resolve_device
+
+    dev = resolve_device(device)
+    prof_path = root / f"calibrated-{dev.type}.toml"
     if not prof_path.exists():
-        log("calibrating the roofline on this CPU")
-        write_profile(calibrate("cpu", repeats=max(repeats, 5)), prof_path)
+        log(f"calibrating the roofline on this {dev.type}")
+        write_profile(calibrate(device, repeats=max(repeats, 5)), prof_path)
     from instances.costmodel import HardwareProfile
 
     profile = HardwareProfile.from_toml(prof_path)
     bandwidth = float(profile.interconnect_bandwidth)
-    study: dict[str, Any] = {"environment": _environment(torch.get_num_threads()),
+    study: dict[str, Any] = {"environment": _environment(torch.get_num_threads(), device),
                              "calibrated_profile": profile.to_dict(),
                              "models": {m: dict(o) for m, o in models.items()},
                              "levels": list(levels), "ks": [int(k) for k in ks],
                              "cost_models": list(cost_models), "time_limit_s": time_limit,
                              "cells": []}
-    timings: dict[tuple[str, str, tuple[int, ...]], dict[str, Any]] = {}
+    timings: dict[tuple[str, str, int, tuple[int, ...]], dict[str, Any]] = {}
     for p in (root / "cells").glob("*.json"):  # splits timed by an earlier run
         c = json.loads(p.read_text(encoding="utf-8"))
-        timings[(c["model"], c["level"], tuple(c["stage_of"]))] = {
+        timings[(c["model"], c["level"], c["k"], tuple(c["stage_of"]))] = {
             "stages": [{key: v for key, v in row.items() if key != "predicted"}
                        for row in c["stages"]],
             "threads": c["threads"], "method": c["method"]}
@@ -274,7 +325,8 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
         for model, options in models.items():
             todo = [(cm, int(k)) for cm in cost_models for k in ks
                     if not (root / "cells" / f"{model}-{level}-{cm}-k{k}.json").exists()]
-            if not todo:
+            noise_path = root / "noise" / f"{model}-{level}.json"
+            if not todo and noise_path.exists():
                 continue
             log(f"{model} ({level}): building the model and its graphs")
             module, args, kwargs = published(model, seed=seed, **options)
@@ -285,7 +337,7 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
                 insts = {cm: read_instance(p) for cm, p in paths.items()}
             else:
                 insts = _instances(model, level, module, args, kwargs, ep, options,
-                                   prof_path, 2, profile_repeats, bandwidth)
+                                   prof_path, 2, profile_repeats, bandwidth, device)
                 for cm, inst in insts.items():
                     write_instance(inst, paths[cm])
             for cm, k in todo:
@@ -293,13 +345,13 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
                 log(f"{model} {level} {cm} k={k}: solve, export, time the stages")
                 solve = _solve(paths[cm], k, part_path, time_limit)
                 part = PartitionFile.read(part_path).partition(insts[cm])
-                key = (model, level, tuple(int(x) for x in part.stage_of))
+                key = (model, level, k, tuple(int(x) for x in part.stage_of))
                 timing = timings.get(key)
-                if timing is None:  # one split chosen by two cost models is timed once
+                if timing is None:  # a split two cost models chose at this k is timed once
                     staged = export_stages(module, args, kwargs, instance=insts[cm],
                                            partition=part, ep=ep)
                     timing = _measure(insts[cm], part, staged, args, kwargs, warmup=warmup,
-                                      repeats=repeats, bandwidth=bandwidth)
+                                      repeats=repeats, bandwidth=bandwidth, device=device)
                     timings[key] = timing
                 cell = _cell(model, level, cm, k, insts, part, timing, warmup=warmup,
                              repeats=repeats, bandwidth=bandwidth, solve=solve)
@@ -310,12 +362,31 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
                     f"{b['predicted_bottleneck']}), measured {b['measured_max_ms']:.4g} ms "
                     f"(stage {b['measured_bottleneck']}), error {b['error']:+.1%}, shape "
                     f"error {b['shape_error']:+.1%}")
+            if not noise_path.exists():
+                cm = "measured" if "measured" in cost_models else cost_models[0]
+                k = max(int(x) for x in ks)
+                log(f"{model} {level}: noise: the {cm} k={k} split timed and profiled again")
+                noise = _noise(root, model, level, cm, k, insts, module, args, kwargs, ep,
+                               warmup=warmup, repeats=repeats, bandwidth=bandwidth,
+                               profile_repeats=profile_repeats, device=device)
+                _atomic_write(noise_path, json.dumps(noise, indent=1))
+                log(f"  median |change| per stage: re-timed {noise['median_abs_retime']:.1%}, "
+                    f"re-profiled {noise['median_abs_reprofile']:.1%}")
     cells = sorted((json.loads(p.read_text(encoding="utf-8"))
                     for p in (root / "cells").glob("*.json")),
                    key=lambda c: (c["level"], c["model"], COST_MODELS.index(c["cost_model"]),
                                   c["k"]))
     study["cells"] = cells
     study["summary"] = summarise(cells)
+    noise = [json.loads(p.read_text(encoding="utf-8"))
+             for p in sorted((root / "noise").glob("*.json"))]
+    study["noise"] = noise
+    if noise:
+        import statistics
+
+        study["noise_summary"] = {
+            key: statistics.median(abs(x) for n in noise for x in n[key])
+            for key in ("retime", "reprofile")}
     _atomic_write(root / "study.json", json.dumps(study, indent=1))
     return study
 
@@ -366,6 +437,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--time-limit", type=float, default=20.0, help="seconds per solve")
     p.add_argument("--repeats", type=int, default=7)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", metavar="cpu|cuda|cuda:N",
+                   help="calibrate, profile and time here (default cpu)")
     a = p.parse_args(argv)
     try:
         names = [m for m in a.models.split(",") if m]
@@ -376,7 +449,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if bad:
             raise InputError(f"unknown level(s) {bad} (known: layer, operator)")
         study = run_study(a.output, models=models, levels=levels, ks=ks, threads=a.threads,
-                          time_limit=a.time_limit, repeats=a.repeats, seed=a.seed)
+                          time_limit=a.time_limit, repeats=a.repeats, seed=a.seed,
+                          device=a.device)
     except (InputError, ValueError) as exc:
         print(f"python -m runtime.study: error: {exc}", file=sys.stderr)
         return 2

@@ -168,7 +168,8 @@ def test_summarise_counts_agreement_errors_and_regret() -> None:
 
 def test_study_end_to_end_resumes_and_draws(tmp_path: Path, monkeypatch: Any) -> None:
     """A tiny grid through the whole pipeline: calibrate, three graphs with the same nodes,
-    pipecert solve, export, timing, cells on disk; a rerun measures nothing; the figure."""
+    pipecert solve, export, timing, cells and noise on disk; a rerun measures nothing; the
+    figure."""
     import runtime.study as study_mod
     from paper_figures.fig_validation import data, make
 
@@ -191,6 +192,12 @@ def test_study_end_to_end_resumes_and_draws(tmp_path: Path, monkeypatch: Any) ->
         assert math.isfinite(own["error"]) and own["measured_max_ms"] == max(
             s["measured_total_ms"] for s in c["stages"])
     assert (out / "calibrated-cpu.toml").exists()
+    # the noise floor: one split timed again and the model profiled again
+    (noise,) = study["noise"]
+    assert noise["split"] == {"cost_model": "measured", "k": 2}
+    assert len(noise["retime"]) == 2 and len(noise["reprofile"]) == 2
+    assert set(study["noise_summary"]) == {"retime", "reprofile"}
+    assert all(math.isfinite(v) for v in study["noise_summary"].values())
     assert json.loads((out / "study.json").read_text())["summary"] == study["summary"]
     # a split chosen by two cost models is timed once: equal splits, equal measurements
     by_split: dict[tuple[int, ...], list[float]] = {}
@@ -203,13 +210,15 @@ def test_study_end_to_end_resumes_and_draws(tmp_path: Path, monkeypatch: Any) ->
 
     monkeypatch.setattr(study_mod, "_measure", boom)
     monkeypatch.setattr(study_mod, "_solve", boom)
+    monkeypatch.setattr(study_mod, "_noise", boom)
     again = study_mod.run_study(out, models=models, levels=("layer",), ks=(2,), threads=1,
                                 log=logs.append)
     assert again["cells"] == cells
     info = data(again)
     assert info.rows[-1][0] == "median (abs.)" and len(info.rows) == 2
     paths = make(out / "study.json", tmp_path / "fig")
-    assert sorted(p.suffix for p in paths) == [".csv", ".md", ".pdf", ".png", ".tex"]
+    assert sorted(p.suffix for p in paths) == [".csv", ".csv", ".md", ".md", ".pdf", ".png",
+                                                ".tex", ".tex"]
     assert all(p.stat().st_size > 0 for p in paths)
 
 
@@ -220,5 +229,8 @@ def test_study_cli_errors(capsys: Any, tmp_path: Path) -> None:
     assert "unknown level" in capsys.readouterr().err
     assert main(["-o", str(tmp_path), "-k", "0"]) == 2
     assert "k must be >= 1" in capsys.readouterr().err
+    if not torch.cuda.is_available():  # the GPU path fails cleanly where there is none
+        assert main(["-o", str(tmp_path / "gpu"), "--device", "cuda"]) == 2
+        assert "cuda" in capsys.readouterr().err.lower()
     assert main(["-o", str(tmp_path), "--models", "nope", "--levels", "layer"]) == 2
     assert "unknown suite model" in capsys.readouterr().err
