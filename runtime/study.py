@@ -192,8 +192,12 @@ def _cell(model: str, level: str, cm: str, k: int, instances: Mapping[str, Any],
             "shape_error": (pred[pb] * scale - measured[mb]) / measured[mb],
             "agrees": pb == mb, "measured_at_predicted_ms": measured[pb],
         }
+    transfer = {"measured_ms": sum(row["measured_transfer_ms"] for row in stages),
+                "predicted_ms": {name: sum(row["predicted"][name]["transfer_ms"]
+                                           for row in stages) for name in instances}}
     return {"model": model, "level": level, "cost_model": cm, "k": k,
             "solve": dict(solve), "stages": stages, "bottleneck": by_model,
+            "transfer": transfer,
             "split_measured_max_ms": max(measured),
             "bandwidth_bytes_per_s": bandwidth, "warmup": warmup, "repeats": repeats,
             "threads": timing["threads"], "method": timing["method"],
