@@ -128,3 +128,28 @@ def test_pipecert_run_loads_the_plugins(tmp_path: Path,
         if incumbent is not None:
             assert incumbent >= opt - 1e-9, (method, instance, k)
         assert (bound is None) != (incumbent is None), (method, bound, incumbent)
+
+
+# ------------------------------------------------------------------ docs/extending.md
+def _doc_blocks() -> list[str]:
+    text = (REPO / "docs" / "extending.md").read_text(encoding="utf-8")
+    return [b.split("```", 1)[0] for b in text.split("```python\n")[1:]]
+
+
+@pytest.mark.parametrize(("plugin", "method"), [("work_slices.py", "solve"),
+                                                ("boundary_moves.py", "solve"),
+                                                ("pigeonhole_bound.py", "lower_bound")])
+def test_the_worked_examples_are_the_tested_files(plugin: str, method: str) -> None:
+    """The code of each worked example in docs/extending.md compiles, and the body of its
+    method is line for line the body in the tested plug-in file."""
+    source = (PLUGIN_DIR / plugin).read_text(encoding="utf-8")
+    file_lines = {line.strip() for line in source.splitlines()}
+    name = next(line.split('"')[1] for line in source.splitlines()
+                if line.strip().startswith("name = "))
+    blocks = [b for b in _doc_blocks() if f'name = "{name}"' in b]
+    assert len(blocks) == 1, f"docs/extending.md has no single example registering {name!r}"
+    compile(blocks[0], f"docs/extending.md ({name})", "exec")
+    body = blocks[0].split(f"def {method}(", 1)[1].split('"""', 2)[2]
+    missing = [line for line in body.splitlines() if line.strip()
+               and line.strip() not in file_lines]
+    assert not missing, f"docs/extending.md's {name} differs from {plugin}: {missing[:3]}"
