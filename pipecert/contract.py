@@ -270,7 +270,10 @@ def check_metadata(method: Method, s: ContractSettings) -> None:
     to the same method, its docstring has a summary line (``pipecert list``), its
     capability sets name known constraints, and its optional modules are installed."""
     cls = type(method)
-    Registry[Method]("contract", cls).register(cls)  # the registry's own validation
+    try:  # the registry's own validation
+        Registry[Method]("contract", cls).register(cls)
+    except (TypeError, ValueError) as exc:
+        raise AssertionError(f"{cls.__name__} cannot be registered: {exc}") from None
     try:
         mid = method.method_id()
     except AttributeError as exc:
@@ -293,6 +296,13 @@ def check_metadata(method: Method, s: ContractSettings) -> None:
     assert method.summary(), f"{mid}: the class needs a docstring (its first line is listed)"
     unknown = (set(method.handles) | set(method.relaxes)) - set(CONSTRAINTS)
     assert not unknown, f"{mid}: handles/relaxes name unknown constraints {sorted(unknown)}"
+    if _is_formulation(method):
+        assert "data_only_edges" not in method.relaxes, (
+            f"{mid}: data-only edges cannot be relaxed (treating them as ordering restricts "
+            "the problem); handle them or leave them unclaimed")
+    else:
+        assert not method.relaxes, \
+            f"{mid}: a heuristic relaxes nothing (its partition must be feasible); use handles"
     ok, reason = method.is_available()
     assert ok, f"{mid}: {reason}"
 

@@ -163,6 +163,16 @@ class _Forgets(Formulation):
         return BoundResult(0.0, Status.SOLVED)
 
 
+class _BadName(Heuristic):
+    """A name the registry refuses."""
+
+    name = "Bad Name"
+
+    def solve(self, instance: Instance, k: int, budget: Budget, rng: np.random.Generator,
+              context: SolveContext | None = None) -> HeuristicResult:
+        return HeuristicResult(None, Status.NO_SOLUTION)
+
+
 class _TooManyStages(Heuristic):
     """Puts every node in its own stage, whatever k."""
 
@@ -233,6 +243,7 @@ CHEATERS: list[tuple[Any, str, str]] = [
     (_FalseExact(), "exact_meets_optimum", "exact method reports optimal"),
     (_Drifts(), "deterministic", "must not depend on the run"),
     (_Forgets(strength=2), "metadata", "rebuilt from its id"),
+    (_BadName(), "metadata", "cannot be registered: .* is not a lowercase name"),
     (_TooManyStages(), "respects_k", r"only 0\.\.0 allowed"),
     (_TooManyStages(), "feasible_partition[random]", "infeasible partition"),
     (_Ignores(), "unsupported_variants", "must return unsupported"),
