@@ -59,8 +59,9 @@ class Spec:
         return derive_seed(BASE_SEED, SUITE, self.name)
 
     def make(self) -> Instance:
-        gen: Callable[..., Instance] = {"layered_dag": layered_dag,
-                                        "regal_like": regal_like}[self.generator]
+        generators: dict[str, Callable[..., Instance]] = {"layered_dag": layered_dag,
+                                                          "regal_like": regal_like}
+        gen = generators[self.generator]
         return gen(rng=self.seed, name=f"{SUITE}/{self.name}", **self.params)
 
 

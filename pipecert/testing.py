@@ -15,7 +15,8 @@
   raise :class:`AssertionError` with a message that says what to fix; :func:`check_run`
   checks one graded run (the gate ``method.run``) against brute force, on any variant. A
   researcher can call them on a draft method outside the repository, e.g.
-  ``check_heuristic(MyHeuristic(), variants="all")``.
+  ``check_heuristic(MyHeuristic(), variants="all")``; :mod:`pipecert.contract` packages
+  them as a contract suite with one test id per check.
 """
 
 from __future__ import annotations
