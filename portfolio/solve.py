@@ -230,8 +230,11 @@ def solve(
             res.upper_bound, res.partition, res.upper_method = (
                 out.incumbent, out.partition, info.method)
         proven = out.bound
-        if role == "heuristic" and out.status is Status.OPTIMAL and out.incumbent is not None:
-            # an exact method (downset_dp) that finished: its value is OPT, a lower bound
+        if step.role is StepKind.HEURISTIC and out.status is Status.OPTIMAL \
+                and out.incumbent is not None:
+            # an exact method (downset_dp) that finished: its value is OPT, a lower bound.
+            # (A refine step's runs give partitions only, as when refining was not a plan
+            # step: an optimal tube search is not taken as a bound, so results are as before.)
             proven = out.incumbent
         if proven is not None and out.status is not Status.ERROR and (
                 res.lower_bound is None or proven > res.lower_bound):

@@ -291,3 +291,23 @@ def test_best_is_discovered_with_the_formulations() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], check=True)
     assert out.stdout.strip() == "True"
+
+
+def test_a_refine_step_gives_partitions_only(keep: str) -> None:
+    """An improver that says ``optimal`` improves the partition; the bound is left to the
+    bounds and exact heuristics (as when refining was not a plan step)."""
+    class Sure(_Keep):
+        name = "t14_sure"
+
+        def improve(self, instance, k, partition, budget, rng, context=None):  # type: ignore[no-untyped-def]
+            return partition, Status.OPTIMAL, {}
+
+    HEURISTICS.register(Sure)
+    try:
+        inst = _inst(14)
+        plan = [Step("heuristic", "input_order", 0.5), Step("refine", "t14_sure", 1.0)]
+        res = solve(inst, 3, time_limit_s=10, plan=plan)
+    finally:
+        HEURISTICS.unregister("t14_sure")
+    assert res.runs[1].status == "optimal"
+    assert res.lower_method == "combinatorial"
