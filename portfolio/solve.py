@@ -21,6 +21,11 @@ bounds validated against the best partition known), in this order:
 A refinement is an ordinary ``refine`` step (:mod:`portfolio.plan`): its method is an
 improver (:class:`heuristics.base.Improver`) that takes the best partition so far from the
 run context (``SolveContext.partition``) and is run and graded like every other method.
+The local search and the tube search are two steps, each reported as its own run (they
+were one run, ``local_search+tube``, before); a refine step gives partitions only (an
+improver's ``optimal`` is not taken as a lower bound, as before). An improver named as a
+``heuristic`` step (``pipecert solve --heuristic local_search``) also refines the
+incumbent when there is one.
 
 It stops as soon as the certified gap ``(UB - LB) / UB`` is at most the target. Each stage
 gets a share of the *remaining* time (:data:`DEFAULT_PLAN`), so an early finish leaves more
