@@ -264,7 +264,7 @@ def _warm_up(items: list[str]) -> None:
     """
     if not items:
         return
-    from experiments.portfolio import Step, warm_up
+    from portfolio import Step, warm_up
 
     steps = []
     for item in items:

@@ -33,10 +33,17 @@ split of a chain fits the memory cap) ends the run as infeasible with that reaso
 
 What it relaxes / why the value is valid
 ----------------------------------------
-Each component is run through :meth:`Formulation.run`, which validates it (floors, re-scores
-partitions, rejects a bound above a known feasible value as an error): a maximum of valid
-lower bounds is a valid lower bound. A component that errors contributes nothing (its error
-is listed in ``stats["errors"]``).
+Each component is built by the registry (``solver`` passed as a constructor parameter) and
+run through the graded :meth:`Formulation.run`, the one run path of every method, which
+validates it (floors, re-scores partitions, rejects a bound above a known feasible value
+as an error): a maximum of valid lower bounds is a valid lower bound. ``best`` checks
+nothing itself. A component that errors contributes nothing (its error is listed in
+``stats["errors"]``).
+
+Why ``best`` is not the portfolio: it lives with the formulations (a registered bound that
+the registry discovers like any other, and formulations import nothing above them) and
+needs only the run path, not the portfolio's plan (:mod:`portfolio`). Its schedule (the
+cheap bounds first, then equal shares) is part of its definition.
 
 Size
 ----
@@ -58,6 +65,7 @@ from formulations.base import FORMULATIONS, Formulation
 from formulations.guess import meets
 from pipecert.instance import Instance
 from pipecert.partition import Partition
+from pipecert.registry import parse_method_spec
 from pipecert.results import BoundResult, Budget, SolveContext, Status
 
 __all__ = ["Best", "default_methods"]
@@ -103,10 +111,10 @@ class Best(Formulation):
         return [str(s) for s in self.methods]
 
     def _make(self, spec: str) -> Formulation:
-        method = FORMULATIONS.make(spec)
-        if "solver" in method.param_names() and "solver=" not in spec:
-            method.solver = self.solver  # type: ignore[attr-defined]
-        return method
+        """The component ``spec``, built by the registry with ``solver`` as a parameter
+        (when its class takes one and the spec does not set it)."""
+        name, params = parse_method_spec(spec)
+        return FORMULATIONS.create(name, params, settings={"solver": self.solver})
 
     @staticmethod
     def _member_supports(method: Formulation, instance: Any, k: int) -> tuple[bool, str | None]:

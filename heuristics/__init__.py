@@ -4,9 +4,9 @@ Importing this package imports every module in it, so dropping a file with a cla
 by ``@HEURISTICS.register`` is all it takes to add a method.
 """
 
-from heuristics.base import HEURISTICS, Heuristic
+from heuristics.base import HEURISTICS, Heuristic, Improver
 from pipecert.registry import discover
 
 discover(__name__)
 
-__all__ = ["HEURISTICS", "Heuristic"]
+__all__ = ["HEURISTICS", "Heuristic", "Improver"]

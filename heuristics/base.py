@@ -5,6 +5,12 @@ partition's value: :meth:`Heuristic.run` re-scores it with the reference cost fu
 checks its feasibility (for the instance's whole variant: ordering edges, co-location
 groups, the memory cap).
 
+An :class:`Improver` is a heuristic that improves a partition it is given: the
+*incumbent* of the run context (:attr:`pipecert.results.SolveContext.partition`, the best
+partition the caller knows). An improvement step is therefore an ordinary method run,
+graded by :meth:`Heuristic.run` like any other (the portfolio of ``pipecert solve`` runs
+its refinement steps this way).
+
 :func:`search_instance` is the instance a search runs on: the exactly reduced one of
 :mod:`heuristics.downset_dp` for the paper's problem, the instance itself when a
 constraint is active (the reductions move a node to its host's stage, which can split a
@@ -24,11 +30,12 @@ import numpy as np
 
 from pipecert.effective_k import effective_k, pad_partition, restrict_partition
 from pipecert.instance import CONSTRAINTS, Instance, validate_k
-from pipecert.partition import check_feasible, evaluate
+from pipecert.partition import Partition, check_feasible, evaluate
 from pipecert.registry import Method, Registry
 from pipecert.results import Budget, HeuristicResult, RunOutcome, SolveContext, Status
 
-__all__ = ["Heuristic", "HEURISTICS", "run_base", "search_instance", "ORDER_BASED"]
+__all__ = ["Heuristic", "Improver", "HEURISTICS", "run_base", "search_instance",
+           "ORDER_BASED"]
 
 #: The constraints the order-based heuristics handle exactly (unit orders, constrained
 #: slicing, unit moves; see :mod:`heuristics.slicing`).
@@ -47,9 +54,14 @@ class Heuristic(Method, abc.ABC):
     ----------
     deterministic : bool
         True if the result does not depend on the random generator.
+    exact : bool
+        True if the method decides the problem exactly when it finishes: its ``optimal``
+        partition is OPT and its ``infeasible`` answer proves that no partition exists
+        (the down-set DP). A caller may then take such an answer as a proof.
     """
 
     deterministic: ClassVar[bool] = False
+    exact: ClassVar[bool] = False
 
     @abc.abstractmethod
     def solve(
@@ -148,6 +160,121 @@ class Heuristic(Method, abc.ABC):
 
 
 HEURISTICS: Registry[Heuristic] = Registry("heuristic", Heuristic)
+
+
+class Improver(Heuristic):
+    """Base class of the improvement steps: refine a feasible partition.
+
+    An improver starts from the *incumbent* of the run context
+    (``context.partition``, declared for at most ``k`` stages; :meth:`Heuristic.run`
+    restricts a wider one), so that refining the best partition known is an ordinary
+    graded method run (``HEURISTICS.make("local_search").run(instance, k, budget, rng,
+    SolveContext(partition=best))``). Without an incumbent it first runs a starting
+    heuristic: its ``base`` parameter when set (then always, as the older
+    ``local_search[base=...]`` form did), else :attr:`start`.
+
+    Subclasses set ``name``, take ``base: str | None = None`` among their keyword-only
+    parameters (stored as ``self.base``) and implement :meth:`improve`. The result of
+    :meth:`improve` is graded like any heuristic's (re-scored and feasibility-checked by
+    :meth:`Heuristic.run`).
+
+    Attributes
+    ----------
+    start : str
+        Spec of the heuristic whose partition is improved when the context holds no
+        incumbent and ``base`` is not set.
+    base_share : float
+        Share of a finite budget the starting heuristic gets (the improver has the rest).
+    """
+
+    start: ClassVar[str] = "input_order"
+    base_share: ClassVar[float] = 0.8
+    base: str | None = None
+
+    @abc.abstractmethod
+    def improve(
+        self,
+        instance: Instance,
+        k: int,
+        partition: Partition,
+        budget: Budget,
+        rng: np.random.Generator,
+        context: SolveContext | None = None,
+    ) -> tuple[Partition, Status, dict[str, Any]]:
+        """Improve the feasible ``partition`` (never return a worse one).
+
+        Parameters
+        ----------
+        instance : Instance
+        k : int
+            Number of stages (``partition.k <= k``).
+        partition : Partition
+            A feasible partition (the incumbent or the starting heuristic's).
+        budget : Budget
+            What is left of the run's budget.
+        rng : numpy.random.Generator
+        context : SolveContext, optional
+            The run context (bounds, cache).
+
+        Returns
+        -------
+        (Partition, Status, dict)
+            The improved partition, its status (``feasible``, or ``optimal`` when the
+            method proved it optimal) and stats.
+        """
+
+    def starting_partition(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        rng: np.random.Generator,
+        context: SolveContext | None = None,
+    ) -> tuple[HeuristicResult, dict[str, Any]]:
+        """The partition to improve (as a :class:`HeuristicResult`) and the stats so far.
+
+        The context's incumbent when there is one and ``base`` is not set (stats
+        ``start = "incumbent"``); else the partition of ``base`` (or :attr:`start`), run
+        on :attr:`base_share` of a finite budget (stats ``base`` and the base's own).
+
+        Raises
+        ------
+        ValueError
+            If the incumbent is not a feasible partition into at most ``k`` stages (the
+            caller's error: the run reports it).
+        """
+        part = None if context is None else context.partition
+        if self.base is None and part is not None:
+            problems = check_feasible(instance, part, k=k)
+            if problems:
+                raise ValueError(f"the incumbent given to {self.method_id()} is not a "
+                                 f"feasible partition: {problems[0]}")
+            return HeuristicResult(part, Status.FEASIBLE), {"start": "incumbent"}
+        base = self.start if self.base is None else self.base
+        return run_base(self, base, instance, k, budget, rng, context, self.base_share)
+
+    def solve(
+        self,
+        instance: Instance,
+        k: int,
+        budget: Budget,
+        rng: np.random.Generator,
+        context: SolveContext | None = None,
+    ) -> HeuristicResult:
+        """Improve the starting partition (:meth:`starting_partition`) by :meth:`improve`.
+
+        A starting heuristic that gives no partition ends the run with its status and
+        reason. The status is ``optimal`` when :meth:`improve` proved optimality, else the
+        start's (``feasible`` for the incumbent; an optimal start stays optimal, since an
+        improvement is never worse).
+        """
+        res, stats = self.starting_partition(instance, k, budget, rng, context)
+        if res.partition is None:
+            return HeuristicResult(None, res.status, stats, res.history)
+        part, status, st = self.improve(instance, k, res.partition, budget, rng, context)
+        stats.update(st)
+        return HeuristicResult(part, Status.OPTIMAL if status is Status.OPTIMAL
+                               else res.status, stats, res.history)
 
 
 def run_base(

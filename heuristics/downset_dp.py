@@ -1079,6 +1079,7 @@ class DownsetDP(Heuristic):
     name = "downset_dp"
     citation = "Tarnawski et al., NeurIPS 2020, arXiv:2006.16423 (DP over ideals)"
     deterministic: ClassVar[bool] = True
+    exact: ClassVar[bool] = True
     handles = frozenset({"groups", "memory", "data_only_edges"})
 
     def __init__(self, *, max_ideals: int = 200_000, reduce: bool = True) -> None:

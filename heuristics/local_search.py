@@ -43,9 +43,10 @@ The re-slicing uses the stage-major *unit* order and the constrained slicing of
 re-checked with :func:`check_feasible` before it is accepted, so the result is always
 feasible. Unconstrained instances run the original single-node kernel.
 
-:class:`LocalSearch` (registered as ``local_search``) runs any registered heuristic given by
-its ``base`` spec and refines the result; every heuristic of this package also takes
-``refine=True``.
+:class:`LocalSearch` (registered as ``local_search``) is an improvement step
+(:class:`heuristics.base.Improver`): it refines the incumbent partition of the run context
+(without one, the partition of its ``base`` heuristic, default ``input_order``); every
+heuristic of this package also takes ``refine=True``.
 """
 
 from __future__ import annotations
@@ -56,12 +57,12 @@ from typing import Any, ClassVar
 import numba as nb
 import numpy as np
 
-from heuristics.base import HEURISTICS, ORDER_BASED, Heuristic, run_base
+from heuristics.base import HEURISTICS, ORDER_BASED, Improver
 from heuristics.decoder import gene_arrays, stage_major_order, unitised
 from heuristics.slicing import kernel_arrays
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate, stage_costs
-from pipecert.results import Budget, HeuristicResult, SolveContext
+from pipecert.results import Budget, SolveContext, Status
 
 __all__ = ["refine_partition", "LocalSearch", "finish"]
 
@@ -350,13 +351,17 @@ def finish(
 
 
 @HEURISTICS.register
-class LocalSearch(Heuristic):
-    """Run the heuristic ``base`` (any registered spec), then refine by local search.
+class LocalSearch(Improver):
+    """Refine the incumbent partition by local search (adjacent-stage moves, re-slicing).
+
+    The partition refined is the run context's incumbent (``context.partition``); without
+    one, the partition of ``base`` (default ``input_order``). See :class:`Improver`.
 
     Parameters
     ----------
-    base : str
-        Method spec of the starting heuristic, e.g. ``"brkga-100"`` or ``"input_order"``.
+    base : str, optional
+        Method spec of a starting heuristic, e.g. ``"brkga-100"``: when set it always runs
+        (on 80% of a finite budget) and its partition is refined, the incumbent ignored.
     max_moves : int
         Cap on accepted moves.
     """
@@ -364,25 +369,22 @@ class LocalSearch(Heuristic):
     name = "local_search"
     handles: ClassVar[frozenset[str]] = ORDER_BASED
     citation = "pipecert (adjacent-stage node moves with exact delta costs)"
+    start: ClassVar[str] = "input_order"
+    base_share: ClassVar[float] = 0.8
 
-    def __init__(self, *, base: str = "input_order", max_moves: int = 100_000) -> None:
+    def __init__(self, *, base: str | None = None, max_moves: int = 100_000) -> None:
         self.base = base
         self.max_moves = max_moves
 
-    def solve(
+    def improve(
         self,
         instance: Instance,
         k: int,
+        partition: Partition,
         budget: Budget,
         rng: np.random.Generator,
         context: SolveContext | None = None,
-    ) -> HeuristicResult:
-        """Run ``base`` on a share of the budget, then refine its partition."""
-        res, stats = run_base(self, self.base, instance, k, budget, rng, context, 0.8)
-        if res.partition is None:
-            return HeuristicResult(None, res.status, stats, res.history)
-        part, st = refine_partition(instance, res.partition, k, budget,
-                                    max_moves=self.max_moves)
-        stats.update(st)
-        # refinement never makes a partition worse, so an optimal one stays optimal
-        return HeuristicResult(part, res.status, stats, res.history)
+    ) -> tuple[Partition, Status, dict[str, Any]]:
+        """:func:`refine_partition` (never worse; stats ``ls_*``)."""
+        part, st = refine_partition(instance, partition, k, budget, max_moves=self.max_moves)
+        return part, Status.FEASIBLE, st

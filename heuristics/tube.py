@@ -65,16 +65,20 @@ feasibility, and kept only if it is strictly better. :class:`TubeSearch` starts 
 base heuristic's partition when the base handles the instance's constraints and that
 partition is feasible, and on a constrained instance from the better of it and the
 unit-order slicing (:func:`heuristics.downset_dp.slice_units`).
+
+:class:`TubeSearch` is an improvement step (:class:`heuristics.base.Improver`): given an
+incumbent partition in the run context it improves that one (the portfolio of
+``pipecert solve`` runs it on its best partition).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from heuristics.base import HEURISTICS, Heuristic, run_base
+from heuristics.base import HEURISTICS, Improver, run_base
 from heuristics.downset_dp import downset_solve, reductions, slice_units
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate
@@ -201,13 +205,18 @@ def tube_search(
 
 
 @HEURISTICS.register
-class TubeSearch(Heuristic):
-    """Run the heuristic ``base``, then improve its partition by :func:`tube_search`.
+class TubeSearch(Improver):
+    """Improve the incumbent partition by :func:`tube_search` (exact DPs over its tube).
+
+    The partition improved is the run context's incumbent (``context.partition``);
+    without one, the partition of ``base`` (default ``brkga-100``). See
+    :class:`heuristics.base.Improver`.
 
     Parameters
     ----------
-    base : str
-        Method spec of the starting heuristic, e.g. ``"brkga-100"``.
+    base : str, optional
+        Method spec of a starting heuristic, e.g. ``"brkga-100"``: when set it always runs
+        (on half of a finite budget) and its partition is improved, the incumbent ignored.
     width, max_width : int
         First and last tube width (0: every cut moves within its two neighbouring stages,
         all at once; each step up also lets a cut pass one more whole stage).
@@ -218,34 +227,41 @@ class TubeSearch(Heuristic):
     name = "tube"
     citation = "pipecert (down-set DP restricted to a tube around a partition)"
     handles = frozenset({"groups", "memory", "data_only_edges"})
+    start: ClassVar[str] = "brkga-100"
+    base_share: ClassVar[float] = 0.5
 
-    def __init__(self, *, base: str = "brkga-100", width: int = 1, max_width: int = 3,
+    def __init__(self, *, base: str | None = None, width: int = 1, max_width: int = 3,
                  max_ideals: int = 100_000) -> None:
         self.base = base
         self.width = width
         self.max_width = max_width
         self.max_ideals = max_ideals
 
-    def solve(
+    def starting_partition(
         self,
         instance: Instance,
         k: int,
         budget: Budget,
         rng: np.random.Generator,
         context: SolveContext | None = None,
-    ) -> HeuristicResult:
-        """Run ``base`` on half the budget (all of it if unlimited), then the tube search.
+    ) -> tuple[HeuristicResult, dict[str, Any]]:
+        """The incumbent (:meth:`Improver.starting_partition`), else a starting heuristic's.
 
-        On a constrained instance the search starts from the better feasible partition of
-        the base's (if the base handles the instance's constraints and its partition is
-        feasible) and of the unit-order slicing (:func:`heuristics.downset_dp.slice_units`).
+        Without an incumbent (or with ``base`` set), the start is ``base``'s partition (if
+        the base handles the instance's constraints and its partition is feasible) and, on
+        a constrained instance, the better of it and the unit-order slicing
+        (:func:`heuristics.downset_dp.slice_units`).
         """
-        inner = HEURISTICS.make(self.base)
+        if self.base is None and context is not None and context.partition is not None:
+            return super().starting_partition(instance, k, budget, rng, context)
+        spec = self.start if self.base is None else self.base
+        inner = HEURISTICS.make(spec)
         start: Partition | None = None
         history: tuple[tuple[float, int, float], ...] = ()
         status = Status.FEASIBLE
         if inner.supports_variant(instance)[0]:
-            res, stats = run_base(self, self.base, instance, k, budget, rng, context, 0.5)
+            res, stats = run_base(self, spec, instance, k, budget, rng, context,
+                                  self.base_share)
             history, status = res.history, res.status
             if res.partition is not None and not check_feasible(instance, res.partition, k=k):
                 start = res.partition
@@ -262,10 +278,20 @@ class TubeSearch(Heuristic):
             stats["reason"] = ("no feasible starting partition (the base gave none and no "
                                "split of a unit order fits the memory cap)")
             return HeuristicResult(None, Status.NO_SOLUTION if status is Status.FEASIBLE
-                                   else status, stats, history)
-        part, st = tube_search(instance, start, k, budget, width=self.width,
+                                   else status, stats, history), stats
+        return HeuristicResult(start, status, stats, history), stats
+
+    def improve(
+        self,
+        instance: Instance,
+        k: int,
+        partition: Partition,
+        budget: Budget,
+        rng: np.random.Generator,
+        context: SolveContext | None = None,
+    ) -> tuple[Partition, Status, dict[str, Any]]:
+        """:func:`tube_search` from ``partition``; ``optimal`` when the last DP ran over
+        every ideal (stats ``tube_*``)."""
+        part, st = tube_search(instance, partition, k, budget, width=self.width,
                                max_width=self.max_width, max_ideals=self.max_ideals)
-        stats.update(st)
-        if st.get("tube_optimal"):  # the last DP ran over every ideal: exact
-            status = Status.OPTIMAL
-        return HeuristicResult(part, status, stats, history)
+        return part, Status.OPTIMAL if st.get("tube_optimal") else Status.FEASIBLE, st

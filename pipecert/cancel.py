@@ -15,7 +15,7 @@ the process: ``terminate called without an active exception``, exit -6). Instead
   returns; CP-SAT through ``StopSearch``. ``scipy.optimize.milp`` has no callback: a
   running scipy solve goes on until its own time limit (at most its step's share of the
   budget); a new one gets no time;
-* the portfolio starts no new step (:mod:`experiments.portfolio`).
+* the portfolio starts no new step (:mod:`portfolio`).
 
 Python runs a signal handler only between bytecodes of the main thread, so the flag is set
 when the running compiled kernel returns; every long kernel therefore works in chunks and

@@ -19,7 +19,7 @@ import importlib
 import inspect
 import pkgutil
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pipecert.errors import InputError
@@ -251,12 +251,28 @@ class Registry(Generic[T]):
     def make(self, spec: str) -> T:
         """Instantiate from a spec ``name[key=value,...]``; errors are :class:`InputError`."""
         name, params = parse_method_spec(spec)
+        return self.create(name, params)
+
+    def create(self, name: str, params: Mapping[str, Any] | None = None, *,
+               settings: Mapping[str, Any] | None = None) -> T:
+        """Instantiate ``name`` with the parameters ``params`` (no spec string involved).
+
+        ``settings`` are parameters the caller passes to every method that takes them
+        (e.g. ``{"solver": "highs"}``): each is used when the class has a parameter of
+        that name and ``params`` does not set it, and ignored otherwise. Errors (an
+        unknown name, bad parameters) are :class:`InputError`.
+        """
         try:
             cls = self.get(name)
         except KeyError as exc:
             raise InputError(str(exc.args[0])) from None
+        kwargs = dict(params or {})
+        if settings:
+            takes = set(getattr(cls, "param_names", lambda: [])())
+            kwargs.update({k: v for k, v in settings.items()
+                           if k in takes and k not in kwargs})
         try:
-            return cls(**params)
+            return cls(**kwargs)
         except TypeError as exc:
             raise InputError(f"bad parameters for {self.kind} {name!r}: {exc}") from None
 

@@ -984,7 +984,7 @@ def warmup_instances() -> list[Instance]:
     reductions contract (new, writable arrays instead of the instance's read-only ones),
     memory data, precedence-only edges, integer and float costs, a topological input order,
     and the constrained paths (co-location groups, data-only edges and a memory cap that
-    binds yet is feasible at k = 2 and 3, the ks of ``experiments.portfolio.warm_up``; a
+    binds yet is feasible at k = 2 and 3, the ks of ``portfolio.warm_up``; a
     layer without a group). One graph of each kind covers them.
     """
     chain_ids = [f"w{i}" for i in range(8)]

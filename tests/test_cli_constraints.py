@@ -19,7 +19,6 @@ from experiments._serialize import instance_from_bytes, instance_to_bytes
 from experiments.cli import main
 from experiments.config import load_config
 from experiments.harness import load_entries, run_grid
-from experiments.portfolio import DEFAULT_PLAN, Step, rescale_shares, solve
 from experiments.report import build_report, gap_table, to_markdown
 from experiments.store import ResultsStore
 from experiments.variants import (
@@ -38,6 +37,7 @@ from pipecert.errors import InputError
 from pipecert.instance import CONSTRAINTS
 from pipecert.results import BoundResult, HeuristicResult, Status
 from pipecert.testing import brute_force, random_training_dag
+from portfolio import DEFAULT_PLAN, Step, rescale_shares, solve
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -227,7 +227,8 @@ def test_portfolio_leaves_out_unsupported_steps_quietly(brute, plain):
     plan = [Step("heuristic", plain, 0.2), Step("heuristic", brute, 0.5),
             Step("bound", "combinatorial", 0.1), Step("refine", "local_search", 1.0)]
     res = solve(inst, 2, time_limit_s=10, plan=plan)
-    # the refine step (local search + tube) handles every constraint: it runs last
+    # the refine step (an improver: local search on the incumbent) handles every constraint:
+    # it runs last
     assert [r.method for r in res.runs][:2] == [brute, "combinatorial"]
     assert all(r.method.startswith("local_search") for r in res.runs[2:])
     assert plain in {m for m, _ in res.not_applicable}

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 
-from experiments.portfolio import solve
 from formulations import FORMULATIONS
 from formulations.base import combinatorial_bound
 from instances.bundled import load_bundled
 from pipecert import Partition, cancel, check_feasible, evaluate
 from pipecert.results import Budget
 from pipecert.testing import random_dag
+from portfolio import solve
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,6 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from experiments.portfolio import build_plan, solve, warm_up
 from formulations import FORMULATIONS
 from heuristics import HEURISTICS, slicing
 from heuristics.decoder import bfs_order
@@ -26,6 +25,7 @@ from pipecert import Partition, cancel, check_feasible, evaluate
 from pipecert.effective_k import effective_k, pad_partition, restrict_partition
 from pipecert.results import Budget
 from pipecert.testing import brute_force, random_dag
+from portfolio import build_plan, solve, warm_up
 
 HUGE_K = 10**9
 
@@ -213,9 +213,9 @@ def _margin_bound(rel_below: float, rel_margin: float) -> type:
 ])
 def test_portfolio_closes_a_gap_within_the_bounds_numerical_margin(rel_below, rel_margin,
                                                                     closes):
-    from experiments.portfolio import Step
     from formulations.base import FORMULATIONS
     from pipecert.testing import random_dag
+    from portfolio import Step
 
     _margin_bound(rel_below, rel_margin)
     try:

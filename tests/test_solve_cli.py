@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from experiments.portfolio import DEFAULT_PLAN, GAP_TOL, build_plan, solve
 from pipecert import Partition, check_feasible, evaluate
 from pipecert.testing import brute_force, random_dag
+from portfolio import DEFAULT_PLAN, GAP_TOL, build_plan, solve
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -225,7 +225,7 @@ def test_warm_up_covers_the_kernels_of_constrained_graphs() -> None:
     data-only edges, a binding cap; larger than the warm-up graphs) needs no new numba
     specialisation: constrained kernels compile before the timed budget (as
     tests/test_limits.py checks for unconstrained graphs)."""
-    from experiments.portfolio import build_plan, solve, warm_up
+    from portfolio import build_plan, solve, warm_up
 
     plan = build_plan()
     warm_up(plan)

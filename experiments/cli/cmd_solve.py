@@ -211,10 +211,10 @@ def _run(args: argparse.Namespace) -> int:
         positive_seconds,
         units_line,
     )
-    from experiments.portfolio import build_plan, plan_for, solve, warm_up
     from experiments.variants import variant_lines
     from pipecert import cancel
     from pipecert.errors import InputError
+    from portfolio import build_plan, plan_for, solve, warm_up
 
     k = parse_k(args.k)
     positive_seconds(args.time_limit, "--time-limit")

@@ -1,4 +1,4 @@
-"""The practitioner's portfolio behind ``pipecert solve``: a partition with a proven gap.
+"""The search of ``pipecert solve``: a partition with a proven gap (:func:`solve`).
 
 Every method runs through its graded ``run`` (partitions re-scored by the reference cost,
 bounds validated against the best partition known), in this order:
@@ -17,6 +17,15 @@ bounds validated against the best partition known), in this order:
    tube search (:mod:`heuristics.tube`, the exact DP over partitions whose cuts stay
    within a few stages of the best one's). Also run once after ``brkga-100``: local search
    costs milliseconds and improved the best partition on 14 of 16 measured cases.
+
+A refinement is an ordinary ``refine`` step (:mod:`portfolio.plan`): its method is an
+improver (:class:`heuristics.base.Improver`) that takes the best partition so far from the
+run context (``SolveContext.partition``) and is run and graded like every other method.
+The local search and the tube search are two steps, each reported as its own run (they
+were one run, ``local_search+tube``, before); a refine step gives partitions only (an
+improver's ``optimal`` is not taken as a lower bound, as before). An improver named as a
+``heuristic`` step (``pipecert solve --heuristic local_search``) also refines the
+incumbent when there is one.
 
 It stops as soon as the certified gap ``(UB - LB) / UB`` is at most the target. Each stage
 gets a share of the *remaining* time (:data:`DEFAULT_PLAN`), so an early finish leaves more
@@ -60,54 +69,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from experiments.analysis import EXACT_HEURISTICS
 from pipecert import cancel
 from pipecert.effective_k import effective_k, pad_partition
 from pipecert.instance import Instance
-from pipecert.partition import Partition, check_feasible, evaluate
-from pipecert.registry import parse_method_spec
+from pipecert.partition import Partition
+from pipecert.registry import Method
 from pipecert.results import DUAL_BOUND_MARGIN, Budget, RunOutcome, SolveContext, Status
 from pipecert.seeding import derive_seed
+from portfolio.plan import (
+    DEFAULT_PLAN,
+    Step,
+    StepKind,
+    make_method,
+    plan_for,
+    rescale_shares,
+    unsupported_reason,
+)
 
 #: Gaps at most this (10x the dual-bound safety margin) count as closed.
 GAP_TOL = 10 * DUAL_BOUND_MARGIN
 #: The largest share of UB that a bound's own numerical margin may close (see ``closed``).
 MARGIN_CLOSE_MAX = 1e-4
 
-__all__ = ["GAP_TOL", "Step", "DEFAULT_PLAN", "PortfolioResult", "RunInfo", "solve", "build_plan",
-           "warm_up", "plan_for", "EXACT_HEURISTICS"]
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """One portfolio step: a method, its share of the remaining time, when it runs.
-
-    ``share`` is the fraction of the remaining time this step may use; ``min_s`` a floor;
-    ``if_gap_open`` skips the step once the target gap is reached.
-    """
-
-    role: str  # "heuristic", "bound" or "refine" (local search + tube on the best partition)
-    spec: str
-    share: float
-    min_s: float = 0.0
-    if_gap_open: bool = True
-
-
-#: The default plan (see the module docstring and the README for the measurements).
-DEFAULT_PLAN: tuple[Step, ...] = (
-    Step("heuristic", "bfs_order", 0.05, if_gap_open=False),
-    Step("heuristic", "dfs_order", 0.05),
-    Step("heuristic", "input_order", 0.05),
-    Step("bound", "combinatorial", 0.01, if_gap_open=False),
-    Step("bound", "node_bound", 0.10),
-    Step("heuristic", "brkga-100", 0.10),
-    Step("refine", "local_search", 0.05),
-    Step("bound", "path_bound", 0.20),
-    Step("heuristic", "downset_dp", 0.08),
-    Step("bound", "guess", 0.40),
-    Step("heuristic", "brkga[population=100,generations=1000000]", 0.90),
-    Step("refine", "local_search", 1.0),
-)
+__all__ = ["GAP_TOL", "PortfolioResult", "RunInfo", "solve", "warm_up", "run_step"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,63 +144,6 @@ class PortfolioResult:
         if self.upper_bound <= 0:
             return 0.0
         return max(0.0, (self.upper_bound - self.lower_bound) / self.upper_bound)
-
-
-def _registry(role: str) -> Any:
-    if role == "heuristic":
-        from heuristics import HEURISTICS
-
-        return HEURISTICS
-    from formulations import FORMULATIONS
-
-    return FORMULATIONS
-
-
-def _with_solver(spec: str, solver: str | None) -> str:
-    """Add ``solver=...`` to a formulation spec that takes one and does not set it."""
-    if not solver:
-        return spec
-    name, params = parse_method_spec(spec)
-    cls = _registry("bound").get(name)
-    if "solver" not in cls.param_names() or "solver" in params:
-        return spec
-    params["solver"] = solver
-    inner = ",".join(f"{k}={v}" for k, v in params.items())
-    return f"{name}[{inner}]"
-
-
-def build_plan(heuristics: Sequence[str] | None = None, bounds: Sequence[str] | None = None
-               ) -> list[Step]:
-    """The plan for explicit method lists (``all`` expands to every registered one).
-
-    With neither list: :data:`DEFAULT_PLAN` (methods that are not registered are left out).
-    With only bounds: the fast heuristics of the default plan, then the bounds. Otherwise
-    the named heuristics, then the named bounds, sharing the time equally (each step gets
-    ``1 / steps left`` of the remaining time).
-    """
-    def expand(role: str, specs: Sequence[str]) -> list[str]:
-        out: list[str] = []
-        for s in specs:
-            if s == "all":
-                out += [n for n in _registry(role).names() if n not in out]
-            elif s not in out:
-                _registry(role).make(s)  # InputError on an unknown name or bad parameters
-                out.append(s)
-        return out
-
-    if not heuristics and not bounds:
-        return [s for s in DEFAULT_PLAN if s.role == "refine"
-                or parse_method_spec(s.spec)[0] in _registry(s.role)]
-    hs = expand("heuristic", heuristics or [])
-    bs = expand("bound", bounds or [])
-    out: list[Step] = []
-    if not hs:
-        out += [s for s in DEFAULT_PLAN[:3] if s.spec in _registry("heuristic")]  # fast ones
-    explicit = [("heuristic", h) for h in hs] + [("bound", b) for b in bs]
-    n = len(explicit)
-    for i, (role, spec) in enumerate(explicit):  # step i of n gets 1/(n - i) of what is left
-        out.append(Step(role, spec, 1.0 / (n - i), if_gap_open=False))
-    return out
 
 
 Event = Callable[[str, RunInfo | None, PortfolioResult], None]
@@ -274,11 +201,9 @@ def solve(
     if skip_unsupported and instance.constraints:
         kept = plan_for(plan, instance)
         for s in plan:
-            if s not in kept:
-                label = "local_search+tube" if s.role == "refine" else s.spec
-                if label not in {m for m, _ in res.not_applicable}:
-                    why = _unsupported(s.role, s.spec, instance)
-                    res.not_applicable.append((label, why or "not supported"))
+            if s not in kept and s.spec not in {m for m, _ in res.not_applicable}:
+                res.not_applicable.append((s.spec, unsupported_reason(s, instance)
+                                           or "not supported"))
         if len(kept) < len(plan):
             plan = rescale_shares(plan, kept)
     res.lower_bound = combinatorial_bound(instance, k)
@@ -297,20 +222,24 @@ def solve(
         return ub - lb <= (target_gap + GAP_TOL) * ub + min(res.lower_margin,
                                                                MARGIN_CLOSE_MAX * ub)
 
-    def record(out: RunOutcome, spec: str, role: str) -> None:
-        info = RunInfo(spec if out.method == spec.split("[")[0] else out.method, role,
+    def record(out: RunOutcome, step: Step, method: Method) -> None:
+        role = step.role.method_role
+        info = RunInfo(step.spec if out.method == step.name else out.method, role,
                        out.value, str(out.status), out.time_s, out.error)
         res.runs.append(info)
         if out.status is Status.INFEASIBLE and res.partition is None \
-                and res.infeasible is None and _proves_infeasible(role, spec):
+                and res.infeasible is None and _proves_infeasible(step, method):
             res.infeasible = out.error or f"{info.method} proved that no partition exists"
         if out.incumbent is not None and out.partition is not None and (
                 res.upper_bound is None or out.incumbent < res.upper_bound):
             res.upper_bound, res.partition, res.upper_method = (
                 out.incumbent, out.partition, info.method)
         proven = out.bound
-        if role == "heuristic" and out.status is Status.OPTIMAL and out.incumbent is not None:
-            # an exact method (downset_dp) that finished: its value is OPT, a lower bound
+        if step.role is StepKind.HEURISTIC and out.status is Status.OPTIMAL \
+                and out.incumbent is not None:
+            # an exact method (downset_dp) that finished: its value is OPT, a lower bound.
+            # (A refine step's runs give partitions only, as when refining was not a plan
+            # step: an optimal tube search is not taken as a bound, so results are as before.)
             proven = out.incumbent
         if proven is not None and out.status is not Status.ERROR and (
                 res.lower_bound is None or proven > res.lower_bound):
@@ -323,27 +252,9 @@ def solve(
         if on_event is not None:
             on_event("run", info, res)
 
-    def refine_best(limit: float) -> None:
-        from heuristics.local_search import refine_partition
-        from heuristics.tube import tube_search
-
-        assert res.partition is not None
-        t0 = time.perf_counter()
-        budget = Budget(limit)
-        part, _stats = refine_partition(instance, res.partition, k, budget)
-        if not budget.expired():  # the exact DP over the tube around the refined partition
-            part, _stats = tube_search(instance, part, k, budget, width=1, max_width=4,
-                                       max_ideals=50_000)
-        if check_feasible(instance, part, k=k):  # never trust: fall back to the input
-            part = res.partition
-        out = RunOutcome("local_search+tube", "heuristic", Status.FEASIBLE,
-                         time.perf_counter() - t0, incumbent=evaluate(instance, part),
-                         partition=part)
-        record(out, "local_search+tube", "heuristic")
-
     try:
         _run_plan(plan, instance, k, overall, res, solver, seed, threads, cache, closed,
-                  record, refine_best, on_event, skip_unsupported)
+                  record, on_event, skip_unsupported)
     except KeyboardInterrupt:
         # a second Ctrl-C stops the search, not the answer: keep every finished run
         res.interrupted = True
@@ -356,120 +267,80 @@ def solve(
     return res
 
 
-def _proves_infeasible(role: str, spec: str) -> bool:
+def _proves_infeasible(step: Step, method: Method) -> bool:
     """Whether an ``infeasible`` answer of this step proves that no partition exists.
 
     A lower bound is a relaxation (its feasible set contains every partition, whatever it
-    relaxes), so its infeasibility is the problem's; so is that of an exact search.
+    relaxes), so its infeasibility is the problem's; so is that of an exact search (a
+    heuristic that declares ``exact``, the down-set DP). An improver's is not.
     """
-    return role == "bound" or parse_method_spec(spec)[0] in EXACT_HEURISTICS
+    if step.role is StepKind.BOUND:
+        return True
+    return step.role is StepKind.HEURISTIC and bool(getattr(method, "exact", False))
 
 
-def _unsupported(role: str, spec: str, instance: Instance) -> str | None:
-    """Why the method of a step cannot run on ``instance``'s variant (None: it can)."""
-    if role == "refine":
-        from heuristics import HEURISTICS
+def run_step(method: Method, step: Step, instance: Instance, k: int, budget: Budget,
+             context: SolveContext, seed: int) -> RunOutcome:
+    """Run ``method`` (the method of ``step``) through its graded ``run``.
 
-        for name in ("local_search", "tube"):
-            if name in HEURISTICS:
-                ok, why = HEURISTICS.make(name).supports_variant(instance)
-                if not ok:
-                    return why
-        return None
-    ok, why = _registry(role).make(spec).supports_variant(instance)
-    return None if ok else why
+    A heuristic (or improver) gets the generator of
+    ``derive_seed(seed, instance.name, k, method_id)``.
+    """
+    import numpy as np
+
+    if step.role is StepKind.BOUND:
+        out: RunOutcome = method.run(instance, k, budget, context)  # type: ignore[attr-defined]
+        return out
+    rng = np.random.default_rng(derive_seed(seed, instance.name, k, method.method_id()))
+    out = method.run(instance, k, budget, rng, context)  # type: ignore[attr-defined]
+    return out
 
 
 def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
               res: PortfolioResult, solver: str | None, seed: int, threads: int,
               cache: dict[str, Any], closed: Callable[[], bool],
-              record: Callable[[RunOutcome, str, str], None],
-              refine_best: Callable[[float], None], on_event: Event | None,
+              record: Callable[[RunOutcome, Step, Method], None], on_event: Event | None,
               skip_unsupported: bool = True) -> None:
     """Run the steps of ``plan`` in order, recording into ``res``."""
-    import numpy as np
-
     ran_heuristic = False
     noted = {m for m, _ in res.not_applicable}
     for step in plan:
         if res.infeasible is not None:
             break  # proven: no partition exists
-        if skip_unsupported or step.role == "refine":
-            why = _unsupported(step.role, step.spec, instance)
+        if skip_unsupported or step.role is StepKind.REFINE:
+            why = unsupported_reason(step, instance)
             if why is not None:
-                label = "local_search+tube" if step.role == "refine" else step.spec
-                if label not in noted:
-                    noted.add(label)
-                    res.not_applicable.append((label, why))
+                if step.spec not in noted:
+                    noted.add(step.spec)
+                    res.not_applicable.append((step.spec, why))
                 continue
-        if cancel.requested() and (res.partition is not None or step.role != "heuristic"):
+        if cancel.requested() and (res.partition is not None
+                                   or step.role is not StepKind.HEURISTIC):
             continue  # stopped: no new step, except heuristics while no partition exists
         remaining = overall.remaining()
         if step.if_gap_open and closed():
             continue
-        if step.role == "refine":
-            if res.partition is not None and not closed() and remaining > 0.01:
-                refine_best(remaining * step.share)
-            continue
-        if remaining <= 0.01 and ran_heuristic and not cancel.requested():
-            res.runs.append(RunInfo(step.spec, step.role, None, "skipped", 0.0,
+        if step.role is StepKind.REFINE:
+            if res.partition is None or closed() or remaining <= 0.01:
+                continue  # nothing to refine, nothing left to prove, or no time
+        elif remaining <= 0.01 and ran_heuristic and not cancel.requested():
+            res.runs.append(RunInfo(step.spec, step.role.method_role, None, "skipped", 0.0,
                                     "no time left"))
             continue
         share = remaining * step.share
         limit = max(step.min_s, share) if math.isfinite(remaining) else math.inf
         limit = min(limit, remaining) if math.isfinite(remaining) else limit
         if on_event is not None:
-            on_event("start", RunInfo(step.spec, step.role, None, "running", 0.0), res)
-        reg = _registry(step.role)
-        spec = _with_solver(step.spec, solver) if step.role == "bound" else step.spec
-        method = reg.make(spec)
+            on_event("start", RunInfo(step.spec, step.role.method_role, None, "running",
+                                      0.0), res)
+        method = make_method(step, solver)
+        # the incumbent (a warm start; what a refine step improves) and the best bound
         ctx = SolveContext(upper_bound=res.upper_bound, partition=res.partition,
                            lower_bound=res.lower_bound, cache=cache)
-        budget = Budget(time_limit_s=limit, threads=threads)
-        if step.role == "heuristic":
-            rng = np.random.default_rng(derive_seed(seed, instance.name, k, method.method_id()))
-            out = method.run(instance, k, budget, rng, ctx)
-            ran_heuristic = True
-        else:
-            out = method.run(instance, k, budget, ctx)
-        record(out, step.spec, step.role)
-
-
-def rescale_shares(plan: Sequence[Step], kept: Sequence[Step]) -> list[Step]:
-    """``kept`` (a sub-list of ``plan``) with shares that keep their relative allocations.
-
-    A step's share is a fraction of the time *remaining* when it starts, so in the full plan
-    step i is allotted ``a_i = share_i * prod_{j<i} (1 - share_j)`` of the budget. Left
-    alone, the shares of the kept steps would leave the time of the removed ones unused
-    (a constrained instance on which the long BRKGA does not apply ended with most of its
-    budget idle); here the kept steps' allotments are scaled to sum to the whole budget
-    and turned back into shares of the remaining time (the last kept step gets all of it).
-    """
-    alloc: list[float] = []
-    rem = 1.0
-    for s in plan:
-        a = min(1.0, max(0.0, s.share)) * rem
-        alloc.append(a)
-        rem -= a
-    ids = {id(s) for s in kept}
-    pairs = [(s, a) for s, a in zip(plan, alloc) if id(s) in ids]
-    total = sum(a for _, a in pairs)
-    if total <= 0:
-        return list(kept)
-    out: list[Step] = []
-    left = 1.0
-    for i, (s, a) in enumerate(pairs):
-        frac = a / total
-        share = 1.0 if i == len(pairs) - 1 or left <= 0 else min(1.0, frac / left)
-        left -= frac
-        out.append(Step(s.role, s.spec, share, s.min_s, s.if_gap_open))
-    return out
-
-
-def plan_for(plan: Sequence[Step], instance: Instance) -> list[Step]:
-    """The steps of ``plan`` whose methods support ``instance``'s variant (what
-    :func:`solve` runs with ``skip_unsupported``; :func:`warm_up` needs no more)."""
-    return [s for s in plan if _unsupported(s.role, s.spec, instance) is None]
+        out = run_step(method, step, instance, k, Budget(time_limit_s=limit, threads=threads),
+                       ctx, seed)
+        ran_heuristic = ran_heuristic or step.role is StepKind.HEURISTIC
+        record(out, step, method)
 
 
 def _compiled_signatures() -> int:
@@ -500,15 +371,15 @@ def warm_up(plan: Sequence[Step], *, solver: str | None = None) -> tuple[float, 
     that took 12 s of a 10 s budget. Running them here, before the budget starts, compiles
     every kernel the plan uses (or loads it from numba's on-disk cache, ``cache=True``:
     next to the sources, or a user cache directory when the package directory is not
-    writable). Failures are ignored: the timed run reports them.
+    writable). A ``refine`` step improves the partition of ``bfs_order``. Failures are
+    ignored: the timed run reports them.
 
     Returns
     -------
     (float, bool)
         Seconds spent, and whether any kernel was compiled (not loaded from the cache).
     """
-    from heuristics.local_search import refine_partition
-    from heuristics.tube import tube_search
+    from heuristics.order_baselines import BfsOrder
     from pipecert.testing import warmup_instances
 
     t0 = time.monotonic()
@@ -516,28 +387,19 @@ def warm_up(plan: Sequence[Step], *, solver: str | None = None) -> tuple[float, 
     for tiny in warmup_instances():
         seen: set[tuple[str, str]] = set()
         for step in plan:
-            key = (step.role, parse_method_spec(step.spec)[0])
+            key = (str(step.role), step.name)
             if key in seen:  # same class, same kernels
                 continue
             seen.add(key)
             for kk in (2, 3):
                 try:
-                    if step.role == "refine":
-                        from heuristics.order_baselines import BfsOrder
-
-                        part = BfsOrder().run(tiny, kk).partition
-                        if part is not None:
-                            part, _ = refine_partition(tiny, part, kk, Budget(_WARM_S))
-                            tube_search(tiny, part, kk, Budget(_WARM_S), width=1,
-                                        max_width=4, max_ideals=50_000)
-                        continue
-                    spec = (_with_solver(step.spec, solver) if step.role == "bound"
-                            else step.spec)
-                    method = _registry(step.role).make(spec)
-                    if step.role == "heuristic":
-                        method.run(tiny, kk, Budget(_WARM_S), 0)
-                    else:
-                        method.run(tiny, kk, Budget(_WARM_S))
+                    ctx = SolveContext()
+                    if step.role is StepKind.REFINE:
+                        ctx = SolveContext(partition=BfsOrder().run(tiny, kk).partition)
+                        if ctx.partition is None:
+                            continue
+                    run_step(make_method(step, solver), step, tiny, kk, Budget(_WARM_S), ctx,
+                             0)
                 except Exception:  # noqa: S112 - the timed run reports real failures
                     continue
     return time.monotonic() - t0, _compiled_signatures() > before

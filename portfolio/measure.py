@@ -1,6 +1,6 @@
 """Measure the default ``pipecert solve`` portfolio: what each step contributes.
 
-``python -m experiments.measure_portfolio [--time-limit S] [-k 4,16] [SPEC ...]`` runs the
+``python -m portfolio.measure [--time-limit S] [-k 4,16] [SPEC ...]`` runs the
 portfolio on each instance (default: a mix of the bundled default suite's regimes) and
 prints, per step: how often it improved the best partition or the best bound, the median
 time it took, and the final certified gap per instance. The README's justification of the
@@ -23,10 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print the tables (markdown)."""
     import os
 
-    from experiments.cli._common import load_instance
-    from experiments.portfolio import solve
+    from instances import resolve
+    from portfolio.solve import solve
 
-    ap = argparse.ArgumentParser(prog="python -m experiments.measure_portfolio")
+    ap = argparse.ArgumentParser(prog="python -m portfolio.measure")
     ap.add_argument("specs", nargs="*", default=DEFAULT_SPECS)
     ap.add_argument("--time-limit", type=float, default=20.0)
     ap.add_argument("-k", default="4,16")
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     order: list[str] = []
     saved = os.dup(1)
     for spec in args.specs:
-        inst = load_instance(spec)
+        (ref,) = resolve(spec)  # one graph per spec: a file or a bundled id
+        inst = ref.load()
         for k in ks:
             state = {"ub": None, "lb": None}
 
