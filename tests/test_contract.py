@@ -278,3 +278,28 @@ def test_a_check_that_does_not_apply_says_why() -> None:
         checks["exact_meets_optimum"]()
     with pytest.raises(CheckNotApplicable, match="claims every constraint"):
         checks["unsupported_variants"]()
+
+
+# ------------------------------------------------- the in-tree improvers pass the contract
+class TestLocalSearchImprover(ImproverContract):
+    """``local_search`` refines the incumbent of the run context (heuristics.base.Improver)."""
+
+    settings = FAST
+
+    @pytest.fixture
+    def method(self) -> Heuristic:
+        from heuristics import HEURISTICS
+
+        return HEURISTICS.make("local_search")
+
+
+class TestTubeImprover(ImproverContract):
+    """``tube`` refines the incumbent of the run context (heuristics.base.Improver)."""
+
+    settings = FAST
+
+    @pytest.fixture
+    def method(self) -> Heuristic:
+        from heuristics import HEURISTICS
+
+        return HEURISTICS.make("tube[max_ideals=5000]")
