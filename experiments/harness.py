@@ -364,6 +364,7 @@ def make_record(cell: Cell, entry: InstanceEntry, result: TaskResult, context: T
                 float(v) if c.endswith("_s") else _int_or_none(v))
     if facts.get("solve_time_s") is None:
         facts["solve_time_s"] = out.time_s
+    prov = provenance()
     return RunRecord(
         run_key=cell.run_key, schema_version=SCHEMA_VERSION, experiment=experiment,
         instance=cell.instance, instance_source=entry.source,
@@ -375,7 +376,9 @@ def make_record(cell: Cell, entry: InstanceEntry, result: TaskResult, context: T
         wall_time_s=result.wall_time_s, time_limit_s=cell.time_limit_s, threads=cell.threads,
         partition=part, stats=stats, log=[list(x) for x in out.log], error=out.error,
         started_at=result.started_at, fingerprint=entry.instance.fingerprint,
-        variant=entry.variant, **facts, **provenance(),
+        variant=entry.variant, package_version=prov["package_version"], git_rev=prov["git_rev"],
+        python=prov["python"], platform=prov["platform"], cpu=prov["cpu"], host=prov["host"],
+        **facts,
     )
 
 
@@ -646,7 +649,7 @@ def _run_dask(g: _Grid, address: str | Any, memory_mb: float | None, plugins: li
         raise InputError("the Dask executor needs dask[distributed] "
                          "(pip install 'pipecert[dask]')") from None
     own = isinstance(address, str)
-    client = Client(address) if own else address
+    client: Any = Client(address) if own else address
     try:
         blobs: dict[str, Any] = {}
         opts = {"memory_limit_mb": memory_mb, "plugins": plugins, "threads": threads,
