@@ -5,7 +5,9 @@ Tables
 ``runs``
     One row per finished run (instance x k x method_id x seed), keyed by ``run_key``. Raw
     values only: the certified ``bound``, the re-scored ``incumbent``, the partition
-    (``stage_of`` as JSON), status, times, solver facts, seed and provenance.
+    (``stage_of`` as JSON), status, times, solver facts, seed and provenance. A row is a
+    :class:`~experiments.records.RunRecord`; the columns are derived from its fields
+    (:data:`RUN_COLUMNS`), and :meth:`ResultsStore.add_run` refuses a key that is not one.
 ``instances``
     One row per instance: sizes, cost totals and the instance itself (compressed, see
     :mod:`experiments._serialize`), so stored partitions can be re-scored offline.

@@ -1,10 +1,14 @@
 """Run method cells in an isolated worker process whose time limit is enforced from outside.
 
 The parent starts ``python -m experiments.worker`` with pipes on stdin/stdout and talks to it
-in length-prefixed pickle frames (parent and child are the same program). The worker:
+in length-prefixed pickle frames (parent and child are the same program). A frame carries the
+task as :class:`experiments.records.Task` JSON (and the instance bytes when the worker asks
+for them); the answer carries a :class:`experiments.records.TaskResult` as JSON. Both are
+versioned and checked key by key when read, so no untyped dict crosses the pipe. The worker:
 
 * imports :mod:`heuristics` and :mod:`formulations` (and any plug-in modules named on its
   command line, so out-of-tree methods run too), then answers ``{"op": "ready"}``;
+* runs every task with :func:`pipecert.runner.run_method` (:func:`execute_task`);
 * sets an address-space limit with :func:`resource.setrlimit` (``--memory-mb``), so a method
   that runs out of memory raises :class:`MemoryError` inside the graded ``run`` and becomes a
   recorded error instead of taking the machine down;
