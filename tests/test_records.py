@@ -10,6 +10,8 @@ import sqlite3
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from experiments.records import (
     JSON_COLUMNS,
@@ -239,3 +241,29 @@ def test_the_worker_executes_a_task_from_json_like_run_method():
     bound = execute_task(Task(Role.BOUND, "combinatorial", 3, 0,
                               context=TaskContext(upper_bound=ref.incumbent)), inst, {})
     assert bound.outcome.role is Role.BOUND and bound.outcome.bound is not None
+
+
+# ---------------------------------------------------------------------------- properties
+_floats = st.one_of(st.none(), st.floats(allow_nan=False))
+
+
+@settings(max_examples=60, deadline=None)
+@given(role=st.sampled_from(list(Role)), k=st.integers(1, 64), seed=st.integers(0, 2**63 - 1),
+       tl=st.one_of(st.none(), st.floats(0, 1e6)), ub=_floats, lb=_floats,
+       part=st.one_of(st.none(), st.lists(st.integers(0, 63), max_size=20)))
+def test_any_task_round_trips(role, k, seed, tl, ub, lb, part):
+    t = Task(role, "x[a=1]", k, seed, tl, 2, TaskContext(ub, part, lb))
+    assert Task.from_json(t.to_json()) == t
+
+
+@settings(max_examples=60, deadline=None)
+@given(status=st.sampled_from(list(Status)), bound=_floats, inc=_floats,
+       t=st.floats(0, 1e6), stage_of=st.one_of(st.none(), st.lists(st.integers(0, 7),
+                                                                    min_size=1, max_size=20)))
+def test_any_outcome_round_trips(status, bound, inc, t, stage_of):
+    part = None if stage_of is None else Partition(stage_of, 8)
+    out = RunOutcome("m", Role.BOUND, status, t, bound=bound, incumbent=inc, partition=part,
+                     stats={"s": "x", "v": [1, 2.5]}, log=((0.5, None, 1.0),), error=None)
+    back = RunOutcome.from_json(out.to_json())
+    assert back.to_json() == out.to_json()
+    assert (back.status, back.bound, back.incumbent, back.time_s) == (status, bound, inc, t)
