@@ -13,6 +13,11 @@ Tables
     ``derived`` best incumbent: every partition found at k' <= k): the geometric mean over
     graphs per method and k, the pairs each bound closes, and the mean time per run with
     the share of MIP time spent building the model.
+``spine``
+    Per graph and k: *paper / min-cut / best*, each as a fraction of the best partition
+    (paper = max of combinatorial, bottleneck, guess; min-cut = max of node_bound and
+    path_bound; best = every bound, ``guess+lb`` included, monotone in k), the geometric
+    means per group of graphs, median times, and where ``guess+lb`` lifts the bound.
 ``heuristics``
     brkga-10000 against the down-set DP optimum per graph and k, the geometric mean of
     value / best value per heuristic and k, and what local search (``[refine=True]``) adds.
@@ -28,7 +33,8 @@ from typing import Any
 from experiments.analysis import geomean
 from experiments.store import ResultsStore
 
-__all__ = ["TABLES", "bounds_table", "heuristics_table", "run_script_grid", "script_config"]
+__all__ = ["TABLES", "bounds_table", "heuristics_table", "run_script_grid", "script_config",
+           "spine_table"]
 
 #: Bounds listed first (in this order) in the bounds table; others follow sorted.
 BOUND_ORDER = ["combinatorial", "node_bound", "path_bound", "bottleneck", "guess", "exact_mip"]
@@ -38,6 +44,11 @@ HEURISTIC_ORDER = [
     "brkga-100", "brkga-10000", "input_order[refine=True]", "dfs_order[refine=True]",
     "equal_work[refine=True]", "brkga-100[refine=True]",
 ]
+
+
+#: The paper's bounds and the min-cut bounds compared by the spine table.
+PAPER = ["combinatorial", "bottleneck", "guess"]
+SPINE = ["node_bound", "path_bound"]
 
 
 def script_config(name: str, out: str | Path, instances: Sequence[str], ks: Sequence[int], *,
@@ -237,9 +248,131 @@ def heuristics_table(store: ResultsStore) -> str:
     return "\n".join(out) + "\n"
 
 
+# ---------------------------------------------------------------------------- spine
+def _group(instance_id: str) -> str:
+    """The spine table's group of an instance: generated (bundled ``default/``), training,
+    or the directory the file lies in."""
+    if instance_id.startswith("default/"):
+        return "generated"
+    if "_training" in instance_id:
+        return "training"
+    parent = Path(instance_id).parent.name
+    return parent or instance_id.split("/", 1)[0]
+
+
+def _label(instance_id: str) -> str:
+    """A short name: a bundled generated graph without ``default/``, a file by its name."""
+    if instance_id.startswith("default/"):
+        return instance_id.split("/", 1)[1]
+    return Path(instance_id).name if "/" in instance_id else instance_id
+
+
+def spine_table(store: ResultsStore, *, with_exact: bool = False) -> str:
+    """The Markdown tables of the README section "Beyond the paper: min-cut bounds".
+
+    ``with_exact`` counts an exact heuristic's proven optimum (``downset_dp`` ending
+    ``optimal``) as a bound.
+    """
+    runs = store.runs()
+    ub = _best_incumbent(store)
+    bounds: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    times: dict[tuple[str, int], dict[str, float]] = defaultdict(dict)
+    exact: dict[tuple[str, int], float] = {}
+    for r in runs:
+        key = (str(r["instance"]), int(r["k"]))
+        if r["role"] == "bound" and r.get("bound") is not None:
+            bounds[key][str(r["method_id"])] = float(r["bound"])
+        if r["role"] == "bound" and r.get("wall_time_s") is not None:
+            times[key][str(r["method_id"])] = float(r["wall_time_s"])
+        if r["role"] == "heuristic" and r.get("status") == "optimal" \
+                and r.get("incumbent") is not None:
+            exact[key] = float(r["incumbent"])
+    pairs = sorted(k for k in bounds if k in ub)
+    ks = sorted({k for _, k in pairs})
+    graphs = sorted({g for g, _ in pairs}, key=lambda g: (_group(g), g))
+
+    def top(key: tuple[str, int], names: Sequence[str]) -> float:
+        vals = [v for m, v in bounds[key].items() if m in names]
+        return max(vals) if vals else 0.0
+
+    def best(key: tuple[str, int]) -> float:
+        vals = list(bounds[key].values())
+        if with_exact and key in exact:
+            vals.append(exact[key])
+        return max(vals) if vals else 0.0
+
+    mono: dict[tuple[str, int], float] = {}  # a bound for k' >= k holds for k
+    for g in graphs:
+        run_max = 0.0
+        for k in sorted((k for gg, k in pairs if gg == g), reverse=True):
+            run_max = max(run_max, best((g, k)))
+            mono[(g, k)] = run_max
+    sizes = {str(d["instance"]): d for d in store.instance_rows()}
+    out = ["| graph | n | c/w | " + " | ".join(f"k={k}" for k in ks) + " |",
+           "|---|---|---|" + "---|" * len(ks)]
+    for g in graphs:
+        cells = []
+        for k in ks:
+            key = (g, k)
+            if key not in mono:
+                cells.append("")
+                continue
+            u = ub[key]
+            cells.append(f"{top(key, PAPER) / u:.3f} / {top(key, SPINE) / u:.3f} / "
+                         f"**{mono[key] / u:.3f}**")
+        d = sizes.get(g, {})
+        tw, tc = d.get("total_work"), d.get("total_comm")
+        cw = f"{tc / tw:.2f}" if tw and tc is not None else ""
+        out.append(f"| {_label(g)} | {d.get('n_nodes', '')} | {cw} | " + " | ".join(cells)
+                   + " |")
+    out += ["", "| geometric mean | " + " | ".join(f"k={k}" for k in ks) + " |",
+            "|---|" + "---|" * len(ks)]
+    groups = sorted({_group(g) for g in graphs})
+    for label, sel in [("all graphs", None)] + [(gname, gname) for gname in groups]:
+        for what in ("paper", "min-cut", "best", "guess + T>=LB"):
+            cells = []
+            for k in ks:
+                keys = [(g, k) for g in graphs if (g, k) in mono
+                        and (sel is None or _group(g) == sel)]
+                if not keys:
+                    cells.append("")
+                    continue
+                if what == "paper":
+                    vals = [top(x, PAPER) / ub[x] for x in keys]
+                elif what == "min-cut":
+                    vals = [top(x, SPINE) / ub[x] for x in keys]
+                elif what == "best":
+                    vals = [mono[x] / ub[x] for x in keys]
+                else:
+                    vals = [max(bounds[x].get("guess+lb", 0.0), top(x, PAPER), top(x, SPINE))
+                            / ub[x] for x in keys]
+                cells.append(f"{geomean([max(v, 1e-12) for v in vals]):.3f}")
+            out.append(f"| {label}: {what} | " + " | ".join(cells) + " |")
+    out += ["", "| median time (s) | " + " | ".join(f"k={k}" for k in ks) + " |",
+            "|---|" + "---|" * len(ks)]
+    for spec in [*SPINE, "bottleneck", "guess"]:
+        cells = []
+        for k in ks:
+            ts = sorted(times[(g, k)][spec] for g in graphs if spec in times[(g, k)])
+            med = (ts[len(ts) // 2] if len(ts) % 2 else
+                   (ts[len(ts) // 2 - 1] + ts[len(ts) // 2]) / 2) if ts else None
+            cells.append("" if med is None else f"{med:.2f}")
+        out.append(f"| {spec} | " + " | ".join(cells) + " |")
+    lifted = sum(1 for x in mono if bounds[x].get("guess+lb", 0.0)
+                 > max(top(x, PAPER), top(x, SPINE)) * (1 + 1e-6))
+    out += ["", f"guess with T >= LB_min-cut beat max(paper, min-cut) on {lifted} of "
+            f"{len(mono)} (graph, k) pairs"]
+    low = [(g, k, mono[(g, k)] / ub[(g, k)]) for g, k in sorted(mono)
+           if mono[(g, k)] / ub[(g, k)] < 0.99]
+    out += ["", f"below 0.99: {len(low)} of {len(mono)}: " + ", ".join(
+        f"{_label(g)} k={k} ({v:.3f})" for g, k, v in low)]
+    return "\n".join(out) + "\n"
+
+
 #: Table name -> function printing it from a store (``pipecert report STORE --table NAME``).
 TABLES: dict[str, Callable[[ResultsStore], str]] = {
     "bounds": bounds_table,
     "heuristics": heuristics_table,
+    "spine": spine_table,
 }
 

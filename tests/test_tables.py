@@ -72,3 +72,30 @@ def test_tables_read_hand_made_records(tmp_path):
         text = TABLES["heuristics"](st)
     assert "| a | 5 | 1.0050 |" in text and "| b | 5 | 1.0000 |" in text
     assert "within 1% of OPT on 2 of 2" in text
+
+
+def test_spine_script_runs_grid_and_extras_into_the_store(tmp_path, graphs, capsys):
+    from experiments.scripts import spine_table
+
+    store = tmp_path / "s" / "results.sqlite"
+    args = ["--store", str(store), "--instances", str(graphs), "--bundled", "",
+            "--ks", "2,3", "--heuristics", "bfs_order", "--heur-time", "2",
+            "--mip-time", "2", "--spine-time", "2", "--no-progress"]
+    spine_table.main(args)
+    with ResultsStore(store, readonly=True) as st:
+        recs = st.records()
+    # 2 graphs x 2 k x (1 heuristic + 5 bounds + path_split + guess+lb)
+    assert len(recs) == 32
+    lb = [r for r in recs if r.method_id == "guess+lb"]
+    assert len(lb) == 4 and all(r.role is Role.BOUND and r.method == "guess" for r in lb)
+    assert all(r.context_lower_bound is not None for r in lb)
+    spine_table.main(args)  # resumable: nothing runs again
+    with ResultsStore(store, readonly=True) as st:
+        assert len(st) == 32
+    capsys.readouterr()
+    spine_table.main(["--store", str(store), "--report"])
+    table = capsys.readouterr().out
+    assert "| graph | n | c/w | k=2 | k=3 |" in table
+    assert "| all graphs: min-cut |" in table and "guess with T >= LB_min-cut" in table
+    assert cli_main(["report", str(store), "--table", "spine"]) == 0
+    assert capsys.readouterr().out == table

@@ -22,11 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="print only the table of problems (variant, constraints) and certified "
                         "gaps per k, 'infeasible' where proven (markdown; the README's "
                         "training table)")
-    p.add_argument("--table", choices=("bounds", "heuristics"), default=None,
+    p.add_argument("--table", choices=("bounds", "heuristics", "spine"), default=None,
                    help="print only one research table of the README (markdown): bounds "
-                        "(bound / best partition per method and k) or heuristics (value / "
-                        "best value, brkga vs the DP optimum, local search); see "
-                        "experiments/tables.py")
+                        "(bound / best partition per method and k), heuristics (value / "
+                        "best value, brkga vs the DP optimum, local search) or spine (paper "
+                        "vs min-cut bounds); see experiments/tables.py")
 
 
 def run(args: argparse.Namespace) -> int:
