@@ -419,7 +419,7 @@ class _Grid:
         self.experiment = cfg["experiment"]["name"]
         self.deps = _dependencies(cells, bool(cfg["run"]["share_bounds"]))
         self.closure = {c.run_key: _closure(c.run_key, self.deps) for c in cells
-                        if c.role == "bound"}
+                        if c.role is Role.BOUND}
         done_keys: set[str] = set()
         self.records: dict[str, RunRecord] = {}
         if resume:
