@@ -88,6 +88,10 @@ class Cell:
     kill_after_s: float
     threads: int
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, Role):
+            object.__setattr__(self, "role", Role.parse(str(self.role)))
+
     @property
     def run_key(self) -> str:
         """The store key (instance, k, method_id, seed)."""
