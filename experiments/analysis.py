@@ -1,4 +1,4 @@
-"""Pure aggregation of stored runs into the metrics of spec §5.4.
+"""Pure aggregation of stored runs into the metrics of docs/theory/paper.md#metrics.
 
 Everything here takes plain row dicts (as returned by :meth:`ResultsStore.runs`) and
 returns plain data; the report, the figures and the store's ``derived`` table share it.
@@ -223,7 +223,7 @@ def summarize(
     *,
     dataset_of: Mapping[str, str] | None = None,
 ) -> Summary:
-    """Compute every metric of spec §5.4 from stored runs (see the module docstring)."""
+    """Compute every metric of docs/theory/paper.md#metrics from stored runs (module docstring)."""
     derived = {(d["instance"], d["k"]): d for d in derive_best(runs, instances)}
     ks = sorted({int(r["k"]) for r in runs})
     bmeth = sorted({r["method_id"] for r in runs if r["role"] == Role.BOUND},

@@ -8,7 +8,7 @@ them, so every bound run receives (through :class:`pipecert.SolveContext`) the b
 partition found for its k or a smaller k (a partition into k' <= k stages is feasible for k)
 as a warm start, cut-off and validity check. With ``run.share_bounds`` the bounds of an
 instance run from the largest k down and each receives the best bound proven for a larger k
-(OPT is non-increasing in k, so such a bound is valid for k too, spine-bound.md §4).
+(OPT is non-increasing in k: such a bound is valid for k, docs/theory/min-cut-bounds.md#across-k).
 
 A cell's context is computed only from the cells it depends on (all heuristic cells of its
 instance, and with ``share_bounds`` the bound cells of larger k), never from whatever else
@@ -352,7 +352,7 @@ def make_task(cell: Cell, context: TaskContext, raise_errors: bool = False) -> T
 
 def make_record(cell: Cell, entry: InstanceEntry, result: TaskResult, context: TaskContext,
                 experiment: str) -> RunRecord:
-    """The ``runs`` record of a finished cell (style.md §2.4)."""
+    """The ``runs`` record of a finished cell (docs/guide/results-store.md)."""
     out = result.outcome
     stats = dict(out.stats)
     bound, inc = out.bound, out.incumbent

@@ -6,7 +6,7 @@ bounds validated against the best partition known), in this order:
 1. **fast heuristics** - the order baselines sliced exactly by Algorithm 1 (input, BFS, DFS
    orders; milliseconds) and ``brkga-100``;
 2. **cheap bounds** - ``combinatorial`` (free), ``node_bound`` and ``path_bound`` (max-flow
-   bounds, spine-bound.md; strong on communication-heavy graphs where the paper's
+   bounds, docs/theory/min-cut-bounds.md; strong on communication-heavy graphs where the paper's
    relaxations collapse to the combinatorial bound);
 3. **exact search** - ``downset_dp``, which solves narrow graphs to optimality (its value is
    then also a proven lower bound) and says "unsupported" quickly on wide ones;

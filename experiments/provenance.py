@@ -46,7 +46,7 @@ def _cpu() -> str:
 
 @functools.lru_cache(maxsize=1)
 def provenance() -> dict[str, str]:
-    """Provenance fields of style.md §2.4 for the current process (cached)."""
+    """Provenance fields (docs/guide/results-store.md) of the current process (cached)."""
     from pipecert import __version__
 
     return {

@@ -221,7 +221,8 @@ def _key(sql: str) -> Any:
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
-    """One row of the store's ``runs`` table (style.md §2.4); its fields are the columns.
+    """One row of the store's ``runs`` table (docs/guide/results-store.md); its fields are
+    the columns.
 
     Only ``run_key`` is required (older stores and hand-made rows lack many columns; they
     read as None). JSON columns (``params``, ``partition``, ``stats``, ``log``) hold Python

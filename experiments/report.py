@@ -443,7 +443,8 @@ def to_markdown(rep: Report, *, per_instance: bool = True) -> str:
         f"# Report: {rep.experiment}\n",
         f"{rep.n_instances} instances ({ds}), k in {s.ks}, {rep.n_runs} runs, "
         f"{s.n_errors} errors. UB* = best partition found for k (or a smaller k); ratios "
-        "are geometric means over instances (spec §5.4). " + _units_text(rep) + "\n",
+        "are geometric means over instances (docs/theory/paper.md#metrics). "
+        + _units_text(rep) + "\n",
         _warning(rep),
     ]
     if rep.constrained:

@@ -1,4 +1,4 @@
-"""The results store: one SQLite database per experiment (style.md §2.4).
+"""The results store: one SQLite database per experiment (docs/guide/results-store.md).
 
 Tables
 ------
@@ -14,8 +14,8 @@ Tables
 ``derived``
     Per (instance, k): the best partition value and the best bound *including* values
     carried over from other k (a partition for k' <= k is feasible for k; a bound proven
-    for k' >= k is valid for k, spine-bound.md §4). Recomputed by :meth:`ResultsStore.
-    update_derived`; never mixed into ``runs``.
+    for k' >= k is valid for k, docs/theory/min-cut-bounds.md#across-k). Recomputed by
+    :meth:`ResultsStore.update_derived`; never mixed into ``runs``.
 ``meta``
     Key/value facts: schema version, experiment name, the resolved config.
 

@@ -1,5 +1,5 @@
-"""The research tables (README "Upper bounds", "Lower bounds"), run through the harness and
-regenerated from a results store.
+"""The research tables (docs/results/heuristics.md, docs/results/lower-bounds.md), run
+through the harness and regenerated from a results store.
 
 The scripts under ``experiments/scripts`` build a grid config with :func:`script_config`,
 run it with :func:`run_script_grid` (the ordinary harness: isolated workers, the typed run
@@ -116,7 +116,8 @@ def _best_incumbent(store: ResultsStore) -> dict[tuple[str, int], float]:
 
 # ---------------------------------------------------------------------------- bounds
 def bounds_table(store: ResultsStore) -> str:
-    """The Markdown tables of the README section "Lower bounds" (see the module docstring)."""
+    """The Markdown tables of docs/results/lower-bounds.md#every-bound (see the module
+    docstring)."""
     by = _runs(store, "bound")
     ub = _best_incumbent(store)
     ks = sorted({k for _, k in by})
@@ -184,7 +185,7 @@ def bounds_table(store: ResultsStore) -> str:
 
 # ---------------------------------------------------------------------------- heuristics
 def heuristics_table(store: ResultsStore) -> str:
-    """The Markdown tables of the README section "Upper bounds" (see the module docstring)."""
+    """The Markdown tables of docs/results/heuristics.md (see the module docstring)."""
     by = _runs(store, "heuristic")
     ks = sorted({k for _, k in by})
     graphs = sorted({g for g, _ in by})
@@ -268,7 +269,7 @@ def _label(instance_id: str) -> str:
 
 
 def spine_table(store: ResultsStore, *, with_exact: bool = False) -> str:
-    """The Markdown tables of the README section "Beyond the paper: min-cut bounds".
+    """The Markdown tables of docs/results/lower-bounds.md#min-cut.
 
     ``with_exact`` counts an exact heuristic's proven optimum (``downset_dp`` ending
     ``optimal``) as a bound.

@@ -1,9 +1,9 @@
-"""The anchored cheapest block ``F(H, X)`` as one minimum s-t cut (spine-bound.md §1).
+"""The anchored cheapest block ``F(H, X)`` as one min s-t cut (docs/theory/min-cut-bounds.md).
 
 For node sets ``H`` (must be in the block) and ``X`` (must stay out)::
 
     F(H, X) = min { f(S) : H ⊆ S ⊆ V, S ∩ X = ∅ },
-    f(S)    = w(S) + c(In(S)) + c(Out(S))          (spec §2.3, data edges only)
+    f(S)    = w(S) + c(In(S)) + c(Out(S))          (docs/theory/problem.md#block-cost)
 
 ``S`` ranges over *all* node sets, not only convex or order-feasible ones; that only lowers
 the minimum, so every use of ``F`` as "the cost of a block that contains H and avoids X" is a

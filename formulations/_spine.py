@@ -1,4 +1,4 @@
-"""Kernels of the path-segmentation bound (spine-bound.md §3): chains, run estimates, the DP.
+"""Kernels of the path bound (docs/theory/min-cut-bounds.md#path-bound): chains, run estimates, DP.
 
 A *chain* is a sequence of nodes ``v_0, ..., v_{L-1}`` in which every ``v_p`` reaches
 ``v_{p+1}`` over ordering edges (data and precedence); a path is a chain, and so is every
@@ -463,7 +463,7 @@ def segment_value(
     hint: list[tuple[int, int]] | None = None,
     smin: F64 | None = None,
 ) -> tuple[float, list[tuple[int, int]]]:
-    """``min over splits of 0..L-1 into <= k runs of max g(run)`` (spec §3.1 recurrence).
+    """``min over splits of 0..L-1 into <= k runs of max g(run)`` (Algorithm 1's recurrence).
 
     ``g`` holds the run values on and above the diagonal and ``+inf`` below it. The answer is
     an entry of ``g``: the smallest entry ``T`` whose fewest-runs split (:func:`min_runs_dp`)

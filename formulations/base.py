@@ -43,7 +43,7 @@ __all__ = ["Formulation", "FORMULATIONS", "combinatorial_bound"]
 
 
 def combinatorial_bound(instance: Instance, k: int) -> float:
-    """``LB_comb = max(W / k, max_U w(U))`` (spec §4.1), ``U`` ranging over the units.
+    """``LB_comb = max(W / k, max_U w(U))`` over the units ``U`` (docs/theory/bounds.md).
 
     Valid because the k stage costs sum to at least W (each node's work is paid by its
     stage) and the stage holding a unit ``U`` (nodes that must share a stage:

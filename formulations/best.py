@@ -1,4 +1,4 @@
-"""The per-instance best of several lower bounds (spec §4.6, "LB_MIP").
+"""The per-instance best of several lower bounds (docs/theory/bounds.md#dual-bound, "LB_MIP").
 
 Model
 -----
@@ -79,7 +79,7 @@ class Best(Formulation):
     """The maximum of every registered bound (cheap ones first, then the MIPs)."""
 
     name = "best"
-    citation = "Archer et al., ICML 2024, Section 4 (spec §4.6, per-instance best)"
+    citation = "Archer et al., ICML 2024, per-instance best (docs/theory/bounds.md#dual-bound)"
     dominates = ("combinatorial",)
     handles = frozenset({"groups", "memory", "data_only_edges"})
     relaxes = frozenset()

@@ -1,4 +1,4 @@
-"""The "bottleneck" relaxation (spec §4.3): one block exact, the others aggregated.
+"""The "bottleneck" relaxation (docs/theory/bounds.md#bottleneck): one block exact, rest lumped.
 
 Model (code names in brackets)
 ------------------------------
@@ -18,7 +18,7 @@ binaries ``P[v, 1] = a_v`` (v in A) and ``P[v, 2] = a_v + beta_v`` (v in A u B),
 What it relaxes
 ---------------
 The k - 1 blocks other than B are not modelled: only their total cost is bounded, by the
-aggregation lemma of spec §4.0 (the blocks before B cost at least w(A) + cut(A), the blocks
+aggregation lemma (docs/theory/bounds.md; blocks before B cost at least w(A) + cut(A), the blocks
 after it at least w(D) + cut(A u B)).
 
 Why the value is a valid lower bound
@@ -57,7 +57,7 @@ c > 0): independent of k.
 References
 ----------
 Archer, Fahrbach, Liu, Prabhu, ICML 2024 (the "bottleneck" formulation that accounts for
-communication); the formulation itself is the reconstruction of spec §4.3.
+communication); the formulation itself is the reconstruction of docs/theory/bounds.md#bottleneck.
 """
 
 from __future__ import annotations
@@ -88,9 +88,9 @@ def build_abd(
     exact_b: bool = False,
     form: str = "cumulative",
 ) -> tuple[MipModel, Chain, Block]:
-    """The A/B/D model: bottleneck (``b=None``) or Guess(b) (spec §4.3-4.4).
+    """The A/B/D model: bottleneck (``b=None``) or Guess(b) (docs/theory/bounds.md#guess).
 
-    With ``exact_b`` the In/Out charges of B are exact (upper-bounded as in spec §4.4) and
+    With ``exact_b`` the In/Out charges of B are exact (docs/theory/bounds.md#guess) and
     ``T = f(B)``: the Guess2(b) model.
     """
     t0 = time.perf_counter()
@@ -199,7 +199,7 @@ class Bottleneck(MipFormulation):
     """The bottleneck relaxation: block B exact, the other k-1 blocks aggregated."""
 
     name = "bottleneck"
-    citation = "Archer et al., ICML 2024, Section 4 (spec §4.3)"
+    citation = "Archer et al., ICML 2024, Section 4 (docs/theory/bounds.md#bottleneck)"
     handles = frozenset({"groups", "data_only_edges"})
     relaxes = frozenset({"memory"})
 

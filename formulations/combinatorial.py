@@ -1,4 +1,4 @@
-"""The simple combinatorial lower bound (spec §4.1).
+"""The simple combinatorial lower bound (docs/theory/bounds.md#combinatorial-bound).
 
 Model
 -----
@@ -50,7 +50,7 @@ class CombinatorialBound(Formulation):
 
     name = "combinatorial"
     handles = frozenset({"groups", "memory", "data_only_edges"})
-    citation = "Archer et al., ICML 2024, Section 4 (spec §4.1)"
+    citation = "Archer et al., ICML 2024, Section 4 (docs/theory/bounds.md#combinatorial-bound)"
 
     def __init__(self) -> None:
         pass

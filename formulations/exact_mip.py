@@ -1,4 +1,4 @@
-"""The exact MIP of the paper's Figure 3 (spec §4.2), solved for its dual bound.
+"""The exact MIP of the paper's Figure 3 (docs/theory/bounds.md#exact-mip), solved for its bound.
 
 Model (code names in brackets; blocks are numbered j = 1..k)
 -------------------------------------------------------------
@@ -34,7 +34,7 @@ forward; data-only edges order nothing) and uses only the first K blocks. So
 ``OPT(k) = OPT(K)`` and the K-block model is exact for k; a partition it finds is declared
 for k stages.
 
-Options (spec §4.2 strengthenings, all valid):
+Options (docs/theory/bounds.md#exact-mip strengthenings, all valid):
 
 * ``comb_cut``: ``T >= LB_comb``; ``context_lb_cut``: ``T >= context.lower_bound`` (on by
   default: a proven bound never cuts off an optimum);
@@ -43,14 +43,14 @@ Options (spec §4.2 strengthenings, all valid):
 * ``prefix_cuts``: with ``o[u, j] >= P_j[u] - P_j[v]`` on every data edge (u, v) (and
   ``o[u, j] >= P_j[v] - P_j[u]`` on every data-only edge),
   ``j T >= w(P_j) + c o_j`` and ``(k - j) T >= W - w(P_j) + c o_j`` for j = 1..k-1
-  (the aggregation lemma of spec §4.0);
+  (the aggregation lemma of docs/theory/bounds.md#aggregation-lemma);
 * ``symmetry``: used-block indicators ``e_j`` (binary) with ``x[v, j] <= e_j``,
   ``e_j >= e_{j+1}``, ``sum_v x[v, j] >= e_j`` (empty blocks can always move to the end).
 
 What it relaxes
 ---------------
 Nothing: at integer points the constraints describe exactly the feasible ordered partitions
-(spec §2.4) and the smallest feasible y, z are the In/Out indicators (spec §2.3), so the
+(docs/theory/problem.md) and the smallest feasible y, z are the In/Out indicators, so the
 optimum is OPT. A time-limited run reports the solver's global dual bound.
 
 Why the value is a valid lower bound
@@ -125,7 +125,7 @@ class ExactMip(MipFormulation):
     """Figure 3: the exact MIP over k ordered blocks; reports its dual bound."""
 
     name = "exact_mip"
-    citation = "Archer et al., ICML 2024, Figure 3 (spec §4.2)"
+    citation = "Archer et al., ICML 2024, Figure 3 (docs/theory/bounds.md#exact-mip)"
     exact = True
     handles = frozenset({"groups", "memory", "data_only_edges"})
     relaxes = frozenset()

@@ -1,4 +1,4 @@
-"""Guess the bottleneck block (spec §4.4): the bottleneck relaxation split by position.
+"""Guess the bottleneck block (docs/theory/bounds.md#guess): the bottleneck relaxation by position.
 
 Model (code names in brackets)
 ------------------------------
@@ -51,7 +51,7 @@ is solved with ``T >=`` the best earlier bound, so its entry is max(earlier best
 
 Budget
 ------
-b is tried in the order of spec §4.4: the bottleneck stage of ``context.partition`` first,
+b is tried in the order of docs/theory/bounds.md#guess: the bottleneck of ``context.partition``,
 then its neighbours (b0-1, b0+1, b0-2, ...); without a partition, from the middle out. Each
 b gets an equal share of the time left; the max variant stops as soon as the bound (plus
 its safety margin, ``stats["margin"]``: the solver's own value) meets
@@ -65,7 +65,7 @@ k models, each with 2n binaries, at most 4n charges and about 2m + 4m' + 3 rows.
 References
 ----------
 Archer, Fahrbach, Liu, Prabhu, ICML 2024 (the "guess the bottleneck block" formulation);
-the formulation is the reconstruction of spec §4.4.
+the formulation is the reconstruction of docs/theory/bounds.md#guess.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ class Guess(MipFormulation):
     """Guess the bottleneck block: max over b of Guess(b) (or min_b Guess2(b))."""
 
     name = "guess"
-    citation = "Archer et al., ICML 2024, Section 4 (spec §4.4)"
+    citation = "Archer et al., ICML 2024, Section 4 (docs/theory/bounds.md#guess)"
     handles = frozenset({"groups", "data_only_edges"})
     relaxes = frozenset({"memory"})
     dominates = ("bottleneck",)

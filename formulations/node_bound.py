@@ -1,10 +1,10 @@
-"""Node bound: the cheapest block around the most expensive node (spine-bound.md §2).
+"""Node bound: the cheapest block around the costliest node (docs/theory/min-cut-bounds.md).
 
 Model
 -----
 ``LB_node = max_v F({v}, ∅)`` with ``F(H, X) = min { f(S) : H ⊆ S, S ∩ X = ∅ }`` the anchored
 cheapest block of :mod:`formulations._maxflow` (one minimum s-t cut per node) and
-``f(S) = w(S) + c(In(S)) + c(Out(S))`` the block cost of spec §2.3.
+``f(S) = w(S) + c(In(S)) + c(Out(S))`` the block cost of docs/theory/problem.md#block-cost.
 
 What it relaxes
 ---------------
@@ -56,7 +56,7 @@ producers with several consumers); in practice far fewer (see ``stats["max_flows
 
 References
 ----------
-pipecert, ``docs/spine-bound.md`` §2 (not in Archer et al., ICML 2024).
+pipecert, ``docs/theory/min-cut-bounds.md#node-bound`` (not in Archer et al., ICML 2024).
 """
 
 from __future__ import annotations
@@ -220,7 +220,7 @@ class NodeBound(Formulation):
     """max_v of the cheapest block containing v (one min cut per node): OPT >= LB_node."""
 
     name = "node_bound"
-    citation = "pipecert docs/spine-bound.md §2 (beyond Archer et al., ICML 2024)"
+    citation = "pipecert, docs/theory/min-cut-bounds.md#node-bound (beyond Archer et al. 2024)"
     handles = frozenset({"groups", "data_only_edges"})
     relaxes = frozenset({"memory"})
 

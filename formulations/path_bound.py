@@ -1,4 +1,4 @@
-"""Path-segmentation bound: min-max split of a path into runs of anchored blocks (spine §3).
+"""Path-segmentation bound: min-max split of a path into runs of anchored blocks (min cuts).
 
 Model
 -----
@@ -11,7 +11,7 @@ Take a chain ``P = (v_0, ..., v_{L-1})`` of nodes, each reaching the next over o
   :mod:`formulations._maxflow`),
 
 and ``LB_path(P, k) = min over splits of 0..L-1 into at most k contiguous runs of
-max_run g(run)``, the min-max segmentation recurrence of spec §3.1 on the ``L`` positions.
+max_run g(run)``, the min-max segmentation recurrence (Algorithm 1) on the ``L`` positions.
 The reported bound is ``max(LB_node, max_P LB_path(P, k), values proven for larger k)``.
 
 What it relaxes
@@ -100,8 +100,8 @@ of :mod:`formulations._maxflow` in practice (``stats["max_flows"]``).
 
 References
 ----------
-pipecert, ``docs/spine-bound.md`` §3-4 (not in Archer et al., ICML 2024); the segmentation
-recurrence is Algorithm 1 of Archer et al. (spec §3.1).
+pipecert, ``docs/theory/min-cut-bounds.md#path-bound`` (not in Archer et al.); the segmentation
+recurrence is Algorithm 1 of Archer et al. (docs/theory/algorithms.md#algorithm-1).
 """
 
 from __future__ import annotations
@@ -362,7 +362,7 @@ class PathBound(Formulation):
     """Min-max split of heavy paths into <= k runs of anchored cheapest blocks (min cuts)."""
 
     name = "path_bound"
-    citation = "pipecert docs/spine-bound.md §3 (beyond Archer et al., ICML 2024)"
+    citation = "pipecert, docs/theory/min-cut-bounds.md#path-bound (beyond Archer et al. 2024)"
     handles = frozenset({"groups", "data_only_edges"})
     relaxes = frozenset({"memory"})
 

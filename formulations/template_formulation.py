@@ -8,7 +8,7 @@ State the model: variables, constraints and objective, with the symbols mapped t
 
 What it relaxes
 ---------------
-Which parts of the exact problem (spec §2.4) are dropped or aggregated.
+Which parts of the exact problem (docs/theory/problem.md#feasibility) are dropped or aggregated.
 
 Validity
 --------

@@ -18,7 +18,7 @@ import math
 import time
 import traceback
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -49,7 +49,7 @@ class Heuristic(Method, abc.ABC):
         True if the result does not depend on the random generator.
     """
 
-    deterministic: bool = False
+    deterministic: ClassVar[bool] = False
 
     @abc.abstractmethod
     def solve(

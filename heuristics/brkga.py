@@ -1,4 +1,4 @@
-"""BRKGA with the sort-and-slice decoder: SliceGraph's search (spec §3.3).
+"""BRKGA with the sort-and-slice decoder: SliceGraph's search (docs/theory/algorithms.md#brkga).
 
 A biased random-key genetic algorithm (Gonçalves & Resende 2011) over chromosomes
 ``r in [0, 1)^n``, decoded by Algorithm 2 (:mod:`heuristics.decoder`: min-key Kahn order,
@@ -11,7 +11,7 @@ then the exact slicing DP). One generation::
         child[i] = A[i] with probability rho_e else B[i]
     evaluate mutants and offspring (elite fitness is cached)
 
-Presets (spec §3.3, [S6]): ``brkga-100`` = population 10 x 10 generations, ``brkga-10000`` =
+Presets (docs/theory/algorithms.md#brkga): ``brkga-100`` = population 10 x 10, ``brkga-10000`` =
 100 x 100; ``brkga`` exposes every parameter (defaults 100 x 100). Candidate evaluations are
 counted as ``population`` per generation, so ``p * g`` matches the paper's budget names.
 
@@ -369,7 +369,7 @@ class Brkga(Heuristic):
     population, generations : int
         Population size ``p`` and number of generations ``g`` (``p * g`` evaluations).
     elite_frac, mutant_frac, rho_e : float
-        Elite fraction, mutant fraction and elite-inheritance probability (spec §3.3
+        Elite, mutant fractions and elite-inheritance probability (docs/theory/algorithms.md#brkga
         guesses 0.2, 0.2, 0.7, inside Gonçalves-Resende's recommended ranges).
     seed_orders : bool
         Seed the first population with the BFS and DFS orders.
@@ -404,7 +404,7 @@ class Brkga(Heuristic):
 
     name = "brkga"
     handles: ClassVar[frozenset[str]] = ORDER_BASED
-    citation = "Archer et al. 2024, §3 (SliceGraph); Gonçalves & Resende 2011"
+    citation = "Archer et al., ICML 2024 (SliceGraph); Gonçalves & Resende, J. Heuristics 2011"
 
     def __init__(
         self,
@@ -523,7 +523,7 @@ class Brkga(Heuristic):
 
 @HEURISTICS.register
 class Brkga100(Brkga):
-    """brkga-100: BRKGA with population 10 x 10 generations (100 evaluations, [S6])."""
+    """brkga-100: BRKGA with population 10 x 10 generations (100 evaluations, Archer et al.)."""
 
     name = "brkga-100"
 
@@ -553,7 +553,7 @@ class Brkga100(Brkga):
 
 @HEURISTICS.register
 class Brkga10000(Brkga):
-    """brkga-10000: BRKGA with population 100 x 100 generations (10^4 evaluations, [S6]).
+    """brkga-10000: BRKGA with population 100 x 100 generations (10^4 evaluations, Archer et al.).
 
     Defaults to a decoder gene choosing between the paper's decoder and the progress-biased
     one (``bias=2, bias_gene=True``) and the exact polish (``resplit=True``: tube search,

@@ -1,4 +1,4 @@
-"""Algorithm 2 (BrkgaSortAndSliceDecoder, spec §3.2) and the topological orders it builds on.
+"""Algorithm 2 (BrkgaSortAndSliceDecoder, docs/theory/algorithms.md) and the topological orders.
 
 The decoder maps a chromosome ``r in [0, 1)^g`` of random keys to a partition:
 

@@ -1077,7 +1077,7 @@ class DownsetDP(Heuristic):
     """
 
     name = "downset_dp"
-    citation = "Tarnawski et al., NeurIPS 2020 (DP over ideals); spec §7"
+    citation = "Tarnawski et al., NeurIPS 2020, arXiv:2006.16423 (DP over ideals)"
     deterministic: ClassVar[bool] = True
     handles = frozenset({"groups", "memory", "data_only_edges"})
 

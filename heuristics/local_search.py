@@ -1,4 +1,4 @@
-"""Local-search refinement: move single nodes between adjacent stages (spec §3, issue 3 item 6).
+"""Local-search refinement: move single nodes between adjacent stages (pipecert).
 
 :func:`refine_partition` improves any feasible partition. A move takes one node ``v`` from
 stage ``s`` to an adjacent stage ``t = s - 1`` or ``s + 1`` (an empty stage index is fine:

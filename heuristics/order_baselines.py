@@ -1,4 +1,4 @@
-"""Single-order baselines (spec §3.4): one topological order sliced optimally by Algorithm 1.
+"""Single-order baselines (docs/theory/algorithms.md#baselines): one order sliced by Algorithm 1.
 
 * ``input_order``: the instance's own order (``Instance.topo_order``, the lexicographically
   smallest topological order by node index: the file's order whenever that is topological;
@@ -76,7 +76,7 @@ class _SingleOrder(Heuristic):
 
     deterministic: ClassVar[bool] = True
     handles: ClassVar[frozenset[str]] = ORDER_BASED
-    citation = "Archer et al. 2024, §3 (Algorithm 1 on a fixed order)"
+    citation = "Archer et al., ICML 2024 (Algorithm 1 on a fixed order)"
 
     def __init__(self, *, refine: bool = False, reduce: bool = False) -> None:
         self.refine = refine

@@ -1,8 +1,8 @@
-"""Algorithm 1: exact slicing of a unit order into at most k blocks (spec §3.1).
+"""Algorithm 1: exact slicing of a unit order into at most k blocks (docs/theory/algorithms.md).
 
 **The unconstrained problem.** Given a topological order ``pi`` of the instance (over its
 ordering edges), every way of cutting ``pi`` into at most ``k`` contiguous segments is a
-feasible partition, and by the topological-slicing lemma (spec §2.5) every feasible
+feasible partition, and by the topological-slicing lemma (docs/theory/problem.md) every feasible
 partition arises this way for some order. :func:`slice_order` computes the best slicing of
 one order exactly with the min-max dynamic program
 

@@ -59,8 +59,9 @@ class Spec:
         return derive_seed(BASE_SEED, SUITE, self.name)
 
     def make(self) -> Instance:
-        gen: Callable[..., Instance] = {"layered_dag": layered_dag,
-                                        "regal_like": regal_like}[self.generator]
+        generators: dict[str, Callable[..., Instance]] = {"layered_dag": layered_dag,
+                                                          "regal_like": regal_like}
+        gen = generators[self.generator]
         return gen(rng=self.seed, name=f"{SUITE}/{self.name}", **self.params)
 
 
@@ -76,7 +77,8 @@ def _specs() -> list[Spec]:
     ]
     for i in range(1, 9):
         s.append(Spec(f"regal-{i:02d}", "regal_like", {},
-                      "REGAL-like: 50-300 nodes, integer costs on [1, 100] (spec §9)"))
+                      "REGAL-like: 50-300 nodes, integer costs on [1, 100] "
+                      "(docs/theory/paper.md#implementation-notes)"))
     for n in (30, 100, 300, 1000, 3000):
         s.append(Spec(f"compute-{n:04d}", "layered_dag",
                       dict(n=n, width=4, skip_prob=0.1, comm_work_ratio=0.05),

@@ -74,7 +74,7 @@ def bundled_path(instance_id: str) -> Path:
     suite, _ = _split(instance_id)
     for e in _manifest(suite):
         if e["id"] == instance_id:
-            return DATA_DIR / suite / e["file"]
+            return DATA_DIR / suite / str(e["file"])
     raise InputError(f"unknown bundled instance {instance_id!r} (see `pipecert instances "
                      f"{suite}`)")
 

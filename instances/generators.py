@@ -1,6 +1,6 @@
 """Deterministic synthetic instance generators.
 
-* :func:`regal_like`: REGAL-like graphs (spec §9): a layered random DAG of 50 to 300 nodes,
+* :func:`regal_like`: REGAL-like graphs (docs/theory/paper.md): a layered random DAG, 50-300 nodes,
   edges mostly to the next 1 to 3 layers plus occasional long skip edges, integer work
   (``compute_cost``) and output size (comm) uniform on [1, 100], a few multi-consumer nodes.
   :func:`regal_like_set` draws several with distinct topologies.
@@ -239,7 +239,7 @@ def regal_like(
     cost_range: tuple[int, int] = (1, 100),
     name: str | None = None,
 ) -> Instance:
-    """A REGAL-like synthetic graph (spec §9; the REGAL generator's parameters are guesses).
+    """A REGAL-like graph (docs/theory/paper.md#implementation-notes; parameters are guesses).
 
     A layered random DAG with ``n`` nodes (drawn uniformly from ``n_range`` if ``None``);
     each node takes one input from the previous layer and, with probability

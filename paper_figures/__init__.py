@@ -1,4 +1,4 @@
-"""Figures and tables of the paper (spec §6.3), regenerated from a results store.
+"""Figures and tables of the paper (docs/theory/paper.md#figures), regenerated from a store.
 
 One module per figure or table; each has a pure data step (``data(records) -> NamedTuple``,
 unit-tested) and a drawing step (``draw(info) -> Figure`` or ``render(info, fmt) -> str``)

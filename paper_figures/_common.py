@@ -39,7 +39,7 @@ _FIXED: dict[str, tuple[str, str, Any]] = {
 
 
 class Records(NamedTuple):
-    """What every figure reads: runs, instance facts and the §5.4 summary."""
+    """What every figure reads: runs, instance facts and the summary (docs/theory/paper.md)."""
 
     runs: list[dict[str, Any]]
     instances: dict[str, dict[str, Any]]

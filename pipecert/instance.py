@@ -1,6 +1,6 @@
 """The problem instance: an immutable DAG with work, communication and memory costs.
 
-An :class:`Instance` holds everything the cost model of spec §2 needs:
+An :class:`Instance` holds everything the cost model of docs/theory/problem.md#mtpp needs:
 
 * node ids (strings, unique), optional human labels and op types;
 * work ``w(v) >= 0`` and communication cost ``c(v) >= 0`` (the cost of sending ``v``'s output
@@ -137,7 +137,7 @@ def _dedupe_flagged(
 
 
 class Instance:
-    """An immutable MTPP instance (spec §2.2).
+    """An immutable MTPP instance (docs/theory/problem.md#input).
 
     Parameters
     ----------

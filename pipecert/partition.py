@@ -1,4 +1,4 @@
-"""Partitions and the one reference cost function of pipecert (spec §2.3, §2.4).
+"""Partitions and the one reference cost function of pipecert (docs/theory/problem.md).
 
 Every number pipecert reports as the value of a partition comes from :func:`evaluate` (or
 :func:`stage_costs`, which it is built on). Methods never grade themselves.
@@ -334,7 +334,7 @@ def stage_costs(instance: Instance, partition: Partition) -> StageCosts:
 
 
 def evaluate(instance: Instance, partition: Partition) -> float:
-    """The objective: the bottleneck ``max_b f(S_b)`` of a partition (spec §2.4).
+    """The objective: the bottleneck ``max_b f(S_b)`` (docs/theory/problem.md#feasibility).
 
     Examples
     --------

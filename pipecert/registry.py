@@ -239,10 +239,12 @@ class Registry(Generic[T]):
     kind : str
         What is registered ("formulation", "heuristic", ...), used in messages.
     base : type
-        Every registered class must be a concrete subclass of it.
+        Every registered class must be a concrete subclass of it. Usually abstract, so it
+        is typed ``type`` (mypy accepts only concrete classes for ``type[T]``); annotate
+        the registry, e.g. ``FORMULATIONS: Registry[Formulation] = Registry(...)``.
     """
 
-    def __init__(self, kind: str, base: type[T]) -> None:
+    def __init__(self, kind: str, base: type) -> None:
         self.kind = kind
         self.base = base
         self._classes: dict[str, type[T]] = {}

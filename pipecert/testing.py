@@ -15,7 +15,8 @@
   raise :class:`AssertionError` with a message that says what to fix; :func:`check_run`
   checks one graded run (the gate ``method.run``) against brute force, on any variant. A
   researcher can call them on a draft method outside the repository, e.g.
-  ``check_heuristic(MyHeuristic(), variants="all")``.
+  ``check_heuristic(MyHeuristic(), variants="all")``; :mod:`pipecert.contract` packages
+  them as a contract suite with one test id per check.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ MAX_ENUMERATION = 3_000_000
 
 
 def worked_example() -> Instance:
-    """The 5-node example of spec §2.8 (OPT = 12, 10, 10 for k = 1, 2, 3)."""
+    """The example of docs/theory/problem.md#worked-example (OPT = 12, 10, 10 for k = 1, 2, 3)."""
     return Instance(
         ["a", "b", "c", "d", "e"],
         work=[2, 4, 3, 2, 1],

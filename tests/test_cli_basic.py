@@ -87,7 +87,7 @@ def test_info_on_bundled_id_and_generated_operator_graph(capsys, tmp_path):
 
 # ------------------------------------------------------------------ evaluate
 def hand_costs(inst, stages: list[list[str]]) -> list[tuple[float, float, float]]:
-    """Spec §2.3 by hand, with Python sets: (work, comm in, comm out) per stage."""
+    """The block cost by hand (docs/theory/problem.md): (work, comm in, comm out) per stage."""
     succ: dict[str, set[str]] = {v: set() for v in inst.ids}
     for u, v in zip(inst.src.tolist(), inst.dst.tolist()):
         succ[inst.ids[u]].add(inst.ids[v])

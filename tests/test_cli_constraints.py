@@ -1,4 +1,4 @@
-"""Constrained variants in the CLI and the harness (issue 12, docs/constraints.md).
+"""Constrained variants in the CLI and the harness (docs/constraints.md).
 
 ``--memory-limit``/``--relax`` and their parser, the variant in ``solve``/``info``/``evaluate``
 output, proven infeasibility (exit 3, JSON status), the portfolio on variants (steps left

@@ -1,4 +1,4 @@
-"""Every lower bound on every constrained variant it claims, against brute force (issue 12).
+"""Every lower bound on every constrained variant it claims, vs brute force (docs/constraints.md).
 
 For every registered formulation (and the option variants whose validity arguments differ:
 prefix cuts and symmetry rows, the assign form, Guess's min variant, the path bound without
@@ -157,7 +157,7 @@ def test_pool_covers_the_variants() -> None:
 
 
 def test_every_formulation_supports_every_variant() -> None:
-    """Issue 12: every bound supports data-only edges; groups/memory handled or relaxed."""
+    """Each bound takes data-only edges, handles or relaxes groups/memory (docs/constraints.md)."""
     for name in FORMULATIONS.names():
         cls = FORMULATIONS.get(name)
         have = set(cls.handles) | set(cls.relaxes)

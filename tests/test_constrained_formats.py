@@ -1,4 +1,4 @@
-"""Formats and parsers of the constrained variants (issue 12): data-only edges, groups and
+"""Formats and parsers of the constrained variants (docs/constraints.md): data-only edges, groups,
 memory caps in native JSON, PipeDream training graphs, and memory sizes on the command line.
 
 Every bad input is one line naming the file (or the text) and the problem.

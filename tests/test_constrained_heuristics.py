@@ -1,4 +1,4 @@
-"""The order-based heuristics on the constrained variants (issue 12): groups, caps, data-only.
+"""Order-based heuristics on constrained variants (docs/constraints.md): groups, caps, data-only.
 
 Checked against the brute-force oracle (which enforces the whole variant) on random
 training-like graphs (every memory regime, orphan layers) and random DAGs with random
@@ -297,7 +297,7 @@ def test_local_search_and_resplit_keep_feasibility(i: int) -> None:
 
 
 # ---------------------------------------------------------------------------- shared graphs
-#: The peer DP's optima (issue 12, maxCPUs = 0, maxFPGAs = k), input work kept.
+#: The peer DP's optima (docs/results/training.md, maxCPUs = 0, maxFPGAs = k), input work kept.
 PEER = {
     "bert24_training": (109.917906, 58.545813, 33.378813, 16.792813, 9.536914, 9.536914),
     "resnet50_training": (math.inf, 117.296070, 59.165625, 32.366406, 19.033777, 19.033777),

@@ -21,7 +21,7 @@ from pipecert import (
 from pipecert.testing import brute_force, random_dag, worked_example
 
 
-# Worked example of spec §2.8:
+# Worked example of docs/theory/problem.md#worked-example:
 #   node |  a  b  c  d  e
 #   w    |  2  4  3  2  1
 #   c    |  3  1  2  1  5      edges a->b a->c b->d c->d d->e a->e

@@ -2,7 +2,7 @@
 
 Instances are drawn as raw edge lists (ordering data edges, precedence edges, data-only
 edges, pairs given both ways), co-location groups, node memory and a cap; the expected
-answers are computed here from those lists and the definitions of issue 12, never from
+answers are computed here from those lists and the definitions of docs/constraints.md, never from
 the instance's derived views:
 
 * :func:`check_feasible` = at most k stages, order along ordering edges only (data and

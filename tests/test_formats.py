@@ -176,7 +176,7 @@ def test_every_dnn_partitioning_layer_graph_reads(shared_instances):
 
 
 def test_dnn_partitioning_keeps_input_work_zeroes_on_request(shared_instances):
-    """Issue 11: the file's values by default; zeroing is the explicit zero_input_work."""
+    """The file's values by default; zeroing is explicit (docs/guide/formats.md)."""
     f = shared_instances / LG / "resnet50_inference.json"
     inst = read_instance(f)
     legacy = read_instance(f, keep_input_work=True)  # the old spelling: the default now
@@ -618,7 +618,7 @@ def test_folder_scan_skips_unrecognised_json(tmp_path, shared_instances):
 
 # ------------------------------------------------------------------ units
 def test_every_reader_states_units(tmp_path, shared_instances):
-    """Issue 11 item 6: ms / ms / bytes for the profiles, us and bytes for REGAL (honestly
+    """docs/guide/formats.md: ms / ms / bytes for the profiles, us and bytes for REGAL (honestly
     two units), the file's own units for native JSON, "unit" for generated graphs."""
     from instances.generators import layered_dag, regal_like
 
@@ -662,7 +662,7 @@ def test_info_prints_units_and_input_work(tmp_path, shared_instances, capsys):
 
 
 def test_training_style_graph_keeps_small_source_work(tmp_path):
-    """The 1e-8 discrepancy of issue 11: forward source nodes (inputs and weights of a
+    """A 1e-8 discrepancy (docs/guide/formats.md): forward source nodes (inputs and weights of a
     training graph) with small but nonzero work used to be zeroed by default, shifting
     stage costs by about 1e-8 relative. The file's values are now kept, so evaluate agrees
     with a hand computation from the file exactly."""

@@ -40,7 +40,7 @@ def _within_margin(r, opt: float) -> bool:
     return r.bound is not None and opt - m - 1e-5 * abs(opt) - 1e-6 <= r.bound <= opt + 1e-6
 
 
-# ---------------------------------------------------------------------------- spec §2.8
+# ------------------------------------------------------- docs/theory/problem.md#worked-example
 @pytest.mark.parametrize("solver", SOLVERS)
 def test_worked_example_values_of_spec_2_8(solver: str) -> None:
     inst = worked_example()
@@ -70,7 +70,7 @@ def test_combinatorial_bound_of_the_worked_example() -> None:
 
 # ---------------------------------------------------------------------------- dominance
 def test_each_guess_b_is_at_least_the_bottleneck_relaxation() -> None:
-    """Guess(b) >= bottleneck for every b (spec §4.4), both solved to optimality."""
+    """Guess(b) >= bottleneck for every b (docs/theory/bounds.md#guess), both solved to optimum."""
     bott = FORMULATIONS.make("bottleneck[comb_cut=false]")
     guess = FORMULATIONS.make("guess[comb_cut=false]")
     checked = 0
@@ -262,7 +262,7 @@ def test_every_partition_returned_is_rescored_by_the_framework() -> None:
 # ---------------------------------------------------------------------------- statuses
 def test_relaxation_statuses_say_solved_unless_a_feasible_value_is_met() -> None:
     """A solved relaxation is ``solved``; ``optimal`` only when it meets a known feasible
-    value (issue 11, item 7); an exact method that finished is ``optimal``."""
+    value (docs/methods/lower-bounds.md); an exact method that finished is ``optimal``."""
     inst = worked_example()
     out = FORMULATIONS.make("bottleneck").run(inst, 3, Budget(B))
     assert out.status is Status.SOLVED  # 6 < OPT = 10: a gap remains

@@ -1,4 +1,4 @@
-"""Every lower bound on extreme cost ranges, against brute-force optima (issue 11, item 0).
+"""Every lower bound on extreme cost ranges, vs brute-force optima (docs/methods/lower-bounds.md).
 
 Two parts, both over every registered formulation (the ``FORMULATIONS`` registry, read at
 collection time, so a new bound is fuzzed with no test edit), the parameter variants that

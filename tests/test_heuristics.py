@@ -1,7 +1,7 @@
 """Algorithm 1, the decoder, BRKGA, the down-set DP, the reductions and the local search.
 
 Oracles: brute force over all slicings of a fixed order, over all topological orders, and
-over all partitions (``pipecert.testing.brute_force``); the worked example of spec §2.8.
+over all partitions (``pipecert.testing.brute_force``); the example of docs/theory/problem.md.
 """
 
 import itertools

@@ -450,7 +450,7 @@ def test_cli_onnx_options_bind_batch_and_hardware(tmp_path, capsys) -> None:
 
 # ---------------------------------------------------------------------- units, provenance
 def test_onnx_records_units_cost_model_and_the_default_hardware(tmp_path, capsys) -> None:
-    """Issue 11 item 6: an ONNX file priced as a100 unless told otherwise says so."""
+    """docs/guide/formats.md: an ONNX file priced as a100 unless told otherwise says so."""
     onnx = pytest.importorskip("onnx")
     from experiments.cli import main
     from instances.io import read_instance

@@ -1,4 +1,4 @@
-"""Interrupts: SIGINT / SIGTERM stop ``pipecert solve`` cleanly (issue 11, item 4).
+"""Interrupts: SIGINT / SIGTERM stop ``pipecert solve`` cleanly (docs/guide/solve.md).
 
 The unit tests drive the process-wide cancel flag (:mod:`pipecert.cancel`) in-process; the
 CLI tests send real signals to ``python -m experiments solve`` at several moments (early,

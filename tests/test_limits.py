@@ -1,4 +1,4 @@
-"""Limits held inside the methods (issue 11, items 3 and 9).
+"""Limits held inside the methods (docs/guide/solve.md).
 
 * k larger than the node count costs what k = n costs (methods are called with
   ``k_eff = min(k, n)``; the partition is declared for k stages in O(n) memory);

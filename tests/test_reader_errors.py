@@ -1,6 +1,6 @@
 """Malformed, truncated and hostile graph files: one line naming the file, exit code 2.
 
-Issue 11 item 10: a truncated PipeDream ``graph.txt`` was accepted as a smaller graph, and a
+docs/guide/formats.md: a truncated PipeDream ``graph.txt`` was accepted as a smaller graph, and a
 5,000-level nested JSON ended in a ``RecursionError`` traceback in every command.
 """
 

@@ -1,4 +1,4 @@
-"""Report metrics (spec §5.4) on hand-computed rows, and the report renderings."""
+"""Report metrics (docs/theory/paper.md#metrics) on hand-computed rows, and the renderings."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every writer/reader pair round-trips exactly (issue 11 item 1): write -> read -> equal.
+"""Every writer/reader pair round-trips exactly (docs/guide/formats.md): write -> read -> equal.
 
 Property tests over random instances: random DAGs with precedence-only edges, data-only
 edges (in either direction, also against the order), memory, groups, labels, op types,

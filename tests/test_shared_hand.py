@@ -1,11 +1,11 @@
-"""Hand computation on every public graph (issue 11: "evaluate with the file's values agrees
-with a hand computation from the file").
+"""Hand computation on every public graph: ``evaluate`` with the file's values agrees
+with a hand computation from the file (docs/guide/formats.md).
 
 Each file of ``../shared/instances`` is parsed here by a minimal parser written from the
-format description in ``../shared/instances/README.md`` (plain ``json`` and line parsing;
+format table in ``docs/guide/formats.md#formats`` (plain ``json`` and line parsing;
 no pipecert reader). A deterministic partition (a topological order, smallest file position
 first, cut into k contiguous chunks) is priced by hand with the block cost of
-``../shared/docs/paper-spec.md`` §2.3: the work of the stage's nodes, plus the comm of every
+``docs/theory/problem.md#block-cost``: the work of the stage's nodes, plus the comm of every
 producer outside the stage that some node of the stage reads, plus the comm of every
 producer of the stage that some node outside reads, each producer charged once per stage.
 ``pipecert.evaluate`` on the instance pipecert reads (default options: the file's values)
@@ -169,7 +169,7 @@ def topological_order(g: Hand) -> list[str]:
 
 
 def hand_stage_costs(g: Hand, stage: dict[str, int], k: int) -> list[float]:
-    """Spec §2.3 block cost of every stage, with Python sets and sums."""
+    """docs/theory/problem.md#block-cost block cost of every stage, with Python sets and sums."""
     out = []
     for b in range(k):
         members = {v for v in g.ids if stage[v] == b}
@@ -227,7 +227,7 @@ def test_evaluate_matches_hand_computation_on_every_shared_file(shared_instances
 
 def test_hand_parsers_see_the_input_work(shared_instances: Path) -> None:
     """The hand parsers read the file's values: the inputs keep their data-loading work,
-    and so does pipecert by default (issue 11: a reader changed the data)."""
+    and so does pipecert by default (docs/guide/formats.md)."""
     lg = parse_dnn_partitioning(shared_instances / "dnn-partitioning/LayerGraphs/"
                                 "resnet50_inference.json")
     pd = parse_pipedream(shared_instances / "pipedream/image_classification/"

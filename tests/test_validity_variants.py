@@ -1,6 +1,6 @@
 """Every registered method on every constrained variant it claims, against brute force.
 
-Issue 12 item 5. Parametrized over the ``FORMULATIONS`` and ``HEURISTICS`` registries at
+docs/constraints.md. Parametrized over the ``FORMULATIONS`` and ``HEURISTICS`` registries at
 collection time, one test per (method, variant) of :data:`pipecert.testing.VARIANTS`
 (training graphs with and without memory caps, random groups, data-only edges, binding /
 tight / impossible caps, mixtures, extreme costs; k from 1 to n + 1). A method that

@@ -330,7 +330,7 @@ def first_line(text: str | None, limit: int | None = None) -> str | None:
 
 
 def check_measurement_args(args: argparse.Namespace) -> None:
-    """One-line errors for the timing options of ``profile`` and ``bench-stages``:
+    """One-line errors for the timing options of ``profile``, ``bench-stages``, ``calibrate``:
     ``--repeats`` >= 1, ``--warmup`` >= 0, ``--threads`` >= 1 (if given), ``--bandwidth`` a
     finite positive number of bytes/s (if given)."""
     if args.repeats < 1:
@@ -339,6 +339,7 @@ def check_measurement_args(args: argparse.Namespace) -> None:
         raise InputError(f"--warmup must be >= 0, got {args.warmup}")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads must be >= 1, got {args.threads}")
-    if args.bandwidth is not None and not 0 < args.bandwidth < float("inf"):
+    bandwidth = getattr(args, "bandwidth", None)
+    if bandwidth is not None and not 0 < bandwidth < float("inf"):
         raise InputError(f"--bandwidth must be a positive number of bytes/s, "
-                         f"got {args.bandwidth}")
+                         f"got {bandwidth}")

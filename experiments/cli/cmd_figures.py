@@ -1,4 +1,4 @@
-"""``pipecert figures``: regenerate figures A-D and tables 1-2 (spec §6.3) from a store."""
+"""``pipecert figures``: figures A-D and tables 1-2 (docs/theory/paper.md#figures) from a store."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``pipecert report``: the metrics of spec §5.4 from a results store."""
+"""``pipecert report``: the metrics of docs/theory/paper.md#metrics from a results store."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "gaps per k, 'infeasible' where proven (markdown; the README's "
                         "training table)")
     p.add_argument("--table", choices=("bounds", "heuristics", "spine"), default=None,
-                   help="print only one research table of the README (markdown): bounds "
+                   help="print only one research table of docs/results (markdown): bounds "
                         "(bound / best partition per method and k), heuristics (value / "
                         "best value, brkga vs the DP optimum, local search) or spine (paper "
                         "vs min-cut bounds); see experiments/tables.py")

@@ -8,7 +8,7 @@ as warm start and cutoff. Every run is one row of the SQLite store ``--store`` (
 stored runs are skipped). The denominator of every ratio is the best partition the store
 knows for (graph, k).
 
-``--report`` prints the Markdown tables of the README section "Lower bounds" from the store
+``--report`` prints the tables of docs/results/lower-bounds.md#every-bound from the store
 (the same as ``pipecert report STORE --table bounds``): the geometric mean over graphs of
 bound / best partition per method and k, the number of (graph, k) pairs each method closes,
 and where the MIP time goes (build vs solve).

@@ -4,7 +4,7 @@ Runs the chosen heuristics on every graph under ``--instances`` (instance specs:
 directories, files, globs, suites) for each ``k`` through the experiment harness (isolated
 worker processes, ``--time-limit`` seconds each); every run is one row of the SQLite store
 ``--store`` (resumable: stored runs are skipped). ``--report`` prints the Markdown tables of
-the README section "Upper bounds" from the store (the same as
+docs/results/heuristics.md from the store (the same as
 ``pipecert report STORE --table heuristics``):
 
 1. per (graph, k): brkga-10000's ratio to the DP optimum (where the DP finishes);

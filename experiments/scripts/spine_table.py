@@ -17,9 +17,9 @@ Then two runs that depend on other runs of the same (graph, k) are made in this 
 * ``guess+lb`` (a bound row of the method ``guess``): ``guess`` with
   ``T >= max(node_bound, path_bound)`` passed as ``context.lower_bound``.
 
-``--report`` prints the Markdown tables of the README section "Beyond the paper: min-cut
-bounds" from the store (the same as ``pipecert report STORE --table spine``; ``--with-exact``
-counts ``downset_dp``'s proven optimum as a bound). A bound proven for ``k`` also holds for
+``--report`` prints the tables of docs/results/lower-bounds.md#min-cut from the store (the
+same as ``pipecert report STORE --table spine``; ``--with-exact`` counts ``downset_dp``'s
+proven optimum as a bound). A bound proven for ``k`` also holds for
 every smaller ``k`` (OPT never increases with k): the per-instance best uses it.
 
 Usage::

@@ -26,7 +26,7 @@ data successor, per block). For every data edge ``(u, v)`` (ordering or data-onl
 * in   ``y[u, j] >= x[v, j] - x[u, j]``              (u outside block j, v in it).
 
 At an integer point the smallest feasible ``y``, ``z`` are exactly the In/Out indicators
-of spec §2.3 (over *all* data edges), so ``block_costs()`` (work + c y + c z) is ``f(S_j)``
+of docs/theory/problem.md#block-cost (all data edges), so ``block_costs()`` is ``f(S_j)``
 at an optimum of any model that only bounds block costs from above. Over ordering edges no
 producer outside block 1 feeds it and no producer of block K feeds a later block, so
 without data-only edges no in-charge exists for block 1 and no out-charge for block K.

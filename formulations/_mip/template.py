@@ -8,7 +8,7 @@ which turns the raw record into a valid bound.
 Scaling
 -------
 Costs are scaled by a power of two so that ``max(w, c)`` is about 1000 (exact in floating
-point; spec §4.6) and floored to a grid of ``2**-20`` (about 1e-9 of the largest cost);
+point; docs/theory/bounds.md#dual-bound), floored to a grid of ``2**-20`` (1e-9 of the top cost);
 for ``cpsat`` they are scaled to about 1e6 and floored to integers. Flooring only lowers
 costs, which keeps every bound valid (:class:`~formulations._mip.chain.ScaledCosts`).
 

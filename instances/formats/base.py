@@ -103,7 +103,7 @@ class Format(ABC):
         return any(low.endswith(ext) for ext in self.extensions)
 
 
-FORMATS: Registry[Format] = Registry("format", Format)  # type: ignore[type-abstract]
+FORMATS: Registry[Format] = Registry("format", Format)
 
 
 def read_head(path: Path, n: int = HEAD_BYTES) -> bytes:

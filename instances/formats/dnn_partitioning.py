@@ -1,7 +1,7 @@
 """The dnn-partitioning JSON format (msr-fiddle/dnn-partitioning, Tarnawski et al.).
 
 One JSON object with ``maxSizePerFPGA``, ``maxFPGAs``, ``maxCPUs``, ``nodes[]`` and
-``edges[]`` (see ``../shared/instances/README.md``). The mapping:
+``edges[]`` (see ``docs/guide/formats.md#formats``). The mapping:
 
 =================  ======================================================================
 file               :class:`~pipecert.Instance`

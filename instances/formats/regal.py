@@ -1,6 +1,6 @@
 """REGAL graphs: TensorFlow ``CostGraphDef`` in protobuf text format (``*.pbtxt``).
 
-Spec §5.1 and ``../shared/instances/README.md``. One ``node { ... }`` block per node with
+docs/theory/paper.md#datasets. One ``node { ... }`` block per node with
 ``name``, ``id`` (absent = 0), ``compute_cost`` (absent = 0), ``output_info { size: ... }``
 (one per output port, in port order), ``input_info { preceding_node: ID preceding_port: P }``
 (data edges; the port defaults to 0) and ``control_input: ID`` (ordering only). Other fields
@@ -16,7 +16,7 @@ The mapping:
   the output ports that some ``input_info`` reads (each port counted once however many
   consumers read it), because only those tensors ever leave a stage; with
   ``comm_outputs="all"``, the sum of all ``output_info`` sizes (the mapping guessed in
-  spec §5.1). A consumer reading a port the producer does not declare is an error.
+  docs/theory/paper.md#datasets). A consumer reading an undeclared port is an error.
 
 Units (``metadata["units"]``): TensorFlow's ``cost_graph.proto`` documents
 ``compute_cost`` as an estimate in microseconds, so work is ``us``; ``output_info.size``
