@@ -229,12 +229,14 @@ def test_run_method_errors_are_one_line_input_errors():
 
 def test_the_worker_executes_a_task_from_json_like_run_method():
     inst = random_dag(5, 10)
-    task = Task(Role.HEURISTIC, "brkga[population=8,generations=3]", 3, 42, 5.0)
+    # deterministic and without a time limit: the same answer whatever the machine's load
+    task = Task(Role.HEURISTIC, "dfs_order[refine=True]", 3, 42, None)
     res = execute_task(Task.from_json(task.to_json()), inst, {})
     again = TaskResult.from_json(res.to_json())
-    ref = run_method("brkga[population=8,generations=3]", inst, 3, role="heuristic", seed=42,
-                     budget=Budget(5.0))
+    ref = run_method("dfs_order[refine=True]", inst, 3, role="heuristic", seed=42)
     assert again.outcome.incumbent == ref.incumbent and again.outcome.status == ref.status
+    assert again.outcome.partition is not None and ref.partition is not None
+    assert again.outcome.partition.stage_of.tolist() == ref.partition.stage_of.tolist()
     assert again.wall_time_s >= again.outcome.time_s >= 0
     bad = execute_task(Task(Role.BOUND, "no_such_bound", 2, 0), inst, {})
     assert bad.outcome.status is Status.ERROR and "no_such_bound" in (bad.outcome.error or "")
