@@ -29,6 +29,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipecert.registry import Role
+
 __all__ = [
     "BEST",
     "COMBINATORIAL",
@@ -79,7 +81,7 @@ def proven_bound(r: Mapping[str, Any]) -> float | None:
     with any other status proves nothing."""
     if _ok_bound(r):
         return float(r["bound"])
-    if (r.get("role") == "heuristic" and r.get("status") == "optimal"
+    if (r.get("role") == Role.HEURISTIC and r.get("status") == "optimal"
             and r.get("incumbent") is not None):
         return float(r["incumbent"])
     return None
@@ -151,7 +153,7 @@ def proves_infeasible(r: Mapping[str, Any]) -> bool:
     heuristic that found nothing proves nothing."""
     if r.get("status") != "infeasible":
         return False
-    if str(r.get("error") or "").startswith(PROOF_PREFIX) or r.get("role") == "bound":
+    if str(r.get("error") or "").startswith(PROOF_PREFIX) or r.get("role") == Role.BOUND:
         return True
     return str(r.get("method_id") or "").split("[")[0] in EXACT_HEURISTICS
 
@@ -224,9 +226,9 @@ def summarize(
     """Compute every metric of docs/theory/paper.md#metrics from stored runs (module docstring)."""
     derived = {(d["instance"], d["k"]): d for d in derive_best(runs, instances)}
     ks = sorted({int(r["k"]) for r in runs})
-    bmeth = sorted({r["method_id"] for r in runs if r["role"] == "bound"},
+    bmeth = sorted({r["method_id"] for r in runs if r["role"] == Role.BOUND},
                    key=lambda m: (m != COMBINATORIAL, m))
-    hmeth = sorted({r["method_id"] for r in runs if r["role"] == "heuristic"})
+    hmeth = sorted({r["method_id"] for r in runs if r["role"] == Role.HEURISTIC})
     cell: dict[tuple[str, int, str], list[Mapping[str, Any]]] = defaultdict(list)
     for r in runs:
         cell[(r["instance"], int(r["k"]), r["method_id"])].append(r)

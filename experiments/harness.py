@@ -43,12 +43,14 @@ from typing import Any
 from experiments.analysis import proven_bound
 from experiments.progress import ProgressBar
 from experiments.provenance import provenance
+from experiments.records import RunRecord, Task, TaskContext, TaskResult
 from experiments.store import SCHEMA_VERSION, ResultsStore, run_key
 from experiments.worker import WorkerProcess, died_result, timeout_result
 from pipecert.errors import InputError
 from pipecert.instance import Instance
-from pipecert.registry import parse_method_spec
-from pipecert.results import bound_exceeds
+from pipecert.registry import Role, parse_method_spec
+from pipecert.results import Status, bound_exceeds
+from pipecert.runner import make_method
 from pipecert.seeding import derive_seed
 
 __all__ = [
@@ -59,6 +61,8 @@ __all__ = [
     "load_entries",
     "run_grid",
     "cell_context",
+    "make_record",
+    "make_task",
 ]
 
 log = logging.getLogger(__name__)
@@ -73,7 +77,7 @@ class Cell:
 
     instance: str
     k: int
-    role: str  # "heuristic" or "bound"
+    role: Role
     spec: str
     method: str
     method_id: str
@@ -83,6 +87,10 @@ class Cell:
     time_limit_s: float
     kill_after_s: float
     threads: int
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, Role):
+            object.__setattr__(self, "role", Role.parse(str(self.role)))
 
     @property
     def run_key(self) -> str:
@@ -217,27 +225,23 @@ def load_entries(cfg: Mapping[str, Any]) -> list[InstanceEntry]:
     return out
 
 
-def _time_limit(cfg: Mapping[str, Any], role: str, name: str, method_id: str) -> float:
+def _time_limit(cfg: Mapping[str, Any], role: Role, name: str, method_id: str) -> float:
     b = cfg["budget"]
     per = b["per_method"]
     if method_id in per:
         return float(per[method_id])
     if name in per:
         return float(per[name])
-    if role == "heuristic" and b["heuristic_time_limit_s"]:
+    if role is Role.HEURISTIC and b["heuristic_time_limit_s"]:
         return float(b["heuristic_time_limit_s"])
     return float(b["time_limit_s"])
 
 
-def _method_ids(specs: Sequence[str], role: str) -> list[tuple[str, str, str, dict[str, Any]]]:
+def _method_ids(specs: Sequence[str], role: Role) -> list[tuple[str, str, str, dict[str, Any]]]:
     """(spec, name, method_id, params) per spec, validated against the registry."""
-    if role == "heuristic":
-        from heuristics import HEURISTICS as reg
-    else:
-        from formulations import FORMULATIONS as reg
     out = []
     for spec in specs:
-        m = reg.make(spec)  # InputError on an unknown name or bad parameters
+        _, m = make_method(spec, role)  # InputError on an unknown name or bad parameters
         name, _ = parse_method_spec(spec)
         out.append((spec, name, m.method_id(), m.params()))
     return out
@@ -246,13 +250,13 @@ def _method_ids(specs: Sequence[str], role: str) -> list[tuple[str, str, str, di
 def build_cells(cfg: Mapping[str, Any], entries: Sequence[InstanceEntry]) -> list[Cell]:
     """Every cell of the grid, in the order they should start (see the module docstring)."""
     grid, b = cfg["grid"], cfg["budget"]
-    heur = _method_ids(grid["heuristics"], "heuristic")
-    bnds = _method_ids(grid["bounds"], "bound")
+    heur = _method_ids(grid["heuristics"], Role.HEURISTIC)
+    bnds = _method_ids(grid["bounds"], Role.BOUND)
     ks = sorted(set(grid["k"]))
     bound_ks = sorted(ks, reverse=bool(cfg["run"]["share_bounds"]))
     cells: list[Cell] = []
     for e in entries:
-        for role, methods, korder in (("heuristic", heur, ks), ("bound", bnds, bound_ks)):
+        for role, methods, korder in ((Role.HEURISTIC, heur, ks), (Role.BOUND, bnds, bound_ks)):
             for k in korder:
                 for spec, name, mid, params in methods:
                     for base in grid["seeds"]:
@@ -280,14 +284,14 @@ def _dependencies(cells: Sequence[Cell], share_bounds: bool) -> dict[str, list[s
     bound_by_ik: dict[tuple[str, int], list[str]] = defaultdict(list)
     ks_by_inst: dict[str, set[int]] = defaultdict(set)
     for c in cells:
-        if c.role == "heuristic":
+        if c.role is Role.HEURISTIC:
             heur_by_inst[c.instance].append(c.run_key)
         else:
             bound_by_ik[(c.instance, c.k)].append(c.run_key)
             ks_by_inst[c.instance].add(c.k)
     deps: dict[str, list[str]] = {}
     for c in cells:
-        if c.role == "heuristic":
+        if c.role is Role.HEURISTIC:
             deps[c.run_key] = []
             continue
         d = list(heur_by_inst[c.instance])
@@ -310,75 +314,76 @@ def _closure(key: str, deps: Mapping[str, list[str]]) -> set[str]:
     return seen
 
 
-def cell_context(cell: Cell, dep_rows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """The SolveContext fields passed to ``cell``, from the rows of its dependencies.
+def cell_context(cell: Cell, dep_records: Iterable[RunRecord]) -> TaskContext:
+    """The context passed to ``cell``, from the records of its dependencies.
 
     ``upper_bound``/``partition``: the best partition of a heuristic run at k' <= k;
     ``lower_bound``: the best bound proven by a bound run at k' > k or by an exact heuristic
-    that proved optimality at k' >= k (None otherwise).
+    that proved optimality at k' >= k (None otherwise). A heuristic cell gets an empty
+    context.
     """
+    if cell.role is Role.HEURISTIC:
+        return TaskContext()
     ub: tuple[float, list[int]] | None = None
     lb: float | None = None
-    for r in dep_rows:
-        if r["instance"] != cell.instance:
+    for r in dep_records:
+        if r.instance != cell.instance or r.k is None:
             continue
-        inc, part = r.get("incumbent"), r.get("partition")
-        if inc is not None and part is not None and int(r["k"]) <= cell.k:
+        inc, part = r.incumbent, r.partition
+        if inc is not None and part is not None and int(r.k) <= cell.k:
             if ub is None or inc < ub[0]:
                 ub = (float(inc), list(part))
-        bnd = proven_bound(r)
+        bnd = proven_bound(r.as_row())
         # bound runs of a larger k (they run before this one); exact heuristics that proved
         # optimality at k' >= k (OPT(k') <= OPT(k))
-        usable = int(r["k"]) > cell.k if r["role"] == "bound" else int(r["k"]) >= cell.k
+        usable = int(r.k) > cell.k if r.role is Role.BOUND else int(r.k) >= cell.k
         if bnd is not None and usable:
             lb = bnd if lb is None else max(lb, bnd)
-    if cell.role == "heuristic":
-        return {}
-    return {"upper_bound": None if ub is None else ub[0],
-            "partition": None if ub is None else ub[1], "lower_bound": lb}
+    return TaskContext(upper_bound=None if ub is None else ub[0],
+                       partition=None if ub is None else tuple(ub[1]), lower_bound=lb)
 
 
-def _task(cell: Cell, context: Mapping[str, Any], raise_errors: bool = False) -> dict[str, Any]:
-    return {"role": cell.role, "spec": cell.spec, "k": cell.k, "seed": cell.seed,
-            "time_limit_s": cell.time_limit_s, "threads": cell.threads,
-            "context": dict(context), "raise_errors": raise_errors}
+def make_task(cell: Cell, context: TaskContext, raise_errors: bool = False) -> Task:
+    """The :class:`Task` of ``cell`` with its context."""
+    return Task(role=cell.role, spec=cell.spec, k=cell.k, seed=cell.seed,
+                time_limit_s=cell.time_limit_s, threads=cell.threads, context=context,
+                raise_errors=raise_errors)
 
 
-def make_row(cell: Cell, entry: InstanceEntry, result: Mapping[str, Any],
-             context: Mapping[str, Any], experiment: str) -> dict[str, Any]:
-    """The ``runs`` row of a finished cell (docs/guide/results-store.md)."""
-    stats = dict(result.get("stats") or {})
-    bound, inc = result.get("bound"), result.get("incumbent")
+def make_record(cell: Cell, entry: InstanceEntry, result: TaskResult, context: TaskContext,
+                experiment: str) -> RunRecord:
+    """The ``runs`` record of a finished cell (docs/guide/results-store.md)."""
+    out = result.outcome
+    stats = dict(out.stats)
+    bound, inc = out.bound, out.incumbent
     gap = None
     if bound is not None and inc is not None and inc > 0:
         gap = (inc - bound) / max(abs(inc), 1e-9)
-    row: dict[str, Any] = {
-        "run_key": cell.run_key, "schema_version": SCHEMA_VERSION, "experiment": experiment,
-        "instance": cell.instance, "instance_source": entry.source,
-        "n_nodes": entry.instance.n_nodes, "n_edges": entry.instance.n_edges, "k": cell.k,
-        "role": cell.role, "method": cell.method, "method_id": cell.method_id,
-        "params": cell.params, "seed": cell.seed, "status": result.get("status"),
-        "bound": bound, "incumbent": inc,
-        "feasible": None if result.get("partition") is None else True,
-        "gap": gap,
-        "context_upper_bound": context.get("upper_bound"),
-        "context_lower_bound": context.get("lower_bound"),
-        "wall_time_s": result.get("wall_time_s"),
-        "time_limit_s": cell.time_limit_s, "threads": cell.threads,
-        "partition": result.get("partition"), "stats": stats, "log": result.get("log"),
-        "error": result.get("error"), "started_at": result.get("started_at"),
-        "fingerprint": entry.instance.fingerprint,
-        "variant": entry.variant,
-    }
+    part = None if out.partition is None else [int(x) for x in out.partition.stage_of]
+    facts: dict[str, Any] = {}
     for c in _STAT_COLUMNS:
         v = stats.get(c)
         if v is not None:
-            row[c] = v if c in ("solver", "solver_version") else (
+            facts[c] = v if c in ("solver", "solver_version") else (
                 float(v) if c.endswith("_s") else _int_or_none(v))
-    if row.get("solve_time_s") is None:
-        row["solve_time_s"] = result.get("time_s")
-    row.update(provenance())
-    return row
+    if facts.get("solve_time_s") is None:
+        facts["solve_time_s"] = out.time_s
+    prov = provenance()
+    return RunRecord(
+        run_key=cell.run_key, schema_version=SCHEMA_VERSION, experiment=experiment,
+        instance=cell.instance, instance_source=entry.source,
+        n_nodes=entry.instance.n_nodes, n_edges=entry.instance.n_edges, k=cell.k,
+        role=cell.role, method=cell.method, method_id=cell.method_id,
+        params=cell.params, seed=cell.seed, status=str(out.status),
+        bound=bound, incumbent=inc, feasible=None if part is None else True, gap=gap,
+        context_upper_bound=context.upper_bound, context_lower_bound=context.lower_bound,
+        wall_time_s=result.wall_time_s, time_limit_s=cell.time_limit_s, threads=cell.threads,
+        partition=part, stats=stats, log=[list(x) for x in out.log], error=out.error,
+        started_at=result.started_at, fingerprint=entry.instance.fingerprint,
+        variant=entry.variant, package_version=prov["package_version"], git_rev=prov["git_rev"],
+        python=prov["python"], platform=prov["platform"], cpu=prov["cpu"], host=prov["host"],
+        **facts,
+    )
 
 
 def _int_or_none(v: Any) -> int | None:
@@ -418,27 +423,27 @@ class _Grid:
         self.experiment = cfg["experiment"]["name"]
         self.deps = _dependencies(cells, bool(cfg["run"]["share_bounds"]))
         self.closure = {c.run_key: _closure(c.run_key, self.deps) for c in cells
-                        if c.role == "bound"}
+                        if c.role is Role.BOUND}
         done_keys: set[str] = set()
-        self.rows: dict[str, dict[str, Any]] = {}
+        self.records: dict[str, RunRecord] = {}
         if resume:
             # a row counts as done only if computed on the current graph (a row without a
             # fingerprint predates them: its instance was checked unchanged by run_grid)
             fps = {e.id: e.instance.fingerprint for e in entries}
-            for r in store.runs():
-                fp = r.get("fingerprint")
-                if fp is None or fp == fps.get(r["instance"]):
-                    self.rows[r["run_key"]] = r
-                    done_keys.add(r["run_key"])
+            for r in store.records():
+                fp = r.fingerprint
+                if fp is None or fp == fps.get(str(r.instance)):
+                    self.records[r.run_key] = r
+                    done_keys.add(r.run_key)
         self.done: set[str] = {c.run_key for c in cells if c.run_key in done_keys}
         self.pending: list[Cell] = [c for c in cells if c.run_key not in self.done]
         self.result = GridResult(len(cells), len(cells) - len(self.pending))
         self.progress: ProgressBar | None = None
         # incumbents known per instance for the write-time validity check
         self._inc: dict[str, list[tuple[int, float]]] = defaultdict(list)
-        for r in self.rows.values():
-            if r.get("incumbent") is not None:
-                self._inc[r["instance"]].append((int(r["k"]), float(r["incumbent"])))
+        for r in self.records.values():
+            if r.incumbent is not None and r.instance is not None and r.k is not None:
+                self._inc[r.instance].append((int(r.k), float(r.incumbent)))
 
     def next_ready(self) -> Cell | None:
         """The first pending cell whose dependencies are all done (removed from pending)."""
@@ -454,41 +459,40 @@ class _Grid:
                 return c
         return None
 
-    def context(self, cell: Cell) -> dict[str, Any]:
-        """The context of ``cell`` from the rows of its dependency closure."""
-        if cell.role != "bound":
-            return {}
-        rows = [self.rows[k] for k in self.closure[cell.run_key] if k in self.rows]
-        return cell_context(cell, rows)
+    def context(self, cell: Cell) -> TaskContext:
+        """The context of ``cell`` from the records of its dependency closure."""
+        if cell.role is not Role.BOUND:
+            return TaskContext()
+        recs = [self.records[k] for k in self.closure[cell.run_key] if k in self.records]
+        return cell_context(cell, recs)
 
-    def finish(self, cell: Cell, result: Mapping[str, Any], context: Mapping[str, Any]) -> None:
+    def finish(self, cell: Cell, result: TaskResult, context: TaskContext) -> None:
         """Grade, store (one transaction) and account for one finished cell."""
-        row = make_row(cell, self.entries[cell.instance], result, context, self.experiment)
-        if row["bound"] is not None:
+        rec = make_record(cell, self.entries[cell.instance], result, context, self.experiment)
+        if rec.bound is not None:
             known = [v for kk, v in self._inc[cell.instance] if kk <= cell.k]
-            if row["incumbent"] is not None:
-                known.append(row["incumbent"])
-            if known and bound_exceeds(row["bound"], min(known)):
-                msg = (f"invalid bound: {cell.method_id} reported {row['bound']!r} above the "
+            if rec.incumbent is not None:
+                known.append(rec.incumbent)
+            if known and bound_exceeds(rec.bound, min(known)):
+                msg = (f"invalid bound: {cell.method_id} reported {rec.bound!r} above the "
                        f"feasible value {min(known)!r} on {cell.instance} (k={cell.k})")
                 log.error(msg)
-                row["stats"] = {**row["stats"], "rejected_bound": row["bound"]}
-                row.update(status="error", bound=None, gap=None, error=msg)
+                rec = rec.replace(stats={**(rec.stats or {}), "rejected_bound": rec.bound},
+                                  status=str(Status.ERROR), bound=None, gap=None, error=msg)
                 self.result.n_invalid += 1
-        if row["incumbent"] is not None:
-            self._inc[cell.instance].append((cell.k, float(row["incumbent"])))
-        self.store.add_run(row)
-        self.rows[cell.run_key] = row
+        if rec.incumbent is not None:
+            self._inc[cell.instance].append((cell.k, float(rec.incumbent)))
+        self.store.add_run(rec)
+        self.records[cell.run_key] = rec
         self.done.add(cell.run_key)
         self.result.n_run += 1
-        is_err = row["status"] == "error"
+        is_err = rec.status == Status.ERROR
         if is_err:
             self.result.n_errors += 1
-            first = (row.get("error") or "").strip().splitlines()
+            first = (rec.error or "").strip().splitlines()
             self.result.errors.append(f"{cell.label()}: {first[0] if first else 'error'}")
         if self.progress is not None:
-            self.progress.update(cell.method_id, float(row.get("wall_time_s") or 0.0),
-                                 error=is_err)
+            self.progress.update(cell.method_id, float(rec.wall_time_s or 0.0), error=is_err)
 
 
 # ---------------------------------------------------------------------------- executors
@@ -509,7 +513,7 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                              log_path=None if log_dir is None else log_dir / f"worker-{i}.log",
                              warmup=warm)
                for i in range(n)]
-    running: dict[int, tuple[Cell, dict[str, Any], dict[str, Any]]] = {}
+    running: dict[int, tuple[Cell, TaskContext, dict[str, Any]]] = {}
     startup_failures = [0] * n
     try:
         for w in workers:
@@ -523,7 +527,8 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                 if cell is None:
                     break
                 ctx = g.context(cell)
-                msg = {"task": _task(cell, ctx), "instance_key": cell.instance}
+                task = make_task(cell, ctx)
+                msg = {"task": task.to_json(), "instance_key": cell.instance}
                 running[i] = (cell, ctx, msg)
                 w.deadline = time.monotonic() + cell.kill_after_s
                 if g.progress is not None:
@@ -532,7 +537,7 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                     w.send(msg)
                 except Exception as exc:  # WorkerDied
                     _restart(w)
-                    g.finish(cell, died_result(str(exc), 0.0), ctx)
+                    g.finish(cell, died_result(task, str(exc), 0.0), ctx)
                     del running[i]
             if not g.pending and not running:
                 break
@@ -560,7 +565,7 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                     if i in running:
                         cell, ctx, _ = running.pop(i)
                         t = time.monotonic() - (w.deadline - cell.kill_after_s)
-                        g.finish(cell, died_result(desc, t), ctx)
+                        g.finish(cell, died_result(make_task(cell, ctx), desc, t), ctx)
                     continue
                 op = ans.get("op")
                 if op == "ready":
@@ -573,10 +578,10 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                     except Exception as exc:  # WorkerDied
                         _restart(w)
                         running.pop(i)
-                        g.finish(cell, died_result(str(exc), 0.0), ctx)
+                        g.finish(cell, died_result(make_task(cell, ctx), str(exc), 0.0), ctx)
                 elif op == "result" and i in running:
                     cell, ctx, _ = running.pop(i)
-                    g.finish(cell, ans["result"], ctx)
+                    g.finish(cell, TaskResult.from_json(ans["result"]), ctx)
             now = time.monotonic()
             for w in workers:
                 if not w.ready and now - w.started_at > STARTUP_TIMEOUT_S:
@@ -587,7 +592,8 @@ def _run_local(g: _Grid, jobs: int, memory_mb: float | None, plugins: list[str],
                 if now >= w.deadline:
                     cell, ctx, _ = running.pop(i)
                     _restart(w)
-                    g.finish(cell, timeout_result(cell.kill_after_s, cell.kill_after_s), ctx)
+                    g.finish(cell, timeout_result(make_task(cell, ctx), cell.kill_after_s,
+                                                  cell.kill_after_s), ctx)
             if g.progress is not None:
                 g.progress.draw()
     finally:
@@ -611,7 +617,7 @@ def _run_inline(g: _Grid, raise_errors: bool) -> None:
         ctx = g.context(cell)
         if g.progress is not None:
             g.progress.current = cell.label()
-        res = execute_task(_task(cell, ctx, raise_errors), g.entries[cell.instance].instance,
+        res = execute_task(make_task(cell, ctx, raise_errors), g.entries[cell.instance].instance,
                            caches[cell.instance])
         g.finish(cell, res, ctx)
 
@@ -620,9 +626,10 @@ def _run_inline(g: _Grid, raise_errors: bool) -> None:
 _DASK_LOCAL: Any = None
 
 
-def dask_run_cell(task: dict[str, Any], instance_key: str, blob: bytes, kill_after_s: float,
-                  worker_opts: dict[str, Any]) -> dict[str, Any]:
-    """Dask task: run one cell in a worker process of this Dask worker (one per thread)."""
+def dask_run_cell(task_json: str, instance_key: str, blob: bytes, kill_after_s: float,
+                  worker_opts: dict[str, Any]) -> str:
+    """Dask task: run one cell (its :class:`Task` as JSON) in a worker process of this Dask
+    worker (one per thread); returns the :class:`TaskResult` as JSON."""
     import threading
 
     global _DASK_LOCAL
@@ -635,7 +642,7 @@ def dask_run_cell(task: dict[str, Any], instance_key: str, blob: bytes, kill_aft
     w = procs.get(key)
     if w is None:
         w = procs[key] = WorkerProcess(**worker_opts)
-    return w.call(task, instance_key, blob, kill_after_s)
+    return w.call(Task.from_json(task_json), instance_key, blob, kill_after_s).to_json()
 
 
 def _run_dask(g: _Grid, address: str | Any, memory_mb: float | None, plugins: list[str],
@@ -646,12 +653,12 @@ def _run_dask(g: _Grid, address: str | Any, memory_mb: float | None, plugins: li
         raise InputError("the Dask executor needs dask[distributed] "
                          "(pip install 'pipecert[dask]')") from None
     own = isinstance(address, str)
-    client = Client(address) if own else address
+    client: Any = Client(address) if own else address
     try:
         blobs: dict[str, Any] = {}
         opts = {"memory_limit_mb": memory_mb, "plugins": plugins, "threads": threads,
                 "warmup": _warmup_list(g.pending)}
-        meta: dict[Any, tuple[Cell, dict[str, Any]]] = {}
+        meta: dict[Any, tuple[Cell, TaskContext]] = {}
         ac = as_completed()
 
         def submit_ready() -> None:
@@ -663,7 +670,7 @@ def _run_dask(g: _Grid, address: str | Any, memory_mb: float | None, plugins: li
                     blobs[cell.instance] = client.scatter(g.entries[cell.instance].blob,
                                                           hash=False)
                 ctx = g.context(cell)
-                fut = client.submit(dask_run_cell, _task(cell, ctx), cell.instance,
+                fut = client.submit(dask_run_cell, make_task(cell, ctx).to_json(), cell.instance,
                                     blobs[cell.instance], cell.kill_after_s, opts, pure=False)
                 meta[fut] = (cell, ctx)
                 ac.add(fut)
@@ -672,9 +679,10 @@ def _run_dask(g: _Grid, address: str | Any, memory_mb: float | None, plugins: li
         for fut in ac:
             cell, ctx = meta.pop(fut)
             try:
-                res = fut.result()
+                res = TaskResult.from_json(fut.result())
             except Exception as exc:  # the Dask worker itself failed
-                res = died_result(f"dask task failed: {type(exc).__name__}: {exc}", 0.0)
+                res = died_result(make_task(cell, ctx),
+                                  f"dask task failed: {type(exc).__name__}: {exc}", 0.0)
             g.finish(cell, res, ctx)
             submit_ready()
         if g.pending:  # pragma: no cover

@@ -5,7 +5,9 @@ Tables
 ``runs``
     One row per finished run (instance x k x method_id x seed), keyed by ``run_key``. Raw
     values only: the certified ``bound``, the re-scored ``incumbent``, the partition
-    (``stage_of`` as JSON), status, times, solver facts, seed and provenance.
+    (``stage_of`` as JSON), status, times, solver facts, seed and provenance. A row is a
+    :class:`~experiments.records.RunRecord`; the columns are derived from its fields
+    (:data:`RUN_COLUMNS`), and :meth:`ResultsStore.add_run` refuses a key that is not one.
 ``instances``
     One row per instance: sizes, cost totals and the instance itself (compressed, see
     :mod:`experiments._serialize`), so stored partitions can be re-scored offline.
@@ -42,63 +44,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments.records import JSON_COLUMNS, RUN_COLUMNS, RUN_NAMES, RunRecord, _json_default
 from pipecert.errors import InputError
 from pipecert.instance import CONSTRAINTS, Instance
 
 __all__ = ["ResultsStore", "RUN_COLUMNS", "SCHEMA_VERSION", "run_key", "CheckReport",
-           "StoreError"]
+           "StoreError", "RunRecord"]
 
 SCHEMA_VERSION = 1
 
-#: (column, SQL type) of the ``runs`` table, in export order.
-RUN_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("run_key", "TEXT PRIMARY KEY"),
-    ("schema_version", "INTEGER"),
-    ("experiment", "TEXT"),
-    ("instance", "TEXT"),
-    ("instance_source", "TEXT"),
-    ("n_nodes", "INTEGER"),
-    ("n_edges", "INTEGER"),
-    ("k", "INTEGER"),
-    ("role", "TEXT"),
-    ("method", "TEXT"),
-    ("method_id", "TEXT"),
-    ("params", "TEXT"),
-    ("seed", "INTEGER"),
-    ("status", "TEXT"),
-    ("bound", "REAL"),
-    ("incumbent", "REAL"),
-    ("feasible", "INTEGER"),
-    ("gap", "REAL"),
-    ("context_upper_bound", "REAL"),
-    ("context_lower_bound", "REAL"),
-    ("build_time_s", "REAL"),
-    ("solve_time_s", "REAL"),
-    ("wall_time_s", "REAL"),
-    ("time_limit_s", "REAL"),
-    ("threads", "INTEGER"),
-    ("solver", "TEXT"),
-    ("solver_version", "TEXT"),
-    ("n_vars", "INTEGER"),
-    ("n_cons", "INTEGER"),
-    ("nodes", "INTEGER"),
-    ("iterations", "INTEGER"),
-    ("partition", "TEXT"),
-    ("stats", "TEXT"),
-    ("log", "TEXT"),
-    ("error", "TEXT"),
-    ("package_version", "TEXT"),
-    ("git_rev", "TEXT"),
-    ("python", "TEXT"),
-    ("platform", "TEXT"),
-    ("cpu", "TEXT"),
-    ("host", "TEXT"),
-    ("started_at", "TEXT"),
-    ("fingerprint", "TEXT"),  # Instance.fingerprint of the graph the run was computed on
-    ("variant", "TEXT"),  # the problem variant (experiments/variants.py; NULL: as_given)
-)
-_RUN_NAMES = tuple(c for c, _ in RUN_COLUMNS)
-_JSON_COLUMNS = ("params", "partition", "stats", "log")
+#: (column, SQL type) of the ``runs`` table, in export order: derived from the fields of
+#: :class:`~experiments.records.RunRecord`, so a record and its row cannot diverge.
+_RUN_NAMES = RUN_NAMES
+_JSON_COLUMNS = JSON_COLUMNS
 
 _INSTANCE_COLUMNS: tuple[tuple[str, str], ...] = (
     ("instance", "TEXT PRIMARY KEY"),
@@ -143,6 +101,11 @@ def run_key(instance: str, k: int, method_id: str, seed: int) -> str:
 _REQUIRED_RUN_COLUMNS = ("run_key", "instance", "k", "role", "method_id", "status", "bound",
                          "incumbent", "partition")
 _REQUIRED_INSTANCE_COLUMNS = ("instance", "blob")
+# the columns this module names must be fields of RunRecord (a misspelt name fails on import)
+_named = set(_REQUIRED_RUN_COLUMNS) | {"feasible", "fingerprint"}
+if not _named <= set(_RUN_NAMES):  # pragma: no cover - a programming error
+    raise ImportError(f"store columns {sorted(_named - set(_RUN_NAMES))} are not RunRecord "
+                      "fields")
 _REAL_RUN_COLUMNS = tuple(c for c, t in RUN_COLUMNS if t == "REAL")
 _INT_RUN_COLUMNS = tuple(c for c, t in RUN_COLUMNS if t == "INTEGER")
 
@@ -498,18 +461,18 @@ class ResultsStore:
         return n
 
     # ------------------------------------------------------------------ runs
-    def add_run(self, row: Mapping[str, Any]) -> None:
-        """Insert (or replace, same ``run_key``) one finished run in its own transaction."""
-        values = []
-        for c in _RUN_NAMES:
-            v = row.get(c)
-            if c in _JSON_COLUMNS and v is not None and not isinstance(v, str):
-                v = json.dumps(v, default=_json_default, separators=(",", ":"))
-            elif c == "feasible" and v is not None:
-                v = int(bool(v))
-            elif isinstance(v, float) and not math.isfinite(v):
-                v = None
-            values.append(v)
+    def add_run(self, record: RunRecord | Mapping[str, Any]) -> None:
+        """Insert (or replace, same ``run_key``) one finished run in its own transaction.
+
+        Parameters
+        ----------
+        record : RunRecord or mapping
+            The run; a mapping is read with :meth:`RunRecord.from_row`, so a key that is
+            not a column raises :class:`KeyError` (nothing is written).
+        """
+        if not isinstance(record, RunRecord):
+            record = RunRecord.from_row(record)
+        values = record.sql_values()
         with self._tx():
             self._con.execute(
                 f"INSERT OR REPLACE INTO runs ({','.join(_RUN_NAMES)}) "
@@ -570,6 +533,23 @@ class ResultsStore:
             if d.get("feasible") is not None:
                 d["feasible"] = bool(d["feasible"])
             out.append(d)
+        return out
+
+    def records(self, *, instance: str | None = None) -> list[RunRecord]:
+        """Stored runs as :class:`RunRecord` (JSON columns parsed), in insertion order.
+
+        Raises
+        ------
+        StoreError
+            As :meth:`runs`, and for a role that is not a :class:`~pipecert.registry.Role`.
+        """
+        out = []
+        for d in self.runs(instance=instance):
+            try:
+                out.append(RunRecord(**d))
+            except InputError as exc:  # Role.parse
+                raise StoreError(f"run {str(d.get('run_key'))[:8]}: {exc}; run `pipecert "
+                                 "results check`", source=str(self.path)) from None
         return out
 
     def __len__(self) -> int:
@@ -708,17 +688,3 @@ class _Transaction:
             if exc_type is None:
                 raise _store_error(self.con.path, exc) from None
 
-
-def _json_default(o: Any) -> Any:
-    try:
-        import numpy as np
-
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-    except ImportError:  # pragma: no cover
-        pass
-    if isinstance(o, float) and not math.isfinite(o):
-        return None
-    return str(o)

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipecert.errors import InputError
 from pipecert.instance import Instance
+from pipecert.registry import Role
 from pipecert.results import BOUND_ATOL, Status, bound_exceeds
 
 if TYPE_CHECKING:
@@ -53,7 +54,7 @@ OPTIMAL_RTOL = 1e-4
 #: A stored incumbent must equal its partition's re-scored value to this relative precision.
 INCUMBENT_RTOL = 1e-9
 
-_ROLES = ("heuristic", "bound")
+_ROLES = tuple(r.value for r in Role)
 _STATUSES = {s.value for s in Status}
 _NUMERIC = ("bound", "incumbent", "gap", "context_upper_bound", "context_lower_bound",
             "build_time_s", "solve_time_s", "wall_time_s", "time_limit_s")
@@ -236,13 +237,13 @@ def check_store(store: ResultsStore) -> CheckReport:
         if r.get("feasible") and part is None and status != Status.FEASIBLE:
             problems.append(f"{where}: marked feasible without a stored partition")
         # statuses and the values they require
-        if status == Status.SOLVED and role != "bound":
+        if status == Status.SOLVED and role != Role.BOUND:
             problems.append(f"{where}: status solved (a relaxation solved) on a {role} run")
-        if status in (Status.BOUND, Status.SOLVED) and role == "bound" and run.bound is None:
+        if status in (Status.BOUND, Status.SOLVED) and role == Role.BOUND and run.bound is None:
             problems.append(f"{where}: status {status} without a bound")
-        if status == Status.OPTIMAL and role == "bound" and run.bound is None:
+        if status == Status.OPTIMAL and role == Role.BOUND and run.bound is None:
             problems.append(f"{where}: status optimal without a bound")
-        if status in (Status.OPTIMAL, Status.FEASIBLE) and role == "heuristic" and part is None:
+        if status in (Status.OPTIMAL, Status.FEASIBLE) and role == Role.HEURISTIC and part is None:
             problems.append(f"{where}: status {status} without a stored partition")
         if status == Status.INFEASIBLE and (part is not None or run.bound is not None
                                            or run.incumbent is not None):
@@ -281,7 +282,8 @@ def check_store(store: ResultsStore) -> CheckReport:
         claims: list[tuple[str, float]] = []
         if run.bound is not None:
             claims.append(("bound", run.bound))
-        if run.role == "heuristic" and run.status == Status.OPTIMAL and run.verified is not None:
+        if run.role == Role.HEURISTIC and run.status == Status.OPTIMAL \
+                and run.verified is not None:
             claims.append(("optimal value", run.verified))
         if claims:
             n_bound += 1
@@ -296,7 +298,7 @@ def check_store(store: ResultsStore) -> CheckReport:
                 problems.append(f"{run.where}: {what} {b!r} exceeds the stored incumbent "
                                 f"{u[1]!r} (of {_ref(u, run)}, no partition to verify it): "
                                 "one of the two is wrong")
-        if run.role == "bound" and run.status == Status.OPTIMAL and run.bound is not None:
+        if run.role == Role.BOUND and run.status == Status.OPTIMAL and run.bound is not None:
             v = best(verified, run)
             if v is None:
                 problems.append(f"{run.where}: status optimal but no stored partition of "

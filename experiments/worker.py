@@ -1,10 +1,14 @@
 """Run method cells in an isolated worker process whose time limit is enforced from outside.
 
 The parent starts ``python -m experiments.worker`` with pipes on stdin/stdout and talks to it
-in length-prefixed pickle frames (parent and child are the same program). The worker:
+in length-prefixed pickle frames (parent and child are the same program). A frame carries the
+task as :class:`experiments.records.Task` JSON (and the instance bytes when the worker asks
+for them); the answer carries a :class:`experiments.records.TaskResult` as JSON. Both are
+versioned and checked key by key when read, so no untyped dict crosses the pipe. The worker:
 
 * imports :mod:`heuristics` and :mod:`formulations` (and any plug-in modules named on its
   command line, so out-of-tree methods run too), then answers ``{"op": "ready"}``;
+* runs every task with :func:`pipecert.runner.run_method` (:func:`execute_task`);
 * sets an address-space limit with :func:`resource.setrlimit` (``--memory-mb``), so a method
   that runs out of memory raises :class:`MemoryError` inside the graded ``run`` and becomes a
   recorded error instead of taking the machine down;
@@ -21,7 +25,6 @@ limit plus a grace period, and starts a fresh one.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import pickle
@@ -34,9 +37,13 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
+
+from experiments.records import Task, TaskResult
+from pipecert.registry import Role
 
 __all__ = ["WorkerProcess", "WorkerDied", "execute_task", "main"]
 
@@ -75,100 +82,47 @@ def _read_frame(fh: IO[bytes]) -> Any:
 
 
 # ---------------------------------------------------------------------------- in the worker
-def _jsonable(obj: Any) -> Any:
-    """A JSON-safe copy (numpy scalars and arrays become Python values)."""
-    def default(o: Any) -> Any:
-        try:
-            import numpy as np
-
-            if isinstance(o, np.generic):
-                return o.item()
-            if isinstance(o, np.ndarray):
-                return o.tolist()
-        except ImportError:  # pragma: no cover
-            pass
-        return str(o)
-
-    try:
-        return json.loads(json.dumps(obj, default=default))
-    except (TypeError, ValueError):
-        return str(obj)
-
-
-def execute_task(task: dict[str, Any], instance: Any, cache: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
-    """Run one cell in this process through the graded ``Heuristic.run``/``Formulation.run``.
+def execute_task(task: Task, instance: Any, cache: dict[str, Any] | None = None) -> TaskResult:
+    """Run one task in this process with :func:`pipecert.runner.run_method` (the graded
+    ``Heuristic.run``/``Formulation.run``).
 
     Parameters
     ----------
-    task : dict
-        ``role`` ("heuristic" or "bound"), ``spec`` (method spec), ``k``, ``seed``,
-        ``time_limit_s``, ``threads`` and ``context`` (``upper_bound``, ``partition``
-        as a ``stage_of`` list for a k' <= k, ``lower_bound``).
+    task : Task
+        Role, spec, k, seed, time limit, threads and the :class:`TaskContext`.
     instance : Instance
     cache : dict, optional
         The per-instance scratch space passed as :attr:`SolveContext.cache`.
 
     Returns
     -------
-    dict
-        The graded outcome: ``status``, ``bound``, ``incumbent``, ``partition``
-        (``stage_of`` list), ``stats``, ``log``, ``error``, ``time_s``, ``wall_time_s``,
-        ``started_at``.
+    TaskResult
+        The graded outcome (``stats`` and ``log`` made JSON-safe, the partition declared
+        for ``task.k`` stages), the task's wall time and start time. A bad spec or a
+        method error is an ``error`` outcome (unless ``task.raise_errors``).
     """
-    import numpy as np
-
-    from pipecert.partition import Partition
-    from pipecert.results import Budget, SolveContext
+    from pipecert.results import Budget, jsonable
+    from pipecert.runner import run_method
 
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     t0 = time.perf_counter()
-    k = int(task["k"])
-    ctx_in = task.get("context") or {}
-    part = None
-    if ctx_in.get("partition") is not None:
-        part = Partition(ctx_in["partition"], k)
-    context = SolveContext(
-        upper_bound=ctx_in.get("upper_bound"), partition=part,
-        lower_bound=ctx_in.get("lower_bound"), cache=cache if cache is not None else {},
-    )
-    tl = task.get("time_limit_s")
-    budget = Budget(time_limit_s=math.inf if tl is None else float(tl),
-                    threads=int(task.get("threads", 1)))
+    context = task.context.solve_context(task.k, cache)
+    tl = task.time_limit_s
+    budget = Budget(time_limit_s=math.inf if tl is None else float(tl), threads=task.threads)
     try:
-        if task["role"] == "heuristic":
-            from heuristics import HEURISTICS
-
-            h = HEURISTICS.make(task["spec"])
-            out = h.run(instance, k, budget, np.random.default_rng(int(task["seed"])), context,
-                        raise_errors=bool(task.get("raise_errors")))
-        else:
-            from formulations import FORMULATIONS
-
-            f = FORMULATIONS.make(task["spec"])
-            out = f.run(instance, k, budget, context,
-                        raise_errors=bool(task.get("raise_errors")))
+        out = run_method(task.spec, instance, task.k, role=task.role, context=context,
+                         budget=budget, seed=task.seed, raise_errors=task.raise_errors)
     except Exception as exc:  # a bad spec, or raise_errors
-        if task.get("raise_errors"):
+        if task.raise_errors:
             raise
-        return {
-            "status": "error", "bound": None, "incumbent": None, "partition": None,
-            "stats": {}, "log": [], "time_s": time.perf_counter() - t0,
-            "wall_time_s": time.perf_counter() - t0, "started_at": started_at,
-            "error": f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}",
-        }
-    return {
-        "status": str(out.status),
-        "bound": out.bound,
-        "incumbent": out.incumbent,
-        "partition": None if out.partition is None else out.partition.stage_of.tolist(),
-        "stats": _jsonable(dict(out.stats)),
-        "log": _jsonable([list(x) for x in out.log]),
-        "error": out.error,
-        "time_s": out.time_s,
-        "wall_time_s": time.perf_counter() - t0,
-        "started_at": started_at,
-    }
+        elapsed = time.perf_counter() - t0
+        res = TaskResult.failure(
+            f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}",
+            role=task.role, method=task.spec, elapsed=elapsed)
+        return replace(res, started_at=started_at)
+    out = replace(out, stats=jsonable(dict(out.stats)),
+                  log=tuple(tuple(x) for x in jsonable([list(x) for x in out.log])))
+    return TaskResult(out, time.perf_counter() - t0, started_at)
 
 
 def _set_memory_limit(mb: float | None) -> None:
@@ -237,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
                 instances[key] = instance_from_bytes(blob)
             except MemoryError:
                 _write_frame(proto_out, {"op": "result", "result": _error_result(
-                    "MemoryError while loading the instance")})
+                    msg["task"], "MemoryError while loading the instance")})
                 continue
             caches[key] = {}
             while len(instances) > _CACHE_INSTANCES:
@@ -245,16 +199,22 @@ def main(argv: list[str] | None = None) -> int:
                 caches.pop(old, None)
         instances.move_to_end(key)
         try:
-            res = execute_task(msg["task"], instances[key], caches[key])
+            res = execute_task(Task.from_json(msg["task"]), instances[key],
+                               caches[key]).to_json()
         except MemoryError:
-            res = _error_result("MemoryError (worker memory limit)")
+            res = _error_result(msg["task"], "MemoryError (worker memory limit)")
         except BaseException as exc:  # noqa: BLE001 - report anything, keep serving
-            res = _error_result(f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=-3)}")
+            res = _error_result(msg["task"], f"{type(exc).__name__}: {exc}\n"
+                                f"{traceback.format_exc(limit=-3)}")
         _write_frame(proto_out, {"op": "result", "result": res})
 
 
+#: Time limit of each warm-up run (seconds).
+_WARM_S = 0.2
+
+
 def _warm_up(items: list[str]) -> None:
-    """Run each method once on a tiny graph (k = 2 and 3) before reporting ready.
+    """Run each method once on tiny graphs (k = 2 and 3) before reporting ready.
 
     Methods compiled just in time (numba) compile on their first call; on a fresh checkout
     that can take longer than a short time limit, and a killed worker would compile again.
@@ -264,19 +224,31 @@ def _warm_up(items: list[str]) -> None:
     """
     if not items:
         return
-    from portfolio import Step, warm_up
+    from pipecert.results import Budget
+    from pipecert.runner import run_method
+    from pipecert.testing import warmup_instances
 
-    steps = []
+    todo = []
     for item in items:
         role, _, spec = item.partition(":")
-        steps.append(Step(role, spec, 1.0))
-    warm_up(steps)
+        todo.append((Role.parse(role), spec))
+    for tiny in warmup_instances():
+        for role, spec in todo:
+            for kk in (2, 3):
+                try:
+                    run_method(spec, tiny, kk, role=role, budget=Budget(_WARM_S), seed=0)
+                except Exception:  # noqa: S112 - the timed run reports real failures
+                    continue
 
 
-def _error_result(msg: str) -> dict[str, Any]:
-    return {"status": "error", "bound": None, "incumbent": None, "partition": None,
-            "stats": {}, "log": [], "error": msg, "time_s": 0.0, "wall_time_s": 0.0,
-            "started_at": datetime.now(UTC).isoformat(timespec="seconds")}
+def _error_result(task_json: str, msg: str) -> str:
+    """The JSON of an ``error`` result of the task sent as ``task_json``."""
+    try:
+        task = Task.from_json(task_json)
+        role, method = task.role, task.spec
+    except (ValueError, TypeError, KeyError):
+        role, method = Role.HEURISTIC, "?"
+    return TaskResult.failure(msg, role=role, method=method).to_json()
 
 
 # ---------------------------------------------------------------------------- in the parent
@@ -446,8 +418,8 @@ class WorkerProcess:
             raise WorkerDied(f"unexpected first message {msg!r}")
         self.ready = True
 
-    def call(self, task: dict[str, Any], instance_key: str, instance_blob: bytes,
-             kill_after_s: float) -> dict[str, Any]:
+    def call(self, task: Task, instance_key: str, instance_blob: bytes,
+             kill_after_s: float) -> TaskResult:
         """Run ``task`` and return its result; kill the worker after ``kill_after_s``.
 
         A worker that died or was killed is restarted on the next call. Returns an
@@ -458,7 +430,7 @@ class WorkerProcess:
         self.wait_ready()
         t0 = time.monotonic()
         deadline = t0 + kill_after_s
-        msg = {"task": task, "instance_key": instance_key}
+        msg = {"task": task.to_json(), "instance_key": instance_key}
         try:
             self.send(msg)
             while True:
@@ -466,32 +438,28 @@ class WorkerProcess:
                 r, _, _ = select.select([self.fileno()], [], [], max(0.0, left))
                 if not r:
                     self.kill()
-                    return timeout_result(kill_after_s, time.monotonic() - t0)
+                    return timeout_result(task, kill_after_s, time.monotonic() - t0)
                 ans = self.recv()
                 if ans.get("op") == "need_instance":
                     self.send({**msg, "instance_blob": instance_blob})
                     continue
-                return dict(ans["result"])
+                return TaskResult.from_json(ans["result"])
         except WorkerDied as exc:
             self.kill()
-            return died_result(str(exc), time.monotonic() - t0)
+            return died_result(task, str(exc), time.monotonic() - t0)
 
 
-def timeout_result(kill_after_s: float, elapsed: float) -> dict[str, Any]:
+def timeout_result(task: Task, kill_after_s: float, elapsed: float) -> TaskResult:
     """The recorded result of a run killed for overrunning its time limit."""
-    r = _error_result(f"killed: no answer {kill_after_s:.1f} s after start "
-                      "(time limit + grace exceeded)")
-    r["wall_time_s"] = elapsed
-    r["time_s"] = elapsed
-    return r
+    return TaskResult.failure(f"killed: no answer {kill_after_s:.1f} s after start "
+                              "(time limit + grace exceeded)",
+                              role=task.role, method=task.spec, elapsed=elapsed)
 
 
-def died_result(description: str, elapsed: float) -> dict[str, Any]:
+def died_result(task: Task, description: str, elapsed: float) -> TaskResult:
     """The recorded result of a run whose worker died (crash or out of memory)."""
-    r = _error_result(f"worker died: {description}")
-    r["wall_time_s"] = elapsed
-    r["time_s"] = elapsed
-    return r
+    return TaskResult.failure(f"worker died: {description}", role=task.role, method=task.spec,
+                              elapsed=elapsed)
 
 
 if __name__ == "__main__":

@@ -20,15 +20,54 @@ import inspect
 import pkgutil
 import re
 from collections.abc import Iterator, Mapping
+from enum import StrEnum
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pipecert.errors import InputError
 
-__all__ = ["Registry", "Method", "parse_method_spec", "discover"]
+__all__ = ["Registry", "Method", "Role", "parse_method_spec", "discover"]
 
 T = TypeVar("T")
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_\-]*$")
+
+
+class Role(StrEnum):
+    """What a method run is for: a heuristic finds partitions, a bound proves lower bounds.
+
+    The values are the strings stored in results files (the ``role`` column), so a
+    :class:`Role` compares equal to its string (``Role.BOUND == "bound"``).
+    """
+
+    HEURISTIC = "heuristic"  #: a :class:`heuristics.Heuristic` (returns a partition)
+    BOUND = "bound"  #: a :class:`formulations.Formulation` (returns a lower bound)
+
+    @classmethod
+    def parse(cls, value: str) -> Role:
+        """The role named ``value``; :class:`InputError` names the valid roles otherwise."""
+        try:
+            return cls(value)
+        except ValueError:
+            valid = ", ".join(r.value for r in cls)
+            raise InputError(f"unknown method role {value!r} (expected one of {valid})") \
+                from None
+
+    def registry(self) -> Registry[Any]:
+        """The registry of the methods of this role (``HEURISTICS`` or ``FORMULATIONS``).
+
+        The package is imported by name when first asked for (as :func:`discover` does),
+        so the core does not depend on the method packages at import time.
+        """
+        module, attr = _ROLE_REGISTRIES[self]
+        reg: Registry[Any] = getattr(importlib.import_module(module), attr)
+        return reg
+
+
+#: Role -> (package, registry attribute) of the methods of that role.
+_ROLE_REGISTRIES: dict[Role, tuple[str, str]] = {
+    Role.HEURISTIC: ("heuristics", "HEURISTICS"),
+    Role.BOUND: ("formulations", "FORMULATIONS"),
+}
 
 
 class Method:

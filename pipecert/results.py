@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Mapping
@@ -11,6 +12,7 @@ from typing import Any
 
 from pipecert import cancel
 from pipecert.partition import Partition
+from pipecert.registry import Role
 
 __all__ = [
     "Status",
@@ -27,6 +29,7 @@ __all__ = [
     "CLOSE_RTOL",
     "RunOutcome",
     "STATUS_MEANINGS",
+    "jsonable",
 ]
 
 #: Relative tolerance when comparing a bound with a partition value.
@@ -219,17 +222,44 @@ class HeuristicResult:
     history: tuple[tuple[float, int, float], ...] = ()
 
 
+def jsonable(obj: Any) -> Any:
+    """A JSON-safe copy of ``obj``: numpy scalars and arrays become Python values, tuples
+    lists, anything else JSON cannot hold its ``str``. Non-finite floats are kept (Python's
+    JSON writes them as ``Infinity``/``NaN`` and reads them back)."""
+    def default(o: Any) -> Any:
+        try:
+            import numpy as np
+
+            if isinstance(o, np.generic):
+                return o.item()
+            if isinstance(o, np.ndarray):
+                return o.tolist()
+        except ImportError:  # pragma: no cover
+            pass
+        return str(o)
+
+    try:
+        return json.loads(json.dumps(obj, default=default))
+    except (TypeError, ValueError):
+        return str(obj)
+
+
+#: Version of the JSON written by :meth:`RunOutcome.to_json`; :meth:`RunOutcome.from_json`
+#: refuses any other.
+OUTCOME_JSON_VERSION = 1
+
+
 @dataclass(frozen=True, slots=True)
 class RunOutcome:
     """A graded method run: what the framework (not the method) says about it.
 
     ``incumbent`` is the reference-cost value of the returned partition (None without one);
-    ``bound`` the validated lower bound (None without one); ``role`` is ``"bound"`` or
-    ``"heuristic"``.
+    ``bound`` the validated lower bound (None without one); ``role`` is a :class:`Role`
+    (a plain ``"bound"`` or ``"heuristic"`` is converted).
     """
 
     method: str
-    role: str
+    role: Role | str
     status: Status
     time_s: float
     bound: float | None = None
@@ -239,7 +269,78 @@ class RunOutcome:
     log: tuple[tuple[Any, ...], ...] = ()
     error: str | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.role, Role):
+            object.__setattr__(self, "role", Role.parse(str(self.role)))
+        if not isinstance(self.status, Status):
+            object.__setattr__(self, "status", Status(str(self.status)))
+
     @property
     def value(self) -> float | None:
         """The bound for a bound run, the incumbent for a heuristic run."""
-        return self.bound if self.role == "bound" else self.incumbent
+        return self.bound if self.role == Role.BOUND else self.incumbent
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict (``partition`` as ``{"stage_of": [...], "k": k}``), versioned."""
+        part = None if self.partition is None else {
+            "stage_of": self.partition.stage_of.tolist(), "k": int(self.partition.k)}
+        return {
+            "version": OUTCOME_JSON_VERSION, "method": self.method, "role": str(self.role),
+            "status": str(self.status), "time_s": float(self.time_s),
+            "bound": None if self.bound is None else float(self.bound),
+            "incumbent": None if self.incumbent is None else float(self.incumbent),
+            "partition": part, "stats": jsonable(dict(self.stats)),
+            "log": jsonable([list(x) for x in self.log]), "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RunOutcome:
+        """The outcome written by :meth:`to_dict`.
+
+        Raises
+        ------
+        ValueError
+            On another version, a missing or an unknown key.
+        """
+        _check_keys(d, _OUTCOME_KEYS, "RunOutcome", OUTCOME_JSON_VERSION)
+        p = d["partition"]
+        return cls(
+            method=str(d["method"]), role=Role.parse(str(d["role"])), status=Status(d["status"]),
+            time_s=float(d["time_s"]), bound=d["bound"], incumbent=d["incumbent"],
+            partition=None if p is None else Partition(p["stage_of"], int(p["k"])),
+            stats=dict(d["stats"] or {}), log=tuple(tuple(x) for x in d["log"] or ()),
+            error=d["error"],
+        )
+
+    def to_json(self) -> str:
+        """:meth:`to_dict` as JSON text."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> RunOutcome:
+        """The outcome written by :meth:`to_json` (``ValueError`` on anything else)."""
+        return cls.from_dict(_json_object(text, "RunOutcome"))
+
+
+_OUTCOME_KEYS = frozenset({"version", "method", "role", "status", "time_s", "bound",
+                           "incumbent", "partition", "stats", "log", "error"})
+
+
+def _json_object(text: str | bytes, what: str) -> dict[str, Any]:
+    d = json.loads(text)
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} JSON must be an object, got {type(d).__name__}")
+    return d
+
+
+def _check_keys(d: Mapping[str, Any], keys: frozenset[str], what: str, version: int) -> None:
+    """Refuse another version, missing keys and unknown (misspelt) keys, in one line."""
+    if d.get("version") != version:
+        raise ValueError(f"{what} JSON of version {d.get('version')!r}; this pipecert reads "
+                         f"version {version}")
+    unknown = sorted(set(d) - keys)
+    missing = sorted(keys - set(d))
+    if unknown or missing:
+        parts = ([f"unknown key(s) {', '.join(unknown)}"] if unknown else []) + \
+                ([f"missing key(s) {', '.join(missing)}"] if missing else [])
+        raise ValueError(f"{what} JSON: {'; '.join(parts)}")

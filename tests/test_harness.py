@@ -15,6 +15,7 @@ import pytest
 
 from experiments.config import DEFAULTS, load_config, to_toml
 from experiments.harness import InstanceEntry, build_cells, cell_context, run_grid
+from experiments.records import RunRecord, TaskContext
 from experiments.store import ResultsStore
 from pipecert import InputError
 from pipecert.testing import random_dag
@@ -175,13 +176,18 @@ def test_cell_context_carries_partitions_up_and_bounds_down(tmp_path, plugin):
         {"instance": "g0", "k": 2, "role": "bound", "incumbent": None, "partition": None,
          "bound": 9.0, "status": "bound"},  # k=2 < 3: not valid for k=3
     ]
-    ctx = cell_context(b3, rows)
-    assert ctx == {"upper_bound": 10.0, "partition": [0, 1], "lower_bound": 4.0}
+    recs = [RunRecord.from_row({"run_key": f"r{i}", **r}) for i, r in enumerate(rows)]
+    ctx = cell_context(b3, recs)
+    assert ctx == TaskContext(upper_bound=10.0, partition=(0, 1), lower_bound=4.0)
     # an exact heuristic that proved optimality at k=3 gives a lower bound for k=3 itself
-    rows.append({"instance": "g0", "k": 3, "role": "heuristic", "incumbent": 6.0,
-                 "partition": [0, 2], "bound": None, "status": "optimal"})
-    assert cell_context(b3, rows) == {"upper_bound": 6.0, "partition": [0, 2],
-                                      "lower_bound": 6.0}
+    recs.append(RunRecord.from_row({"run_key": "r9", "instance": "g0", "k": 3,
+                                    "role": "heuristic", "incumbent": 6.0, "partition": [0, 2],
+                                    "bound": None, "status": "optimal"}))
+    assert cell_context(b3, recs) == TaskContext(upper_bound=6.0, partition=(0, 2),
+                                                 lower_bound=6.0)
+    # a heuristic cell gets no context
+    h3 = next(c for c in cells if c.role == "heuristic" and c.k == 3)
+    assert cell_context(h3, recs) == TaskContext()
 
 
 # ---------------------------------------------------------------------------- running

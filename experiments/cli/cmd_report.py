@@ -22,6 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="print only the table of problems (variant, constraints) and certified "
                         "gaps per k, 'infeasible' where proven (markdown; the README's "
                         "training table)")
+    p.add_argument("--table", choices=("bounds", "heuristics", "spine"), default=None,
+                   help="print only one research table of docs/results (markdown): bounds "
+                        "(bound / best partition per method and k), heuristics (value / "
+                        "best value, brkga vs the DP optimum, local search) or spine (paper "
+                        "vs min-cut bounds); see experiments/tables.py")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,6 +37,12 @@ def run(args: argparse.Namespace) -> int:
     from experiments.report import build_report, gap_table, to_latex, to_markdown, write_all
     from experiments.store import ResultsStore
 
+    if args.table:
+        from experiments.tables import TABLES
+
+        with ResultsStore(args.db, readonly=True) as store:
+            sys.stdout.write(TABLES[args.table](store))
+        return 0
     with ResultsStore(args.db, readonly=True) as store:
         rep = build_report(store)
     if args.gaps:

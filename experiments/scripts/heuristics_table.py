@@ -1,166 +1,66 @@
-"""Upper-bound tables (docs/results/heuristics.md): every heuristic vs the down-set DP optimum.
+"""Upper-bound tables: every heuristic vs the down-set DP optimum.
 
-Runs the chosen heuristics on every graph file under ``--instances`` for each ``k`` and
-appends one JSON line per (graph, k, method) to ``--out`` (resumable: finished rows are
-skipped). ``--report`` prints the Markdown tables of the README section "Upper bounds":
+Runs the chosen heuristics on every graph under ``--instances`` (instance specs:
+directories, files, globs, suites) for each ``k`` through the experiment harness (isolated
+worker processes, ``--time-limit`` seconds each); every run is one row of the SQLite store
+``--store`` (resumable: stored runs are skipped). ``--report`` prints the Markdown tables of
+docs/results/heuristics.md from the store (the same as
+``pipecert report STORE --table heuristics``):
 
-1. per (graph, k): the DP optimum (where it finishes) and brkga-10000's ratio to it;
+1. per (graph, k): brkga-10000's ratio to the DP optimum (where the DP finishes);
 2. per method and k: the geometric mean of value / best known value, and mean time;
 3. what local search adds to each method (geometric-mean improvement).
 
 Usage::
 
-    python experiments/scripts/heuristics_table.py --out results.jsonl
-    python experiments/scripts/heuristics_table.py --out results.jsonl --report
+    python experiments/scripts/heuristics_table.py --store results/heur/results.sqlite
+    python experiments/scripts/heuristics_table.py --store results/heur/results.sqlite --report
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from experiments.store import ResultsStore
+from experiments.tables import HEURISTIC_ORDER, heuristics_table, run_script_grid, script_config
 
-from experiments.analysis import geomean as gmean
-from heuristics import HEURISTICS
-from instances.io import read_instance
-from pipecert.results import Budget
-
-DEFAULT_METHODS = [
-    "downset_dp", "input_order", "dfs_order", "bfs_order", "equal_work", "random_orders",
-    "brkga-100", "brkga-10000", "input_order[refine=True]", "dfs_order[refine=True]",
-    "equal_work[refine=True]", "brkga-100[refine=True]",
-]
+DEFAULT_METHODS = HEURISTIC_ORDER
 KS = [2, 4, 8, 16, 32, 64]
-
-
-def graph_files(root: Path) -> list[Path]:
-    """Graph files (dnn-partitioning JSON, PipeDream graph.txt, REGAL pbtxt) under root."""
-    out = [p for p in sorted(root.rglob("*"))
-           if p.is_file() and (p.suffix in (".json", ".pbtxt") or p.name.endswith("graph.txt"))]
-    return out
+ROOT = Path(__file__).resolve().parents[3] / "shared" / "instances"
 
 
 def run(args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    done = set()
-    if out.exists():
-        for line in out.read_text().splitlines():
-            r = json.loads(line)
-            done.add((r["graph"], r["k"], r["method"]))
-    root = Path(args.instances)
-    with out.open("a") as fh:
-        for path in graph_files(root):
-            inst = read_instance(str(path))
-            graph = str(path.relative_to(root))
-            for k in args.k:
-                for spec in args.methods:
-                    if (graph, k, spec) in done:
-                        continue
-                    method = HEURISTICS.make(spec)
-                    t0 = time.perf_counter()
-                    c0 = time.process_time()
-                    res = method.run(inst, k, Budget(time_limit_s=args.time_limit),
-                                     np.random.default_rng(args.seed))
-                    row: dict[str, Any] = {
-                        "graph": graph, "n": inst.n_nodes, "m": inst.n_edges, "k": k,
-                        "method": spec, "status": str(res.status), "value": res.incumbent,
-                        "time_s": time.perf_counter() - t0,
-                        "cpu_s": time.process_time() - c0,
-                        "stats": {key: v for key, v in res.stats.items()
-                                  if isinstance(v, int | float | str | bool)},
-                    }
-                    fh.write(json.dumps(row) + "\n")
-                    fh.flush()
-                    print(f"{graph} k={k} {spec}: {res.status} {res.incumbent} "
-                          f"({row['time_s']:.2f}s)", file=sys.stderr)
+    """Run the grid into the store (heuristics only)."""
+    store = Path(args.store)
+    cfg = script_config("heuristics_table", store.parent, args.instances, args.k,
+                        heuristics=args.methods, bounds=[], time_limit_s=args.time_limit,
+                        seed=args.seed, jobs=args.jobs)
+    res = run_script_grid(cfg, store, progress=not args.no_progress)
+    print(f"{res.n_run} runs ({res.n_errors} errors, {res.n_skipped} already stored) in "
+          f"{store}", file=sys.stderr)
 
 
 def report(args: argparse.Namespace) -> None:
-    rows = [json.loads(line) for line in Path(args.out).read_text().splitlines()]
-    by: dict[tuple[str, int], dict[str, dict[str, Any]]] = defaultdict(dict)
-    for r in rows:
-        by[(r["graph"], r["k"])][r["method"]] = r
-    ks = sorted({r["k"] for r in rows})
-    graphs = sorted({r["graph"] for r in rows})
-    print("### brkga-10000 vs the down-set DP optimum (ratio = brkga / OPT; - = DP did not "
-          "finish)\n")
-    print("| graph | n | " + " | ".join(f"k={k}" for k in ks) + " |")
-    print("|---|---|" + "---|" * len(ks))
-    n_in, n_tot, worst = 0, 0, 1.0
-    for g in graphs:
-        cells = []
-        n = next(r["n"] for r in rows if r["graph"] == g)
-        for k in ks:
-            d = by[(g, k)]
-            dp, br = d.get("downset_dp"), d.get("brkga-10000")
-            if dp and br and dp["status"] == "optimal" and br["value"] is not None:
-                ratio = br["value"] / dp["value"] if dp["value"] > 0 else 1.0
-                n_tot += 1
-                n_in += ratio <= 1.01 + 1e-12
-                worst = max(worst, ratio)
-                cells.append(f"{ratio:.4f}")
-            elif dp and dp["status"] != "optimal":
-                cells.append(f"- ({dp['stats'].get('n_ideals', '?')} ideals)"
-                             if dp["status"] == "unsupported" else f"- ({dp['status']})")
-            else:
-                cells.append("")
-        print(f"| {g} | {n} | " + " | ".join(cells) + " |")
-    print(f"\nbrkga-10000 within 1% of OPT on {n_in} of {n_tot} (graph, k) pairs where the DP "
-          f"finished; worst ratio {worst:.4f}.\n")
-    methods = [m for m in DEFAULT_METHODS if any(r["method"] == m for r in rows)]
-    methods += sorted({r["method"] for r in rows} - set(methods))
-    print("### Geometric mean of value / best value found (all methods), per k\n")
-    print("| method | " + " | ".join(f"k={k}" for k in ks) + " | mean time (s) |")
-    print("|---|" + "---|" * (len(ks) + 1))
-    for m in methods:
-        if m == "downset_dp":
-            continue
-        cells = []
-        times = []
-        for k in ks:
-            ratios = []
-            for g in graphs:
-                d = by[(g, k)]
-                vals = [r["value"] for r in d.values() if r["value"] is not None]
-                if m in d and d[m]["value"] is not None and vals and min(vals) > 0:
-                    ratios.append(d[m]["value"] / min(vals))
-                    times.append(d[m]["time_s"])
-            cells.append(f"{gmean(ratios):.4f}" if ratios else "")
-        print(f"| {m} | " + " | ".join(cells) + f" | {np.mean(times) if times else 0:.3f} |")
-    print()
-    print("### What local search adds (geometric mean of refined / unrefined value; share of "
-          "(graph, k) pairs it improves)\n")
-    print("| method | GM refined/base | improved | pairs |")
-    print("|---|---|---|---|")
-    for m in methods:
-        if m.endswith("[refine=True]"):
-            continue
-        ref = f"{m}[refine=True]"
-        pairs = [(d[m]["value"], d[ref]["value"]) for d in by.values()
-                 if m in d and ref in d and d[m]["value"] and d[ref]["value"]]
-        if pairs:
-            better = sum(b < a * (1 - 1e-9) for a, b in pairs)
-            print(f"| {m} | {gmean([b / a for a, b in pairs]):.4f} | {better} | {len(pairs)} |")
-    print()
+    """Print the tables from the store."""
+    with ResultsStore(args.store, readonly=True) as st:
+        sys.stdout.write(heuristics_table(st))
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--instances", default=str(Path(__file__).resolve().parents[3]
-                                               / "shared" / "instances"))
-    ap.add_argument("--out", default="heuristics_table.jsonl")
+def main(argv: list[str] | None = None) -> None:
+    """Command line (see the module docstring)."""
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--store", required=True, help="the SQLite results store")
+    ap.add_argument("--instances", nargs="+", default=[str(ROOT)], help="instance specs")
     ap.add_argument("-k", type=int, nargs="+", default=KS)
     ap.add_argument("-m", "--methods", nargs="+", default=DEFAULT_METHODS)
     ap.add_argument("--time-limit", type=float, default=120.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--jobs", type=int, default=1, help="worker processes")
+    ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--report", action="store_true", help="print the tables and exit")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.report:
         report(args)
     else:
