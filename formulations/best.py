@@ -65,8 +65,9 @@ from formulations.base import FORMULATIONS, Formulation
 from formulations.guess import meets
 from pipecert.instance import Instance
 from pipecert.partition import Partition
-from pipecert.registry import parse_method_spec
+from pipecert.registry import Role, parse_method_spec
 from pipecert.results import BoundResult, Budget, SolveContext, Status
+from pipecert.runner import run_method
 
 __all__ = ["Best", "default_methods"]
 
@@ -176,7 +177,7 @@ class Best(Formulation):
                              node_limit=budget.node_limit)
                 sctx = replace(ctx, lower_bound=_max(own, ctx.lower_bound), upper_bound=best_ub,
                                partition=best_part)
-                out = m.run(instance, k, sub, sctx)
+                out = run_method(m, instance, k, role=Role.BOUND, context=sctx, budget=sub)
                 runs.append({"method": out.method, "status": str(out.status),
                              "bound": out.bound, "incumbent": out.incumbent,
                              "time_s": out.time_s})

@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import Any
 
 from pipecert.instance import Instance
-from pipecert.registry import Method, Registry, parse_method_spec
+from pipecert.registry import Method, Registry, Role, parse_method_spec
 
 __all__ = ["StepKind", "Step", "DEFAULT_PLAN", "REFINE_TUBE", "build_plan", "make_method",
            "rescale_shares", "plan_for", "unsupported_reason"]
@@ -38,19 +38,18 @@ class StepKind(StrEnum):
     REFINE = "refine"
 
     @property
+    def role(self) -> Role:
+        """The role of the step's method runs (refine steps run heuristics)."""
+        return Role.BOUND if self is StepKind.BOUND else Role.HEURISTIC
+
+    @property
     def method_role(self) -> str:
-        """The role of the step's method runs: ``"bound"`` or ``"heuristic"``."""
-        return "bound" if self is StepKind.BOUND else "heuristic"
+        """The role of the step's method runs as a string: ``"bound"`` or ``"heuristic"``."""
+        return self.role.value
 
     def registry(self) -> Registry[Any]:
-        """``FORMULATIONS`` for bounds, ``HEURISTICS`` otherwise."""
-        if self is StepKind.BOUND:
-            from formulations import FORMULATIONS
-
-            return FORMULATIONS
-        from heuristics import HEURISTICS
-
-        return HEURISTICS
+        """``FORMULATIONS`` for bounds, ``HEURISTICS`` otherwise (:meth:`Role.registry`)."""
+        return self.role.registry()
 
 
 @dataclass(frozen=True, slots=True)

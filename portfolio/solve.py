@@ -281,19 +281,20 @@ def _proves_infeasible(step: Step, method: Method) -> bool:
 
 def run_step(method: Method, step: Step, instance: Instance, k: int, budget: Budget,
              context: SolveContext, seed: int) -> RunOutcome:
-    """Run ``method`` (the method of ``step``) through its graded ``run``.
+    """Run ``method`` (the method of ``step``) through the one run service
+    (:func:`pipecert.runner.run_method`: its graded ``run``).
 
     A heuristic (or improver) gets the generator of
     ``derive_seed(seed, instance.name, k, method_id)``.
     """
     import numpy as np
 
-    if step.role is StepKind.BOUND:
-        out: RunOutcome = method.run(instance, k, budget, context)  # type: ignore[attr-defined]
-        return out
-    rng = np.random.default_rng(derive_seed(seed, instance.name, k, method.method_id()))
-    out = method.run(instance, k, budget, rng, context)  # type: ignore[attr-defined]
-    return out
+    from pipecert.runner import run_method
+
+    rng = (None if step.role is StepKind.BOUND else
+           np.random.default_rng(derive_seed(seed, instance.name, k, method.method_id())))
+    return run_method(method, instance, k, role=step.role.role, context=context,
+                      budget=budget, seed=rng)
 
 
 def _run_plan(plan: Sequence[Step], instance: Instance, k: int, overall: Budget,
