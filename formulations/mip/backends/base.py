@@ -225,7 +225,7 @@ class SolverBackend(abc.ABC):
                            stopped_by=stopped_by)
 
 
-BACKENDS: Registry[SolverBackend] = Registry("solver backend", SolverBackend)
+BACKENDS: Registry[SolverBackend] = Registry("solver backend", SolverBackend)  # type: ignore[type-abstract]
 """MILP solver backends by name; ``@BACKENDS.register`` adds one."""
 
 

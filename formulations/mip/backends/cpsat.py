@@ -120,5 +120,6 @@ class CpSatBackend(SolverBackend):
         primal = float(solver.objective_value) if has_x else None
         name = solver.status_name(st)
         return self.record(name, float(solver.best_objective_bound), primal, x,
-                           ortools.__version__, solve_time, nodes=int(solver.num_branches),
+                           ortools.__version__,  # type: ignore[attr-defined]
+                           solve_time, nodes=int(solver.num_branches),
                            log=trace, message=name, stopped_by=why["why"])
