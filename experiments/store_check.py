@@ -48,7 +48,7 @@ __all__ = ["check_store", "OPTIMAL_RTOL", "INCUMBENT_RTOL"]
 
 #: A bound run labelled ``optimal`` must come this close (relative) to a stored partition
 #: value: the largest default relative MIP gap at which a solver calls a model optimal
-#: (1e-4, see ``formulations._mip.backends.CVXPY_UNKNOWN_GAP``), which also covers the
+#: (1e-4, see ``formulations.mip.backends.CVXPY_UNKNOWN_GAP``), which also covers the
 #: safety margin taken off every solver bound (:data:`pipecert.DUAL_BOUND_MARGIN`).
 OPTIMAL_RTOL = 1e-4
 #: A stored incumbent must equal its partition's re-scored value to this relative precision.

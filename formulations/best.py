@@ -60,9 +60,9 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from formulations._mip.template import MipFormulation
 from formulations.base import FORMULATIONS, Formulation
 from formulations.guess import meets
+from formulations.mip.base import MipFormulation
 from pipecert.instance import Instance
 from pipecert.partition import Partition
 from pipecert.registry import Role, parse_method_spec

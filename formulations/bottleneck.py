@@ -3,7 +3,7 @@
 Model (code names in brackets)
 ------------------------------
 Three ordered parts of V: A (the blocks before the would-be bottleneck B), B, and D (the
-blocks after it), written as a 3-block :class:`~formulations._mip.chain.Chain` with
+blocks after it), written as a 3-block :class:`~formulations.mip.chain.Chain` with
 binaries ``P[v, 1] = a_v`` (v in A) and ``P[v, 2] = a_v + beta_v`` (v in A u B), so
 ``d_v = 1 - P[v, 2]``. For every data edge (u, v) and producer u with c(u) > 0:
 
@@ -27,14 +27,14 @@ Take an optimal partition (S_1..S_k) and any index b; set A = S_1 u .. u S_{b-1}
 D = the rest and T = OPT. (B1) holds as f(S_b) <= OPT; (B2) is the sum of the two
 aggregation inequalities, bounded by sum_{i != b} f(S_i) <= (k - 1) OPT. So the optimum is
 <= OPT and so is any dual bound; it is reported with the safety margin of
-:mod:`formulations._mip.template` taken off. It is >= W/k but not always >= max w, hence
+:mod:`formulations.mip.base` taken off. It is >= W/k but not always >= max w, hence
 the combinatorial floor (and ``comb_cut``). When k = 1 (and, in Guess(b), when b = 1 or
 b = k) a side has no block: it is empty in the proof's partition, so its variables are
 fixed to "not in this side" instead of writing the row "cost of the side <= 0 * T".
 
 Constrained variants
 --------------------
-Built on :class:`~formulations._mip.chain.Chain`, which writes the order rows over the
+Built on :class:`~formulations.mip.chain.Chain`, which writes the order rows over the
 ordering edges only, the charges over all data edges and the unit equalities of the
 co-location groups (see there). Data-only edges: in the proof's partition a data-only edge
 (u, v) may point from D or B back to A or B; its producer then pays In at v's block and Out
@@ -66,10 +66,10 @@ import time
 
 import numpy as np
 
-from formulations._mip.chain import Chain, ScaledCosts, complete_free_column
-from formulations._mip.model import Block, Expr, MipModel, ModelBuilder
-from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
+from formulations.mip.base import MipFormulation, doubtful_infeasible, t_range
+from formulations.mip.chain import Chain, ScaledCosts, complete_free_column
+from formulations.mip.model import Block, Expr, MipModel, ModelBuilder
 from pipecert.instance import Instance
 from pipecert.partition import Partition, stage_costs
 from pipecert.results import BoundResult, Budget, SolveContext, Status
@@ -202,27 +202,6 @@ class Bottleneck(MipFormulation):
     citation = "Archer et al., ICML 2024, Section 4 (docs/theory/bounds.md#bottleneck)"
     handles = frozenset({"groups", "data_only_edges"})
     relaxes = frozenset({"memory"})
-
-    def __init__(
-        self,
-        *,
-        solver: str = "highs",
-        form: str = "cumulative",
-        comb_cut: bool = True,
-        context_lb_cut: bool = True,
-        cutoff: bool = True,
-        warm_start: bool = True,
-        gap: float = 1e-6,
-        seed: int = 0,
-    ) -> None:
-        self.solver = solver
-        self.form = form
-        self.comb_cut = comb_cut
-        self.context_lb_cut = context_lb_cut
-        self.cutoff = cutoff
-        self.warm_start = warm_start
-        self.gap = gap
-        self.seed = seed
 
     def lower_bound(
         self,

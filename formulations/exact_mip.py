@@ -16,7 +16,7 @@ charges ``y[u, j]`` (``in<j>`` blocks), ``z[u, j]`` (``out<j>``) in [0, 1] for p
 
 with ``x[v, j] = P_j[v] - P_{j-1}[v]``, ``P_0 = 0``, ``P_k = 1``.
 
-Constrained variants (all handled exactly, see :mod:`formulations._mip.chain`): the order
+Constrained variants (all handled exactly, see :mod:`formulations.mip.chain`): the order
 rows run over the ordering edges only and the charges over all data edges (a data-only
 edge may point to an earlier block: its out-charge uses Figure 3's ``x[u, j] - x[v, j]``,
 and blocks 1 and k get the in / out charges only such edges can cause); every member of a
@@ -88,7 +88,7 @@ So the point is feasible with ``T = OPT`` and the optimum stays ``<= OPT``. The 
 failures once blamed on these rows (``case386``: 0.999999 for OPT = 2e-9; ``case1576``:
 4.99999 for OPT = 4.000000002) were solver tolerance: with costs scaled so that the largest
 is about 1000, those optima are about 1e-15 and 4e-6 in model units, below HiGHS's 1e-6
-tolerances; the safety margin of :mod:`formulations._mip.template` now covers them.
+tolerances; the safety margin of :mod:`formulations.mip.base` now covers them.
 The bound is unscaled and reduced by that margin.
 
 Size
@@ -106,13 +106,14 @@ ICML 2024, Figure 3 (variables x_vb); Tarnawski et al., NeurIPS 2020 (the load m
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
-from formulations._mip.chain import Chain, complete_free_column
-from formulations._mip.model import ModelBuilder
-from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
+from formulations.mip.base import MipFormulation, doubtful_infeasible, t_range
+from formulations.mip.chain import Chain, complete_free_column
+from formulations.mip.model import ModelBuilder
 from pipecert.instance import Instance
 from pipecert.partition import Partition
 from pipecert.results import BoundResult, Budget, SolveContext, Status
@@ -130,30 +131,11 @@ class ExactMip(MipFormulation):
     handles = frozenset({"groups", "memory", "data_only_edges"})
     relaxes = frozenset()
 
-    def __init__(
-        self,
-        *,
-        solver: str = "highs",
-        form: str = "cumulative",
-        prefix_cuts: bool = False,
-        symmetry: bool = False,
-        comb_cut: bool = True,
-        context_lb_cut: bool = True,
-        cutoff: bool = True,
-        warm_start: bool = True,
-        gap: float = 1e-6,
-        seed: int = 0,
-    ) -> None:
-        self.solver = solver
-        self.form = form
+    def __init__(self, *, prefix_cuts: bool = False, symmetry: bool = False,
+                 **shared: Any) -> None:
+        super().__init__(**shared)
         self.prefix_cuts = prefix_cuts
         self.symmetry = symmetry
-        self.comb_cut = comb_cut
-        self.context_lb_cut = context_lb_cut
-        self.cutoff = cutoff
-        self.warm_start = warm_start
-        self.gap = gap
-        self.seed = seed
 
     def lower_bound(
         self,

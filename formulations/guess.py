@@ -74,10 +74,10 @@ import math
 import time
 from typing import Any
 
-from formulations._mip.backends import SolveRecord
-from formulations._mip.template import MipFormulation, doubtful_infeasible, t_range
 from formulations.base import FORMULATIONS
 from formulations.bottleneck import abd_warm_start, build_abd, usable
+from formulations.mip.backends import SolveRecord
+from formulations.mip.base import MipFormulation, doubtful_infeasible, t_range
 from pipecert.errors import InvalidBoundError
 from pipecert.instance import Instance
 from pipecert.partition import stage_costs
@@ -119,28 +119,9 @@ class Guess(MipFormulation):
     relaxes = frozenset({"memory"})
     dominates = ("bottleneck",)
 
-    def __init__(
-        self,
-        *,
-        solver: str = "highs",
-        variant: str = "max",
-        form: str = "cumulative",
-        comb_cut: bool = True,
-        context_lb_cut: bool = True,
-        cutoff: bool = True,
-        warm_start: bool = True,
-        gap: float = 1e-6,
-        seed: int = 0,
-    ) -> None:
-        self.solver = solver
+    def __init__(self, *, variant: str = "max", **shared: Any) -> None:
+        super().__init__(**shared)
         self.variant = variant
-        self.form = form
-        self.comb_cut = comb_cut
-        self.context_lb_cut = context_lb_cut
-        self.cutoff = cutoff
-        self.warm_start = warm_start
-        self.gap = gap
-        self.seed = seed
 
     def solve_one(
         self,

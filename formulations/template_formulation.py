@@ -1,6 +1,9 @@
 """Template for a new lower bound: copy to ``formulations/<name>.py`` and fill in.
 
 Files named ``template_*`` are not imported by the registry, so this one is never registered.
+A MIP bound subclasses :class:`formulations.mip.MipFormulation` instead, which holds the
+parameters every MIP formulation shares and the safety margin of its dual bounds
+(``docs/extending-mip.md``).
 
 Model
 -----

@@ -11,9 +11,11 @@ then the exact slicing DP). One generation::
         child[i] = A[i] with probability rho_e else B[i]
     evaluate mutants and offspring (elite fitness is cached)
 
-Presets (docs/theory/algorithms.md#brkga): ``brkga-100`` = population 10 x 10, ``brkga-10000`` =
-100 x 100; ``brkga`` exposes every parameter (defaults 100 x 100). Candidate evaluations are
-counted as ``population`` per generation, so ``p * g`` matches the paper's budget names.
+Presets (docs/theory/algorithms.md#brkga), the named parameter sets of :data:`PRESETS`: ``brkga-100`` =
+population 10 x 10 generations, ``brkga-10000`` = 100 x 100 (with the progress-biased
+decoder gene and the exact polish); ``brkga`` exposes every parameter (defaults 100 x 100).
+Candidate evaluations are counted as ``population`` per generation, so ``p * g`` matches the
+paper's budget names.
 
 **Exact pruning.** With ``prune=True`` a new chromosome is decoded with the largest elite
 fitness ``T`` as the DP's incumbent: it gets its true value if that is ``< T`` and ``inf``
@@ -86,9 +88,10 @@ from heuristics.local_search import finish, refine_partition
 from heuristics.tube import TubeSearch, tube_search
 from pipecert.instance import Instance
 from pipecert.partition import Partition, check_feasible, evaluate
+from pipecert.presets import Preset, register_preset
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 
-__all__ = ["Brkga", "Brkga100", "Brkga10000", "brkga_search", "progress_priority"]
+__all__ = ["Brkga", "Brkga100", "Brkga10000", "PRESETS", "brkga_search", "progress_priority"]
 
 PROGRESS_EXACT_MAX = 20_000
 TUBE_MAX_WIDTH = 4  # the polish's tube search widens from 1 up to this width
@@ -521,66 +524,21 @@ class Brkga(Heuristic):
         return HeuristicResult(part, status, stats, tuple(history))
 
 
-@HEURISTICS.register
-class Brkga100(Brkga):
-    """brkga-100: BRKGA with population 10 x 10 generations (100 evaluations, Archer et al.)."""
-
-    name = "brkga-100"
-
-    def __init__(
-        self,
-        *,
-        population: int = 10,
-        generations: int = 10,
-        elite_frac: float = 0.2,
-        mutant_frac: float = 0.2,
-        rho_e: float = 0.7,
-        seed_orders: bool = False,
-        n_jobs: int = 1,
-        prune: bool = True,
-        reduce: bool = True,
-        refine: bool = False,
-        bias: float = 0.0,
-        resplit: bool = False,
-        bias_gene: bool = False,
-    ) -> None:
-        super().__init__(population=population, generations=generations,
-                         elite_frac=elite_frac, mutant_frac=mutant_frac, rho_e=rho_e,
-                         seed_orders=seed_orders, n_jobs=n_jobs, prune=prune, reduce=reduce,
-                         refine=refine, bias=bias, resplit=resplit,
-                         bias_gene=bias_gene)
-
-
-@HEURISTICS.register
-class Brkga10000(Brkga):
-    """brkga-10000: BRKGA with population 100 x 100 generations (10^4 evaluations, Archer et al.).
+#: The named parameter sets of :class:`Brkga` (docs/theory/algorithms.md#brkga), each registered under its
+#: name with these values as its defaults (``brkga-100[population=20]`` overrides one).
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("brkga-100", Brkga, {"population": 10, "generations": 10},
+           "brkga-100: BRKGA with population 10 x 10 generations (100 evaluations, Archer et al.)."),
+    Preset("brkga-10000", Brkga,
+           {"population": 100, "generations": 100, "bias": 2.0, "resplit": True,
+            "bias_gene": True},
+           """brkga-10000: BRKGA with population 100 x 100 generations (10^4 evaluations, Archer et al.).
 
     Defaults to a decoder gene choosing between the paper's decoder and the progress-biased
     one (``bias=2, bias_gene=True``) and the exact polish (``resplit=True``: tube search,
     pair re-splits); ``brkga-10000[bias=0,resplit=false]`` is the paper's configuration.
-    """
+    """),
+)}
 
-    name = "brkga-10000"
-
-    def __init__(
-        self,
-        *,
-        population: int = 100,
-        generations: int = 100,
-        elite_frac: float = 0.2,
-        mutant_frac: float = 0.2,
-        rho_e: float = 0.7,
-        seed_orders: bool = False,
-        n_jobs: int = 1,
-        prune: bool = True,
-        reduce: bool = True,
-        refine: bool = False,
-        bias: float = 2.0,
-        resplit: bool = True,
-        bias_gene: bool = True,
-    ) -> None:
-        super().__init__(population=population, generations=generations,
-                         elite_frac=elite_frac, mutant_frac=mutant_frac, rho_e=rho_e,
-                         seed_orders=seed_orders, n_jobs=n_jobs, prune=prune, reduce=reduce,
-                         refine=refine, bias=bias, resplit=resplit,
-                         bias_gene=bias_gene)
+Brkga100 = register_preset(HEURISTICS, PRESETS["brkga-100"], qualname="Brkga100")
+Brkga10000 = register_preset(HEURISTICS, PRESETS["brkga-10000"], qualname="Brkga10000")

@@ -10,7 +10,7 @@ the process: ``terminate called without an active exception``, exit -6). Instead
   :meth:`~pipecert.results.Budget.remaining` returns 0 once the flag is set, so every
   method stops at its next budget check and returns its best result so far (a partition,
   a bound proven so far);
-* the MIP backends (:mod:`formulations._mip.backends`) watch :func:`event`: HiGHS is
+* the MIP backends (:mod:`formulations.mip.backends`) watch :func:`event`: HiGHS is
   stopped through its interrupt callbacks and its global dual bound is read after it
   returns; CP-SAT through ``StopSearch``. ``scipy.optimize.milp`` has no callback: a
   running scipy solve goes on until its own time limit (at most its step's share of the

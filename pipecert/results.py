@@ -38,7 +38,7 @@ BOUND_RTOL = 1e-6
 BOUND_ATOL = 1e-9
 #: Relative safety margin taken off every floating-point solver dual bound, on top of the
 #: absolute margin derived from the solver's tolerances and the model's row magnitudes
-#: (``abs_margin`` below; see formulations/_mip/template.py for the argument). MIP solvers
+#: (``abs_margin`` below; see formulations/mip/base.py for the argument). MIP solvers
 #: (HiGHS, SCIP, CP-SAT) prove bounds up to feasibility/optimality tolerances of about 1e-9 to
 #: 1e-6 relative on scaled data.
 DUAL_BOUND_MARGIN = 1e-6

@@ -578,7 +578,7 @@ def meets_optimum(bound: float, opt: float, stats: Any = None) -> bool:
     """True if ``bound`` equals ``opt`` up to 1e-5 relative and the method's safety margin.
 
     A solver's dual bound is reported minus a documented safety margin
-    (``stats["margin"]``, original units; see formulations/_mip/template.py), so an exact
+    (``stats["margin"]``, original units; see formulations/mip/base.py), so an exact
     method solved to optimality may report ``OPT - margin``, never more than ``OPT``.
     """
     margin = float((stats or {}).get("margin", 0.0) or 0.0)

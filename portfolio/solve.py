@@ -212,7 +212,7 @@ def solve(
 
     def closed() -> bool:
         # solver bounds carry a safety margin (DUAL_BOUND_MARGIN, 1e-6 relative, plus the MIP
-        # margin of formulations._mip.template, recorded as lower_margin): a gap within them
+        # margin of formulations.mip.base, recorded as lower_margin): a gap within them
         # is a proven optimum up to the solvers' resolution. The reported gap stays as is.
         ub, lb = res.upper_bound, res.lower_bound
         if ub is None or lb is None:

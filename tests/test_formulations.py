@@ -9,9 +9,9 @@ import time
 import pytest
 
 from formulations import FORMULATIONS
-from formulations._mip import available_solvers
 from formulations.best import default_methods
 from formulations.guess import guess_order, per_b_values
+from formulations.mip import available_solvers
 from pipecert.errors import InvalidBoundError
 from pipecert.partition import Partition, evaluate
 from pipecert.results import Budget, SolveContext, Status
@@ -284,7 +284,7 @@ def test_unsupported_always_carries_a_reason() -> None:
 
 # ---------------------------------------------------------------------------- numerics
 def _infeasible_record():
-    from formulations._mip.backends import SolveRecord
+    from formulations.mip.backends import SolveRecord
 
     return SolveRecord(Status.INFEASIBLE, None, None, None, "fake", "0", 0.0)
 
@@ -292,8 +292,8 @@ def _infeasible_record():
 def test_a_model_called_infeasible_gives_no_bound_not_an_error(monkeypatch) -> None:
     """A floating-point infeasibility claim on a feasible instance is numerics: the bound is
     None (the framework floors it), the run is not an error, and the reason is in stats."""
-    from formulations._mip.template import MipFormulation
     from formulations.base import combinatorial_bound
+    from formulations.mip.base import MipFormulation
 
     monkeypatch.setattr(MipFormulation, "solve_model",
                         lambda self, model, budget, **kw: _infeasible_record())
@@ -311,7 +311,7 @@ def test_a_model_called_infeasible_gives_no_bound_not_an_error(monkeypatch) -> N
 def test_guess_min_replaces_an_infeasible_guess2_by_guess(monkeypatch) -> None:
     """case948 (k = 2): HiGHS called the true bottleneck's Guess2(b) infeasible and the
     minimum over the other b was above OPT. Such a b now stands in with Guess(b) <= Guess2(b)."""
-    from formulations._mip.template import MipFormulation
+    from formulations.mip.base import MipFormulation
 
     real = MipFormulation.solve_model
 

@@ -29,8 +29,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from formulations import FORMULATIONS
-from formulations._mip import MipFormulation, available_solvers
 from formulations.base import combinatorial_bound
+from formulations.mip import MipFormulation, available_solvers
 from instances import read_instance
 from pipecert.instance import Instance
 from pipecert.partition import Partition

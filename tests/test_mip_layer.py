@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from formulations._mip import (
+from formulations.mip import (
     Chain,
     Expr,
     ModelBuilder,
@@ -22,7 +22,7 @@ from formulations._mip import (
     solve_model,
     solver_available,
 )
-from formulations._mip.backends import HARD_GRACE_S
+from formulations.mip.backends import HARD_GRACE_S
 from pipecert.partition import Partition, stage_costs
 from pipecert.results import Status
 from pipecert.testing import enumerate_partitions, random_dag, small_cases
@@ -213,7 +213,7 @@ def test_every_backend_reports_infeasible_without_a_bound(solver: str) -> None:
 
 
 def _hard_model():
-    from formulations._mip.template import t_range
+    from formulations.mip.base import t_range
 
     inst = random_dag(11, 70, edge_prob=0.08, regime="mixed")
     costs = ScaledCosts.of(inst)
@@ -254,7 +254,7 @@ def test_warm_start_is_used_and_stop_below_stops_at_it(solver: str) -> None:
     model, chain, T = _hard_model()
     integer = solver == "cpsat"
     if integer:  # CP-SAT needs integer data: rebuild on floored costs
-        from formulations._mip.template import t_range
+        from formulations.mip.base import t_range
 
         inst = chain.inst
         costs = ScaledCosts.of(inst, integer=True)
@@ -352,10 +352,10 @@ def test_highs_backend_writes_nothing_to_stdout():
 
 # ---------------------------------------------------------------------------- numerics
 def test_highs_default_tolerances_are_those_the_safety_margin_assumes() -> None:
-    """The margin of formulations/_mip/template.py assumes HiGHS's tolerances (1.2e-6 in
+    """The margin of formulations/mip/base.py assumes HiGHS's tolerances (1.2e-6 in
     all); a HiGHS release that loosened them would make it too small."""
-    from formulations._mip.backends import _new_highs
-    from formulations._mip.template import SOLVER_TOLERANCE
+    from formulations.mip.backends.highs import _new_highs
+    from formulations.mip.base import solver_tolerance
 
     h = _new_highs()
 
@@ -366,8 +366,8 @@ def test_highs_default_tolerances_are_those_the_safety_margin_assumes() -> None:
     total = sum(value(o) for o in (
         "primal_feasibility_tolerance", "dual_feasibility_tolerance",
         "mip_feasibility_tolerance"))
-    assert total <= SOLVER_TOLERANCE["highs"] * (1 + 1e-9)
-    assert SOLVER_TOLERANCE["cpsat"] == 0.0
+    assert total <= solver_tolerance("highs") * (1 + 1e-9)
+    assert solver_tolerance("cpsat") == 0.0
 
 
 def test_scaled_costs_survive_extreme_magnitudes() -> None:
@@ -390,7 +390,7 @@ def test_scaled_costs_survive_extreme_magnitudes() -> None:
 
 def test_t_range_accepts_equal_context_bounds_and_rejects_inconsistent_ones() -> None:
     """CP-SAT once rejected a context whose lower and upper bounds were equal (case146)."""
-    from formulations._mip.template import t_range
+    from formulations.mip.base import t_range
     from pipecert.results import SolveContext
 
     inst = random_dag(4, 5, integer=False)
@@ -407,7 +407,7 @@ def test_t_range_accepts_equal_context_bounds_and_rejects_inconsistent_ones() ->
 
 
 def test_margin_scales_with_the_largest_term_per_unit_of_t() -> None:
-    from formulations._mip.template import numerical_margin, row_magnitude
+    from formulations.mip.base import numerical_margin, row_magnitude
 
     mb = ModelBuilder()
     X = mb.add_block("X", 2, integer=True)

@@ -21,8 +21,8 @@ from functools import cache
 import pytest
 
 from formulations import FORMULATIONS
-from formulations._mip import available_solvers
 from formulations.base import combinatorial_bound
+from formulations.mip import available_solvers
 from pipecert.partition import check_feasible, evaluate
 from pipecert.results import Budget, SolveContext, Status
 from pipecert.testing import (

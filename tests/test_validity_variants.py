@@ -40,8 +40,8 @@ import numpy as np
 import pytest
 
 from formulations import FORMULATIONS
-from formulations._mip import available_solvers
 from formulations.base import combinatorial_bound
+from formulations.mip import available_solvers
 from heuristics import HEURISTICS
 from pipecert.partition import Partition
 from pipecert.results import Budget, SolveContext, Status

@@ -5,7 +5,7 @@ Run with::
     pytest -o addopts="" tests/bench/test_bench_mip.py --benchmark-only
 
 * building the exact MIP with about 10^5 binaries (nasnetalarge, 1,251 nodes, k = 81) with
-  the vectorized :class:`~formulations._mip.ModelBuilder`;
+  the vectorized :class:`~formulations.mip.ModelBuilder`;
 * handing it to HiGHS (one ``passModel`` of the arrays) and compiling it with cvxpy;
 * the exact MIP in the cumulative form vs Figure 3's assignment form, same time limit:
   ``extra_info`` records the bound and incumbent each one reaches (the issue measured
@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from formulations import FORMULATIONS
-from formulations._mip import Chain, ModelBuilder, ScaledCosts
-from formulations._mip.backends import build_cvxpy_problem, build_highs
+from formulations.mip import Chain, ModelBuilder, ScaledCosts
+from formulations.mip.backends import build_cvxpy_problem, build_highs
 from instances.io import read_instance
 from pipecert.instance import Instance
 from pipecert.results import Budget

@@ -1,7 +1,7 @@
 """``MipFormulation``: what every MIP-based bound shares, and why its bound is safe.
 
-A subclass builds its model with :class:`~formulations._mip.model.ModelBuilder` and
-:class:`~formulations._mip.chain.Chain`, then calls :meth:`MipFormulation.solve_model`,
+A subclass builds its model with :class:`~formulations.mip.model.ModelBuilder` and
+:class:`~formulations.mip.chain.Chain`, then calls :meth:`MipFormulation.solve_model`,
 which picks the backend from the ``solver`` parameter, and :meth:`MipFormulation.bound_of`,
 which turns the raw record into a valid bound.
 
@@ -10,7 +10,7 @@ Scaling
 Costs are scaled by a power of two so that ``max(w, c)`` is about 1000 (exact in floating
 point; docs/theory/bounds.md#dual-bound), floored to a grid of ``2**-20`` (1e-9 of the top cost);
 for ``cpsat`` they are scaled to about 1e6 and floored to integers. Flooring only lowers
-costs, which keeps every bound valid (:class:`~formulations._mip.chain.ScaledCosts`).
+costs, which keeps every bound valid (:class:`~formulations.mip.chain.ScaledCosts`).
 
 The safety margin (why a reported bound is <= OPT)
 --------------------------------------------------
@@ -35,10 +35,11 @@ and the dual side), plus the absolute gap::
     margin = MARGIN_FACTOR * eps * max(R, |D|) + ABS_GAP   (model units, MARGIN_FACTOR = 3)
     bound  = (D - margin) / scale, then minus DUAL_BOUND_MARGIN relative and BOUND_ATOL
 
-``eps`` is the sum of the backend's absolute tolerances (:data:`SOLVER_TOLERANCE`, 1.2e-6
-for HiGHS). With the largest cost scaled to about 1000, ``R`` is at most about 1400, so the
-margin is about 3.6e-6 times ``max(D, largest cost)`` for HiGHS (6.3e-6 for SCIP): a few
-1e-6 relative on usual data, where the optimum is at least the largest work. The errors it
+``eps`` is the sum of the backend's absolute tolerances (:func:`solver_tolerance`: the
+``tolerance`` its backend class declares, 1.2e-6 for HiGHS). With the largest cost scaled
+to about 1000, ``R`` is at most about 1400, so the margin is about 3.6e-6 times
+``max(D, largest cost)`` for HiGHS (6.3e-6 for SCIP): a few 1e-6 relative on usual data,
+where the optimum is at least the largest work. The errors it
 must cover, measured on the fuzz cases, were 1e-9 (HiGHS's absolute gap: ``case281``,
 ``case1123``, ``case2064``), 2.3e-8 (``case1130``) and 1e-6 (``case386``, ``case1576``: the
 solver's own tolerance) in model units, three orders of magnitude below it. When the
@@ -46,7 +47,7 @@ optimum lies far below the largest cost (1e-9 next to 1e9), the margin exceeds t
 answer and the bound drops to 0: the solver cannot resolve such values, and the framework
 floors the result at the combinatorial bound, which is exact arithmetic. CP-SAT solves the
 integer model exactly (tolerance 0: only the relative ``DUAL_BOUND_MARGIN`` is taken off).
-A backend whose tolerances are not listed gets :data:`DEFAULT_TOLERANCE`.
+A backend that declares no tolerance gets :data:`DEFAULT_TOLERANCE` (1e-5).
 
 The T range
 -----------
@@ -62,47 +63,34 @@ A model the solver still declares infeasible is numerically doubtful: it gives n
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from formulations._mip.backends import (
+from formulations.base import Formulation
+from formulations.mip.backends import (
+    DEFAULT_TOLERANCE,
     SolveOptions,
     SolveRecord,
-    parse_solver,
+    make_backend,
     solve_model,
     solver_available,
 )
-from formulations._mip.chain import ScaledCosts
-from formulations._mip.model import MipModel
-from formulations.base import Formulation
+from formulations.mip.chain import ScaledCosts
+from formulations.mip.model import MipModel
 from pipecert.instance import Instance
 from pipecert.results import Budget, SolveContext, Status, bound_exceeds, safe_dual_bound
 
 __all__ = ["MipFormulation", "t_range", "row_magnitude", "numerical_margin",
-           "SOLVER_TOLERANCE", "T_SLACK"]
+           "solver_tolerance", "doubtful_infeasible", "T_SLACK", "DEFAULT_TOLERANCE"]
 
 #: Relative slack added to both ends of T's range (kept for the name: the cutoff slack).
 T_SLACK = 1e-7
 CUTOFF_SLACK = T_SLACK
 
-#: Sum of the absolute tolerances (primal feasibility + dual feasibility + integrality) each
-#: backend works with, at its defaults (tests/test_mip_layer.py checks HiGHS's): HiGHS
-#: 1e-7 + 1e-7 + 1e-6 (also inside scipy and cvxpy:HIGHS / cvxpy:SCIPY); SCIP
-#: ``numerics/feastol`` 1e-6 + ``dualfeastol`` 1e-7 + integrality (feastol) 1e-6. CP-SAT is
-#: exact on integer data.
-SOLVER_TOLERANCE: dict[str, float] = {
-    "highs": 1.2e-6,
-    "scipy": 1.2e-6,
-    "cpsat": 0.0,
-    "cvxpy:HIGHS": 1.2e-6,
-    "cvxpy:SCIPY": 1.2e-6,
-    "cvxpy:SCIP": 2.1e-6,
-}
-#: Tolerance assumed for a backend not listed above (no MILP solver defaults looser).
-DEFAULT_TOLERANCE = 1e-5
 #: Tolerance kinds summed into the margin (see the module docstring).
 MARGIN_FACTOR = 3.0
 #: Absolute gap at which a backend may stop (we set HiGHS's ``mip_abs_gap`` to 1e-9; the
@@ -167,6 +155,22 @@ def row_magnitude(model: MipModel) -> float:
     return float(np.max(big, initial=0.0))
 
 
+def solver_tolerance(solver: str) -> float:
+    """The summed absolute tolerance ``eps`` of a solver name (its backend's declaration).
+
+    HiGHS 1e-7 + 1e-7 + 1e-6 (also inside scipy and ``cvxpy:HIGHS`` / ``cvxpy:SCIPY``);
+    SCIP ``numerics/feastol`` 1e-6 + ``dualfeastol`` 1e-7 + integrality (feastol) 1e-6;
+    CP-SAT 0 (exact on integer data); :data:`DEFAULT_TOLERANCE` for a backend that declares
+    none.
+
+    Raises
+    ------
+    ValueError
+        For an unknown solver name.
+    """
+    return make_backend(solver).tolerance_for()
+
+
 def numerical_margin(model: MipModel, solver: str, value: float = 0.0) -> float:
     """The safety margin of a dual bound ``value`` of ``model`` from ``solver`` (model units).
 
@@ -174,11 +178,9 @@ def numerical_margin(model: MipModel, solver: str, value: float = 0.0) -> float:
     backend; ``inf`` for an unknown solver name or an unbounded row.
     """
     try:
-        head, sub = parse_solver(solver)
+        eps = solver_tolerance(solver)
     except ValueError:
         return math.inf
-    key = head if sub is None else f"cvxpy:{sub}"
-    eps = SOLVER_TOLERANCE.get(key, DEFAULT_TOLERANCE)
     if eps == 0.0:
         return 0.0
     v = abs(value) if math.isfinite(value) else math.inf
@@ -192,15 +194,95 @@ def doubtful_infeasible(what: str, lo: float, hi: float) -> dict[str, Any]:
 
 
 class MipFormulation(Formulation):
-    """Base of the MIP bounds: backend choice, scaling, safe dual bounds.
+    """Base of the MIP bounds: shared parameters, backend choice, scaling, safe dual bounds.
 
-    Subclasses store a ``solver`` parameter (``highs``, ``scipy``, ``cpsat`` or
-    ``cvxpy:<SOLVER>``) and ``gap`` and ``seed`` parameters.
+    Subclass it for a new MIP relaxation: build the model with
+    :class:`~formulations.mip.model.ModelBuilder` (and :class:`~formulations.mip.chain.Chain`
+    for the k ordered blocks), take ``T``'s range from :func:`t_range`, solve with
+    :meth:`solve_t_model` and report :meth:`bound_of`, the dual bound with the safety margin
+    taken off (``docs/extending-mip.md`` has a worked example).
+
+    Parameters
+    ----------
+    solver : str
+        Backend name: ``highs`` (default), ``scipy``, ``cpsat``, ``cvxpy:<SOLVER>`` or any
+        backend registered in :data:`formulations.mip.backends.BACKENDS`.
+    form : {"cumulative", "assign"}
+        Block encoding of :class:`~formulations.mip.chain.Chain`.
+    comb_cut, context_lb_cut, cutoff : bool
+        ``T >= LB_comb``, ``T >= context.lower_bound``, ``T <= context.upper_bound``
+        (:func:`t_range`; all valid).
+    warm_start : bool
+        Seed the solver with ``context.partition`` when the formulation can.
+    gap : float
+        Relative MIP gap at which the solver stops (its dual bound stays valid).
+    seed : int
+        The solver's random seed.
+
+    Notes
+    -----
+    These eight parameters are declared here once. A subclass with parameters of its own
+    declares only those and passes the rest on::
+
+        def __init__(self, *, variant: str = "max", **shared: Any) -> None:
+            super().__init__(**shared)
+            self.variant = variant
+
+    :meth:`__init_subclass__` then gives its ``__init__`` the merged signature (its own
+    keyword-only parameters and the shared ones), which is what
+    :meth:`~pipecert.registry.Method.param_names`, method ids and ``pipecert list`` read.
+    A subclass without parameters of its own defines no ``__init__``.
     """
 
+    #: Names of the parameters every MIP formulation has.
+    SHARED_PARAMS: ClassVar[tuple[str, ...]] = (
+        "solver", "form", "comb_cut", "context_lb_cut", "cutoff", "warm_start", "gap", "seed")
+
     solver: str
+    form: str
+    comb_cut: bool
+    context_lb_cut: bool
+    cutoff: bool
+    warm_start: bool
     gap: float
     seed: int
+
+    def __init__(
+        self,
+        *,
+        solver: str = "highs",
+        form: str = "cumulative",
+        comb_cut: bool = True,
+        context_lb_cut: bool = True,
+        cutoff: bool = True,
+        warm_start: bool = True,
+        gap: float = 1e-6,
+        seed: int = 0,
+    ) -> None:
+        self.solver = solver
+        self.form = form
+        self.comb_cut = comb_cut
+        self.context_lb_cut = context_lb_cut
+        self.cutoff = cutoff
+        self.warm_start = warm_start
+        self.gap = gap
+        self.seed = seed
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Give an ``__init__(self, *, own..., **shared)`` the merged signature (class notes)."""
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        sig = inspect.signature(init)
+        own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        if len(own) == len(sig.parameters):
+            return  # every parameter written out: nothing to merge
+        names = {p.name for p in own}
+        parent = inspect.signature(super(cls, cls).__init__)
+        inherited = [p for p in parent.parameters.values()
+                     if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in names]
+        init.__signature__ = sig.replace(parameters=own + inherited)
 
     def supports(self, instance: Any, k: int) -> tuple[bool, str | None]:
         """The backend must be installed."""
@@ -211,7 +293,7 @@ class MipFormulation(Formulation):
 
     def scaled_costs(self, instance: Instance) -> ScaledCosts:
         """Scaled costs for this backend (integer for CP-SAT)."""
-        return ScaledCosts.of(instance, integer=self.solver.lower() == "cpsat")
+        return ScaledCosts.of(instance, integer=make_backend(self.solver).integer_data)
 
     def solve_model(self, model: MipModel, budget: Budget, *,
                     time_limit_s: float | None = None,

@@ -19,7 +19,7 @@ sparse matrix is assembled once with :func:`scipy.sparse.coo_array` (duplicates 
 
 The result, :class:`MipModel`, is exactly what :func:`scipy.optimize.milp` takes
 (``c``, ``LinearConstraint(A, lb, ub)``, ``Bounds``, ``integrality``), and every backend in
-:mod:`formulations._mip.backends` solves that one object.
+:mod:`formulations.mip.backends` solves that one object.
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ Constrained variants
   every coefficient lies in ``[0, 1]`` (a unit above the cap is infeasible before any model
   is built) and the right side is about ``m_j``: the rows are equilibrated as built and do not
   contain ``T``, so they change none of the magnitudes of the safety-margin argument
-  (:mod:`formulations._mip.template`), which speaks about the rows that bound ``T``. A
+  (:mod:`formulations.mip.base`), which speaks about the rows that bound ``T``. A
   coefficient below ``MEMORY_COEF_MIN`` is set to 0 and the right side carries the relative
   slack ``MEMORY_SLACK = 1e-9``: both only *relax* the rows. The slack covers the core's
   feasibility tolerance (a stage may exceed the cap by ``1e-12`` relative) and the rounding of
@@ -72,7 +72,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from formulations._mip.model import Block, Expr, MipModel, ModelBuilder
+from formulations.mip.model import Block, Expr, MipModel, ModelBuilder
 from pipecert.instance import Instance
 from pipecert.partition import Partition
 
