@@ -260,17 +260,3 @@ def test_shared_parameters_are_declared_once() -> None:
     assert (g.variant, g.seed, g.solver) == ("min", 3, "highs")
     assert g.method_id() == "guess[seed=3,variant=min]"
     assert Guess(**g.params()).params() == g.params()
-
-
-def test_the_old_private_path_is_a_deprecated_alias() -> None:
-    """``formulations._mip`` (kept for code written against it) is the public package."""
-    import importlib
-
-    sys.modules.pop("formulations._mip", None)
-    with pytest.warns(DeprecationWarning, match="formulations.mip"):
-        old = importlib.import_module("formulations._mip")
-    from formulations._mip.backends import solve_model as old_solve
-    from formulations._mip.template import MipFormulation as Old
-
-    assert Old is MipFormulation and old_solve is solve_model
-    assert old.available_solvers is available_solvers
