@@ -95,4 +95,4 @@ def register_preset(registry: Registry[M], preset: Preset, *, qualname: str | No
         "name": preset.name,
         "preset": MappingProxyType(values),
     })
-    return registry.register(cls)  # type: ignore[arg-type]
+    return registry.register(cls)

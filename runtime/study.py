@@ -113,7 +113,7 @@ def _instances(model: str, level: str, module: Any, args: Any, kwargs: Any, ep: 
     depth, extra = _layer_keys(model)
     meta = {"factory": FACTORY, "factory_options": dict(options, model=model),
             "batch_size": options.get("batch_size")}
-    common = dict(level=level, layer_depth=depth, layer_extra=extra)
+    common: dict[str, Any] = dict(level=level, layer_depth=depth, layer_extra=extra)
     out = {
         "roofline-a100": import_exported(ep, hardware="a100", compute_dtype="bfloat16",
                                          name=f"{model}-{level}-roofline-a100",
@@ -382,14 +382,14 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
                                   c["k"]))
     study["cells"] = cells
     study["summary"] = summarise(cells)
-    noise = [json.loads(p.read_text(encoding="utf-8"))
-             for p in sorted((root / "noise").glob("*.json"))]
-    study["noise"] = noise
-    if noise:
+    floors = [json.loads(p.read_text(encoding="utf-8"))
+              for p in sorted((root / "noise").glob("*.json"))]
+    study["noise"] = floors
+    if floors:
         import statistics
 
         study["noise_summary"] = {
-            key: statistics.median(abs(x) for n in noise for x in n[key])
+            key: statistics.median(abs(x) for n in floors for x in n[key])
             for key in ("retime", "reprofile")}
     _atomic_write(root / "study.json", json.dumps(study, indent=1))
     return study
