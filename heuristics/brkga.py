@@ -11,9 +11,10 @@ then the exact slicing DP). One generation::
         child[i] = A[i] with probability rho_e else B[i]
     evaluate mutants and offspring (elite fitness is cached)
 
-Presets (docs/theory/algorithms.md#brkga), the named parameter sets of :data:`PRESETS`: ``brkga-100`` =
-population 10 x 10 generations, ``brkga-10000`` = 100 x 100 (with the progress-biased
-decoder gene and the exact polish); ``brkga`` exposes every parameter (defaults 100 x 100).
+Presets (docs/theory/algorithms.md#brkga), the named parameter sets of :data:`PRESETS`:
+``brkga-100`` = population 10 x 10 generations, ``brkga-10000`` = 100 x 100 (with the
+progress-biased decoder gene and the exact polish); ``brkga`` exposes every parameter
+(defaults 100 x 100).
 Candidate evaluations are counted as ``population`` per generation, so ``p * g`` matches the
 paper's budget names.
 
@@ -524,15 +525,17 @@ class Brkga(Heuristic):
         return HeuristicResult(part, status, stats, tuple(history))
 
 
-#: The named parameter sets of :class:`Brkga` (docs/theory/algorithms.md#brkga), each registered under its
-#: name with these values as its defaults (``brkga-100[population=20]`` overrides one).
+#: The named parameter sets of :class:`Brkga` (docs/theory/algorithms.md#brkga), each
+#: registered under its name with these values as its defaults
+#: (``brkga-100[population=20]`` overrides one).
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("brkga-100", Brkga, {"population": 10, "generations": 10},
-           "brkga-100: BRKGA with population 10 x 10 generations (100 evaluations, Archer et al.)."),
+           "brkga-100: BRKGA with population 10 x 10 generations (100 evaluations, "
+           "Archer et al.)."),
     Preset("brkga-10000", Brkga,
            {"population": 100, "generations": 100, "bias": 2.0, "resplit": True,
             "bias_gene": True},
-           """brkga-10000: BRKGA with population 100 x 100 generations (10^4 evaluations, Archer et al.).
+           """brkga-10000: BRKGA, population 100 x 100 (10^4 evaluations, Archer et al.).
 
     Defaults to a decoder gene choosing between the paper's decoder and the progress-biased
     one (``bias=2, bias_gene=True``) and the exact polish (``resplit=True``: tube search,
