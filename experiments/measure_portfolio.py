@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the measurement and print the tables (markdown)."""
     import os
 
-    from experiments.cli._common import load_instance
     from experiments.portfolio import solve
+    from instances import resolve
 
     ap = argparse.ArgumentParser(prog="python -m experiments.measure_portfolio")
     ap.add_argument("specs", nargs="*", default=DEFAULT_SPECS)
@@ -39,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     order: list[str] = []
     saved = os.dup(1)
     for spec in args.specs:
-        inst = load_instance(spec)
+        (ref,) = resolve(spec)  # one graph per spec: a file or a bundled id
+        inst = ref.load()
         for k in ks:
             state = {"ub": None, "lb": None}
 
