@@ -75,6 +75,7 @@ class Memo(Generic[K, V]):
 
     Notes
     -----
+    ``None`` means "absent" to :meth:`get` and :meth:`pop`: store no ``None`` values.
     A value is computed outside the lock, so a slow computation never blocks readers of
     other keys; when two threads compute one key at once, the first value stored wins and
     both callers get it.
