@@ -84,18 +84,18 @@ def _upward_edges() -> list[str]:
     return bad
 
 
-def test_the_layered_packages_exist():
+def test_the_layered_packages_exist() -> None:
     for pkg in ("pipecert", "instances", "formulations", "heuristics", "experiments",
                 "runtime", "paper_figures", "cli"):
         assert (REPO / pkg / "__init__.py").is_file(), pkg
 
 
-def test_every_import_points_down():
+def test_every_import_points_down() -> None:
     bad = _upward_edges()
     assert not bad, "imports that point up or sideways:\n" + "\n".join(bad)
 
 
-def test_exceptions_are_still_needed():
+def test_exceptions_are_still_needed() -> None:
     """An exception nobody needs any more is removed from the list."""
     for (module, dep), _why in EXCEPTIONS.items():
         path = REPO / (module.replace(".", "/") + ".py")
@@ -104,13 +104,13 @@ def test_exceptions_are_still_needed():
         assert dep in _imported_packages(path), (module, dep)
 
 
-def test_nothing_below_the_cli_imports_it():
+def test_nothing_below_the_cli_imports_it() -> None:
     users = [_module_name(p) for p in _sources()
              if not _module_name(p).startswith("cli") and "cli" in _imported_packages(p)]
     assert users == []
 
 
-def test_experiments_does_not_import_paper_figures():
+def test_experiments_does_not_import_paper_figures() -> None:
     users = [_module_name(p) for p in sorted((REPO / "experiments").rglob("*.py"))
              if "paper_figures" in _imported_packages(p)]
     assert users == []
@@ -124,7 +124,8 @@ def test_experiments_does_not_import_paper_figures():
      {"typing", "experiments"}),
     ("from . import sibling\n", set()),
 ])
-def test_the_import_reader_sees_lazy_and_guarded_imports(tmp_path, src, found):
+def test_the_import_reader_sees_lazy_and_guarded_imports(tmp_path: Path, src: str,
+                                                         found: set[str]) -> None:
     f = tmp_path / "m.py"
     f.write_text(src)
     assert _imported_packages(f) == found

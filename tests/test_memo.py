@@ -46,10 +46,15 @@ def test_memo_keeps_the_most_recently_used_values_up_to_its_size() -> None:
 
 def test_get_or_compute_computes_once_and_stores_nothing_on_error() -> None:
     m: Memo[str, int] = Memo("test.compute", maxsize=4)
-    calls = []
-    assert m.get_or_compute("x", lambda: calls.append(1) or 7) == 7
-    assert m.get_or_compute("x", lambda: calls.append(1) or 8) == 7
-    assert calls == [1]
+    calls: list[int] = []
+
+    def seven() -> int:
+        calls.append(7)
+        return 7
+
+    assert m.get_or_compute("x", seven) == 7
+    assert m.get_or_compute("x", lambda: 8) == 7
+    assert calls == [7]
 
     def boom() -> int:
         raise ValueError("no")
@@ -176,7 +181,7 @@ def _is_id_call(node: ast.AST) -> bool:
 
 def _module_names(tree: ast.Module) -> set[str]:
     """Names bound at module level (where a cache table would live)."""
-    names = set()
+    names: set[str] = set()
     for node in tree.body:
         targets = (node.targets if isinstance(node, ast.Assign)
                    else [node.target] if isinstance(node, ast.AnnAssign) else [])
