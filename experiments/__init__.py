@@ -1,1 +1,2 @@
-"""The experiment harness, the results store, the executors, the CLI and the configs."""
+"""The experiment harness, the results store, the executors and the configs (the ``pipecert``
+command line is the top-level :mod:`cli` package)."""

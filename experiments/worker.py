@@ -36,7 +36,6 @@ import sys
 import threading
 import time
 import traceback
-from collections import OrderedDict
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -173,34 +172,31 @@ def main(argv: list[str] | None = None) -> int:
     _set_memory_limit(args.memory_mb)
     _warm_up(args.warmup)
     from experiments._serialize import instance_from_bytes
+    from pipecert.memo import Memo
 
-    instances: OrderedDict[str, Any] = OrderedDict()
-    caches: dict[str, dict[str, Any]] = {}
+    # the last few instances, each with its SolveContext.cache (least recently used first out)
+    instances: Memo[str, tuple[Any, dict[str, Any]]] = Memo("experiments.worker.instances",
+                                                            _CACHE_INSTANCES)
     _write_frame(proto_out, {"op": "ready", "pid": os.getpid()})
     while True:
         msg = _read_frame(proto_in)
         if msg is None or msg.get("op") == "exit":
             return 0
         key = msg["instance_key"]
-        if key not in instances:
+        held = instances.get(key)
+        if held is None:
             blob = msg.get("instance_blob")
             if blob is None:
                 _write_frame(proto_out, {"op": "need_instance", "instance_key": key})
                 continue
             try:
-                instances[key] = instance_from_bytes(blob)
+                held = instances.put(key, (instance_from_bytes(blob), {}))
             except MemoryError:
                 _write_frame(proto_out, {"op": "result", "result": _error_result(
                     msg["task"], "MemoryError while loading the instance")})
                 continue
-            caches[key] = {}
-            while len(instances) > _CACHE_INSTANCES:
-                old, _ = instances.popitem(last=False)
-                caches.pop(old, None)
-        instances.move_to_end(key)
         try:
-            res = execute_task(Task.from_json(msg["task"]), instances[key],
-                               caches[key]).to_json()
+            res = execute_task(Task.from_json(msg["task"]), held[0], held[1]).to_json()
         except MemoryError:
             res = _error_result(msg["task"], "MemoryError (worker memory limit)")
         except BaseException as exc:  # noqa: BLE001 - report anything, keep serving

@@ -110,6 +110,7 @@ from numpy.typing import ArrayLike, NDArray
 from formulations._dinic import ResidualGraph
 from formulations._dinic import max_flow as numba_max_flow
 from pipecert.instance import Instance
+from pipecert.memo import InstanceKey, Memo, instance_key
 
 __all__ = ["CutNetwork", "CutResult", "block_costs_exact", "network_for", "resolve_engine"]
 
@@ -717,18 +718,12 @@ def _unit_pairs(instance: Instance) -> tuple[IntArray, IntArray]:
             np.ascontiguousarray(idx[1:][same], dtype=np.int64))
 
 
-_NETWORKS: dict[int, tuple[Instance, CutNetwork]] = {}
+#: The :class:`CutNetwork` of the last few graphs and engines (by fingerprint and engine).
+_NETWORKS: Memo[InstanceKey, CutNetwork] = Memo("formulations.cut_networks", 8)
 
 
 def network_for(instance: Instance, engine: str = "auto") -> CutNetwork:
     """A cached :class:`CutNetwork` for ``instance`` (kept for the last few instances)."""
     engine = resolve_engine(engine)
-    key = id(instance)
-    hit = _NETWORKS.get(key)
-    if hit is not None and hit[0] is instance and hit[1].engine == engine:
-        return hit[1]
-    net = CutNetwork(instance, engine=engine)
-    if len(_NETWORKS) >= 8:
-        _NETWORKS.pop(next(iter(_NETWORKS)))
-    _NETWORKS[key] = (instance, net)
-    return net
+    return _NETWORKS.get_or_compute(instance_key(instance, engine),
+                                    lambda: CutNetwork(instance, engine=engine))

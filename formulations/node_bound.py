@@ -32,12 +32,12 @@ cap is relaxed (a unit above the cap is caught before, by ``Instance.infeasible_
 Computation
 -----------
 Independent of ``k``: computed once per graph and reused for every ``k`` (cached in
-``context.cache["node_bound"]`` and in a module cache keyed by a fingerprint of the instance
-arrays). Nodes are processed by decreasing upper estimate ``ub(v)``, initially ``f({v})``; a
-node is skipped once ``ub(v) <= LB`` (its ``F({v}, ∅)`` cannot raise the maximum). Every max
-flow returns a largest minimising set ``S*`` with exact cost ``f(S*)``, and
-``F({u}, ∅) <= f(S*)`` for every ``u ∈ S*``, which lowers ``ub(u)`` for the whole block: on
-DNN graphs a few dozen to a few hundred max flows cover all ``n`` nodes.
+``context.cache["node_bound"]`` and in a bounded module memo keyed by the instance's
+fingerprint, :mod:`pipecert.memo`). Nodes are processed by decreasing upper estimate
+``ub(v)``, initially ``f({v})``; a node is skipped once ``ub(v) <= LB`` (its ``F({v}, ∅)``
+cannot raise the maximum). Every max flow returns a largest minimising set ``S*`` with exact
+cost ``f(S*)``, and ``F({u}, ∅) <= f(S*)`` for every ``u ∈ S*``, which lowers ``ub(u)`` for
+the whole block: on DNN graphs a few dozen to a few hundred max flows cover all ``n`` nodes.
 
 Numerics and budget
 -------------------
@@ -71,9 +71,10 @@ from numpy.typing import NDArray
 from formulations._maxflow import network_for, resolve_engine
 from formulations.base import FORMULATIONS, Formulation
 from pipecert.instance import Instance
+from pipecert.memo import InstanceKey, Memo, instance_key
 from pipecert.results import BoundResult, Budget, SolveContext, Status
 
-__all__ = ["NodeBound", "NodeBoundData", "node_bounds", "instance_fingerprint"]
+__all__ = ["NodeBound", "NodeBoundData", "node_bounds"]
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +110,9 @@ class NodeBoundData:
     time_s: float
 
 
-_MODULE_CACHE: dict[str, NodeBoundData] = {}
-
-
-def instance_fingerprint(instance: Instance) -> str:
-    """The instance's cost fingerprint (:attr:`pipecert.Instance.fingerprint`)."""
-    return instance.fingerprint
+#: The node bounds of the last graphs (by fingerprint): complete ones, or the last
+#: incomplete one, resumed from by the next call.
+_NODE_BOUNDS: Memo[InstanceKey, NodeBoundData] = Memo("formulations.node_bounds", 64)
 
 
 def singleton_costs(instance: Instance) -> NDArray[np.float64]:
@@ -136,12 +134,13 @@ def node_bounds(
 ) -> NodeBoundData:
     """Compute (or fetch from the caches) the node bounds of ``instance``.
 
-    A complete result is cached in ``context.cache`` and in a module-level cache keyed by
-    :func:`instance_fingerprint`; an incomplete one (budget ended) is returned and kept only
-    until a complete one replaces it, resuming from its upper estimates.
+    A complete result is cached in ``context.cache`` and in a module-level memo keyed by
+    the instance's fingerprint (:func:`pipecert.memo.instance_key`); an incomplete one
+    (budget ended) is returned and kept only until a complete one replaces it, resuming
+    from its upper estimates.
     """
     budget = budget if budget is not None else Budget()
-    key = instance_fingerprint(instance)
+    key = instance_key(instance)
     hit = None
     if context is not None:
         hit = context.cache.get(CACHE_KEY)
@@ -149,7 +148,7 @@ def node_bounds(
             hit = None
         hit = None if hit is None else hit[1]
     if hit is None:
-        hit = _MODULE_CACHE.get(key)
+        hit = _NODE_BOUNDS.get(key)
     if hit is not None and hit.complete:
         if context is not None:
             context.cache[CACHE_KEY] = (key, hit)
@@ -192,9 +191,7 @@ def node_bounds(
         best = max(best, lower[v])
     data = NodeBoundData(lower, upper, float(lower.max()), complete, flows,
                          (0.0 if hit is None else hit.time_s) + time.perf_counter() - t0)
-    if len(_MODULE_CACHE) >= 64:
-        _MODULE_CACHE.pop(next(iter(_MODULE_CACHE)))
-    _MODULE_CACHE[key] = data
+    _NODE_BOUNDS.put(key, data)
     if context is not None:
         context.cache[CACHE_KEY] = (key, data)
     log.debug("node bound of %s: %.6g with %d max flows in %.3fs (complete=%s)",
@@ -204,7 +201,7 @@ def node_bounds(
 
 def clear_cache() -> None:
     """Forget every cached node bound (for benchmarks)."""
-    _MODULE_CACHE.clear()
+    _NODE_BOUNDS.clear()
 
 
 def _engine_supported(engine: str) -> tuple[bool, str | None]:

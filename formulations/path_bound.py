@@ -87,7 +87,7 @@ Computation
 * Lazy refinement: solve the DP on the current entries; compute the runs of its optimal split
   that are still estimates exactly by max flow; repeat until the split uses exact entries only
   (then the value equals the DP on exact ``g``) or the budget ends. Entries stay cached per
-  graph (``context.cache`` and a module cache), so the runs of every ``k`` share the work.
+  graph (``context.cache`` and a bounded module memo), so the runs of every ``k`` share the work.
 
 * Budget: checked before every max flow, between DP rounds and between chains; one max flow
   took at most 84 ms on a 60,000-node graph, so a 30 s limit ends within ~0.1 s of it
@@ -128,8 +128,9 @@ from formulations._spine import (
     segment_value,
 )
 from formulations.base import FORMULATIONS, Formulation
-from formulations.node_bound import _engine_supported, instance_fingerprint, node_bounds
+from formulations.node_bound import _engine_supported, node_bounds
 from pipecert.instance import Instance
+from pipecert.memo import InstanceKey, Memo, instance_key
 from pipecert.results import BoundResult, Budget, SolveContext, Status, bound_exceeds
 
 __all__ = ["PathBound", "ChainState", "chain_states"]
@@ -177,7 +178,8 @@ class ChainState:
         self.smin[i, : j + 1] = np.minimum(np.minimum.accumulate(row[::-1])[::-1], after)
 
 
-_MODULE_CACHE: dict[str, list[ChainState]] = {}
+#: The chains and run tables of the last graphs (by fingerprint and chain parameters).
+_CHAIN_STATES: Memo[InstanceKey, list[ChainState]] = Memo("formulations.chain_states", 4)
 
 
 def _thin(path: NDArray[np.int64], max_len: int) -> NDArray[np.int64]:
@@ -231,12 +233,12 @@ def chain_states(
     cover: int = 0,
 ) -> list[ChainState]:
     """The chains of ``instance`` with their run tables (cached per graph and parameters)."""
-    key = f"{instance_fingerprint(instance)}|{','.join(weights)}|{max_len}|{cover}"
+    key = instance_key(instance, tuple(weights), max_len, cover)
     if context is not None:
         hit = context.cache.get("path_bound")
         if hit is not None and hit[0] == key:
             return hit[1]  # type: ignore[no-any-return]
-    states = _MODULE_CACHE.get(key)
+    states = _CHAIN_STATES.get(key)
     if states is None:
         states = []
         seen: set[bytes] = set()
@@ -256,9 +258,7 @@ def chain_states(
             gs = g if over is None else np.where(over, np.inf, g)
             states.append(ChainState(wname, path, a, d, g, np.zeros(g.shape, dtype=bool),
                                      row_suffix_min(gs), mem_over=over))
-        while len(_MODULE_CACHE) >= 4:
-            _MODULE_CACHE.pop(next(iter(_MODULE_CACHE)))
-        _MODULE_CACHE[key] = states
+        _CHAIN_STATES.put(key, states)
     if context is not None:
         context.cache["path_bound"] = (key, states)
     return states
@@ -266,7 +266,7 @@ def chain_states(
 
 def clear_cache() -> None:
     """Forget every cached run table (for benchmarks)."""
-    _MODULE_CACHE.clear()
+    _CHAIN_STATES.clear()
 
 
 def refine_chain(

@@ -402,7 +402,7 @@ class Brkga(Heuristic):
         alternate the local search and the tube search (:mod:`heuristics.tube`: the exact
         down-set DP over the partitions whose every cut stays within a few stages of the
         incumbent's, widths 1 to ``TUBE_MAX_WIDTH``, at most ``TUBE_MAX_IDEALS``
-        down-sets; width 1 holds every exact pair re-split of :mod:`heuristics.resplit`)
+        down-sets; width 1 holds every exact re-split of a pair of adjacent stages)
         while either improves. Post-processing only (no decoder evaluations).
     """
 

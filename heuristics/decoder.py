@@ -45,6 +45,7 @@ from heuristics.slicing import (
     slice_order_within,
 )
 from pipecert.instance import Instance, validate_k
+from pipecert.memo import InstanceKey, Memo, instance_key
 from pipecert.results import Budget
 
 __all__ = [
@@ -64,18 +65,24 @@ __all__ = [
 ]
 
 
+_OrderArrays = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]
+_GeneArrays = tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64],
+                    NDArray[np.int64], NDArray[np.int64]]
+#: :func:`order_arrays` and :func:`gene_arrays` of the last instances (by fingerprint).
+_ORDER_ARRAYS: Memo[InstanceKey, _OrderArrays] = Memo("heuristics.order_arrays", 32)
+_GENE_ARRAYS: Memo[InstanceKey, _GeneArrays] = Memo("heuristics.gene_arrays", 32)
+
+
 def order_arrays(instance: Instance) -> tuple[NDArray[np.int64], NDArray[np.int64],
                                               NDArray[np.int64]]:
     """``(ptr, succ, indegree)`` of the nodes over the ordering edges (ordering data edges and
     precedence edges), contiguous int64 (cached)."""
-    cache = instance.__dict__.setdefault("_pipecert_cache", {})
-    got = cache.get("_order_arrays")
-    if got is None:
+    def compute() -> _OrderArrays:
         ptr, succ = instance.order_succ_csr
         indeg = np.bincount(succ, minlength=instance.n_nodes).astype(np.int64)
-        got = (np.ascontiguousarray(ptr), np.ascontiguousarray(succ), indeg)
-        cache["_order_arrays"] = got
-    return got  # type: ignore[no-any-return]
+        return (np.ascontiguousarray(ptr), np.ascontiguousarray(succ), indeg)
+
+    return _ORDER_ARRAYS.get_or_compute(instance_key(instance), compute)
 
 
 def unitised(instance: Instance) -> bool:
@@ -97,27 +104,25 @@ def gene_arrays(instance: Instance) -> tuple[NDArray[np.int64], NDArray[np.int64
     edges; ``members[mptr[u]:mptr[u+1]]`` are unit ``u``'s nodes in topological position
     order), else the nodes (the ordering DAG, identity members).
     """
-    cache = instance.__dict__.setdefault("_pipecert_cache", {})
-    got = cache.get("_gene_arrays")
-    if got is None:
-        if unitised(instance):
-            ptr, succ = instance.unit_succ_csr
-            nu = instance.n_units
-            pos = np.empty(instance.n_nodes, dtype=np.int64)
-            pos[instance.topo_order] = np.arange(instance.n_nodes)
-            members = np.lexsort((pos, instance.unit_of)).astype(np.int64)
-            mptr = np.zeros(nu + 1, dtype=np.int64)
-            np.cumsum(np.bincount(instance.unit_of, minlength=nu), out=mptr[1:])
-            indeg = np.bincount(succ, minlength=nu).astype(np.int64)
-            got = (np.ascontiguousarray(ptr), np.ascontiguousarray(succ), indeg, mptr,
-                   np.ascontiguousarray(members))
-        else:
-            ptr, succ, indeg = order_arrays(instance)
-            n = instance.n_nodes
-            got = (ptr, succ, indeg, np.arange(n + 1, dtype=np.int64),
-                   np.arange(n, dtype=np.int64))
-        cache["_gene_arrays"] = got
-    return got  # type: ignore[no-any-return]
+    return _GENE_ARRAYS.get_or_compute(instance_key(instance), lambda: _gene_arrays(instance))
+
+
+def _gene_arrays(instance: Instance) -> _GeneArrays:
+    """The arrays of :func:`gene_arrays` (computed)."""
+    if unitised(instance):
+        ptr, succ = instance.unit_succ_csr
+        nu = instance.n_units
+        pos = np.empty(instance.n_nodes, dtype=np.int64)
+        pos[instance.topo_order] = np.arange(instance.n_nodes)
+        members = np.lexsort((pos, instance.unit_of)).astype(np.int64)
+        mptr = np.zeros(nu + 1, dtype=np.int64)
+        np.cumsum(np.bincount(instance.unit_of, minlength=nu), out=mptr[1:])
+        indeg = np.bincount(succ, minlength=nu).astype(np.int64)
+        return (np.ascontiguousarray(ptr), np.ascontiguousarray(succ), indeg, mptr,
+                np.ascontiguousarray(members))
+    ptr, succ, indeg = order_arrays(instance)
+    n = instance.n_nodes
+    return (ptr, succ, indeg, np.arange(n + 1, dtype=np.int64), np.arange(n, dtype=np.int64))
 
 
 @nb.njit(cache=True, nogil=True)

@@ -187,6 +187,7 @@ from heuristics.base import HEURISTICS, Heuristic
 from heuristics.decoder import bfs_order, dfs_order
 from heuristics.slicing import slice_order_within
 from pipecert.instance import Instance
+from pipecert.memo import InstanceKey, Memo, instance_key
 from pipecert.partition import Partition, check_feasible, evaluate
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 
@@ -195,6 +196,11 @@ __all__ = ["DownsetDP", "reduce_instance", "lift_partition", "downset_solve", "s
            "reductions"]
 
 _ONE = np.uint64(1)
+
+_Reduction = tuple[Instance, NDArray[np.int64], NDArray[np.int64]]
+#: :func:`reduce_instance` and :func:`reduce_units` of the last graphs (by fingerprint).
+_REDUCED: Memo[InstanceKey, _Reduction] = Memo("heuristics.reduce_instance", 16)
+_UNIT_REDUCED: Memo[InstanceKey, _Reduction] = Memo("heuristics.reduce_units", 16)
 
 
 # ---------------------------------------------------------------------------- reductions
@@ -208,19 +214,16 @@ def reduce_instance(instance: Instance) -> tuple[Instance, NDArray[np.int64], ND
     communication cost, so ``reduced.comm`` may differ from ``instance.comm[kept]``.
 
     Every rule needs a zero-work node: without one the instance is returned at once. The
-    result is cached on the instance (the reduction is deterministic; it is O(n + m)
+    result is memoised by fingerprint (the reduction is deterministic; it is O(n + m)
     Python, about 4 s at 200,000 nodes, and several methods of a portfolio ask for it).
     """
     n = instance.n_nodes
     if n == 0 or instance.constraints or not np.any(instance.work == 0):
         ident = np.arange(n, dtype=np.int64)
         return instance, ident, ident.copy()
-    cache = instance.__dict__.setdefault("_pipecert_cache", {})
-    got = cache.get("_reduce_instance")
-    if got is None:
-        got = _reduce_instance(instance)
-        cache["_reduce_instance"] = got
-    red, kept, host = got
+    # the reduced instance's name is derived from the input's: part of the key
+    red, kept, host = _REDUCED.get_or_compute(instance_key(instance, instance.name),
+                                              lambda: _reduce_instance(instance))
     return red, kept.copy(), host.copy()
 
 
@@ -390,17 +393,15 @@ def reduce_units(instance: Instance
     unit); ``rep[i]`` is an original node of the unit that reduced node ``i``'s merged
     unit was merged into, so ``stage_of[rep]`` moves every merged unit beside its host
     (the exchange of rule A: feasible and never worse). Identity when nothing applies.
-    Cached on the instance.
+    Memoised by fingerprint.
     """
     n = instance.n_nodes
     ident = np.arange(n, dtype=np.int64)
     if n == 0 or not np.any(instance.work == 0):
         return instance, ident, ident.copy()
-    cache = instance.__dict__.setdefault("_pipecert_cache", {})
-    got = cache.get("_reduce_units")
-    if got is None:
-        got = _reduce_units(instance)
-        cache["_reduce_units"] = got
+    # the reduced instance's name is derived from the input's: part of the key
+    got = _UNIT_REDUCED.get_or_compute(instance_key(instance, instance.name),
+                                       lambda: _reduce_units(instance))
     return got[0], got[1].copy(), got[2].copy()
 
 

@@ -96,6 +96,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from pipecert.errors import InputError
 from pipecert.instance import Instance, validate_k
+from pipecert.memo import InstanceKey, Memo, instance_key
 from pipecert.partition import Partition
 from pipecert.results import Budget
 
@@ -142,6 +143,9 @@ class KernelArrays(NamedTuple):
 #: relative tolerance of 1e-12 (so summation order never makes an accepted stage fail it).
 MEM_SLACK = 1e-13
 
+#: :func:`kernel_arrays` of the last graphs and memory caps (by fingerprint and cap).
+_KERNEL_ARRAYS: Memo[InstanceKey, KernelArrays] = Memo("heuristics.kernel_arrays", 64)
+
 
 def memory_cap(instance: Instance, memory_limit: float | None = None) -> float | None:
     """The memory cap a slicing must meet: ``memory_limit`` if given (``inf``: none), else
@@ -159,7 +163,7 @@ def general_kernel(instance: Instance) -> bool:
 
 
 def kernel_arrays(instance: Instance, *, memory_limit: float | None = None) -> KernelArrays:
-    """Arrays of ``instance`` for the kernels, cached on the instance per memory cap.
+    """Arrays of ``instance`` for the kernels (kept per graph and memory cap).
 
     ``memory_limit`` makes segments whose memory exceeds it infeasible (it needs
     ``instance.memory``); the default None is the instance's own cap whenever the memory
@@ -167,10 +171,12 @@ def kernel_arrays(instance: Instance, *, memory_limit: float | None = None) -> K
     the instance; ``math.inf`` drops the cap (the relaxed problem).
     """
     cap = memory_cap(instance, memory_limit)
-    key = ("_pipecert_kernel_arrays", cap)
-    cache = instance.__dict__.setdefault("_pipecert_cache", {})
-    if key in cache:
-        return cache[key]  # type: ignore[no-any-return]
+    return _KERNEL_ARRAYS.get_or_compute(instance_key(instance, cap),
+                                         lambda: _kernel_arrays(instance, cap))
+
+
+def _kernel_arrays(instance: Instance, cap: float | None) -> KernelArrays:
+    """The arrays of :func:`kernel_arrays` for the memory cap ``cap`` (computed)."""
     if cap is not None and instance.memory is None:
         raise InputError("a memory limit needs memory data on the instance",
                          source=instance.source)
@@ -179,7 +185,7 @@ def kernel_arrays(instance: Instance, *, memory_limit: float | None = None) -> K
     mem = (np.zeros(instance.n_nodes) if instance.memory is None
            else np.ascontiguousarray(instance.memory, dtype=np.float64))
     general = general_kernel(instance)
-    arrs = KernelArrays(
+    return KernelArrays(
         np.ascontiguousarray(instance.work, dtype=np.float64),
         np.ascontiguousarray(instance.comm, dtype=np.float64),
         np.ascontiguousarray(pptr), np.ascontiguousarray(pidx),
@@ -189,8 +195,6 @@ def kernel_arrays(instance: Instance, *, memory_limit: float | None = None) -> K
         else np.empty(0, np.int64),
         general,
     )
-    cache[key] = arrs
-    return arrs
 
 
 # ---------------------------------------------------------------------------- kernels

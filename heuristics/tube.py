@@ -35,7 +35,7 @@ partition ``I_1 ⊆ ... ⊆ I_k = V`` with every ``I_b`` in the tube:
 The incumbent's own chain ``P_0 ⊆ ... ⊆ P_{m-1}`` lies in the tube, so the result is never
 worse. Width 0 lets every cut move anywhere inside the two stages it separates, all cuts at
 once; width 1 also lets a cut pass a whole stage, and holds every re-split of a pair of
-adjacent stages (:mod:`heuristics.resplit`: it replaces ``P_s`` by a down-set between
+adjacent stages (such a re-split replaces ``P_s`` by a down-set between
 ``P_{s-1}`` and ``P_{s+1}``, which has ``hi <= s + 1 <= lo + 1``). A tube that leaves no
 down-set out is the whole lattice: the DP is then the exact one and its result optimal.
 

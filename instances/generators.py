@@ -18,7 +18,6 @@ draws all randomness from it, so the same seed gives the same instance. Node ids
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +26,7 @@ import numpy as np
 from pipecert.errors import InputError
 from pipecert.instance import Instance
 
-__all__ = ["layered_dag", "regal_like", "regal_like_set", "topology_hash", "as_rng",
+__all__ = ["layered_dag", "regal_like", "regal_like_set", "as_rng",
            "GENERATED_UNITS"]
 
 #: units of generated instances: dimensionless
@@ -295,16 +294,6 @@ def regal_like(
     )
 
 
-def topology_hash(instance: Instance) -> str:
-    """SHA-256 (hex, first 16 digits) of the node count and data/precedence edge lists."""
-    h = hashlib.sha256()
-    h.update(str(instance.n_nodes).encode())
-    for arr in (instance.src, instance.dst, instance.prec_src, instance.prec_dst):
-        h.update(np.ascontiguousarray(arr, dtype="<i8").tobytes())
-        h.update(b"|")
-    return h.hexdigest()[:16]
-
-
 def regal_like_set(count: int, *, rng: np.random.Generator | int, **kwargs: Any) -> list[Instance]:
     """``count`` REGAL-like graphs with pairwise distinct topologies (as REGAL's splits).
 
@@ -319,7 +308,7 @@ def regal_like_set(count: int, *, rng: np.random.Generator | int, **kwargs: Any)
         if tries > 20 * max(count, 1):
             raise InputError(f"could not draw {count} distinct REGAL-like topologies")
         inst = regal_like(rng=g, **kwargs)
-        h = topology_hash(inst)
+        h = inst.structure_fingerprint  # ids are v0, v1, ...: the topology alone
         if h in seen:
             continue
         seen.add(h)

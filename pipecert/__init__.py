@@ -2,8 +2,9 @@
 
 The core package: the problem model (:class:`Instance`, :class:`Partition`), the one
 reference cost function (:func:`evaluate`, :func:`stage_costs`, :func:`check_feasible`), the
-generic plug-in :class:`Registry` and the shared result types. It imports no solver and no
-plotting library.
+generic plug-in :class:`Registry`, the shared result types and the one cache helper
+(:class:`Memo`, keyed by :attr:`Instance.fingerprint` through :func:`instance_key`). It
+imports no solver and no plotting library.
 """
 
 from pipecert.errors import (
@@ -14,6 +15,7 @@ from pipecert.errors import (
     PipecertError,
 )
 from pipecert.instance import CONSTRAINTS, Instance, validate_k
+from pipecert.memo import Memo, instance_key
 from pipecert.partition import (
     Partition,
     StageCosts,
@@ -54,6 +56,7 @@ __all__ = [
     "Instance",
     "InstanceError",
     "InvalidBoundError",
+    "Memo",
     "Method",
     "Partition",
     "PipecertError",
@@ -68,6 +71,7 @@ __all__ = [
     "derive_seed",
     "discover",
     "evaluate",
+    "instance_key",
     "is_feasible",
     "parse_method_spec",
     "safe_dual_bound",

@@ -384,7 +384,7 @@ class Instance:
                 "costs overflow: the total work plus twice the total comm is not a finite "
                 "float (rescale the costs, e.g. to other units)", source=source)
         if index is not None:
-            self.__dict__["index"] = index
+            self.index = index  # given by the caller: seeds the cached property
         self._topo = self._toposort_or_raise()
 
     @staticmethod

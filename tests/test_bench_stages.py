@@ -32,7 +32,7 @@ def _one_thread() -> Any:
 
 
 def _cli(argv: list[str], capsys: Any) -> tuple[int, str, str]:
-    from experiments.cli import main
+    from cli import main
 
     code = main(argv)
     out, err = capsys.readouterr()
@@ -52,7 +52,7 @@ def chain_partition(inst: Instance, k: int) -> Partition:
 @pytest.fixture(scope="module")
 def gpt2_layer(tmp_path_factory: Any) -> tuple[str, str, Instance]:
     """Tiny GPT-2 imported at layer level by the CLI, and a k=4 partition file of it."""
-    from experiments.cli import main
+    from cli import main
 
     d = tmp_path_factory.mktemp("gpt2")
     g, p = str(d / "g.json"), str(d / "p.json")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import instances
-from experiments.cli import main
+from cli import main
 from instances import read_instance, write_instance
 from instances.generators import layered_dag
 from pipecert import Instance
@@ -306,7 +306,7 @@ def test_bad_input_unknown_bundled_id(capsys):
 
 def test_console_script_subprocess(tmp_path, shared_instances):
     exe = Path(sys.executable).with_name("pipecert")
-    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "experiments"]
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cli"]
     ok = subprocess.run([*cmd, "info", str(shared_instances / "regal/sample_small.pbtxt")],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0 and "precedence edges:    2" in ok.stdout
@@ -434,7 +434,7 @@ def cli_env() -> dict[str, str]:
 
 
 def cli_subprocess(*args, timeout=120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=cli_env())
 
 
@@ -442,7 +442,7 @@ def cli_subprocess(*args, timeout=120) -> subprocess.CompletedProcess[str]:
                                   ["info", "default/comm-0100"], ["--help"]])
 def test_closed_stdout_is_quiet(argv):
     """``pipecert ... | head``: the reader goes away before the output is written."""
-    proc = subprocess.Popen([sys.executable, "-m", "experiments", *argv],
+    proc = subprocess.Popen([sys.executable, "-m", "cli", *argv],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env())
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # before the interpreter has even imported the CLI

@@ -15,8 +15,8 @@ import math
 import numpy as np
 import pytest
 
+from cli import main
 from experiments._serialize import instance_from_bytes, instance_to_bytes
-from experiments.cli import main
 from experiments.config import load_config
 from experiments.harness import load_entries, run_grid
 from experiments.report import build_report, gap_table, to_markdown

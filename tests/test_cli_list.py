@@ -2,7 +2,7 @@
 
 import json
 
-from experiments.cli import main
+from cli import main
 from formulations import FORMULATIONS
 from heuristics import HEURISTICS
 

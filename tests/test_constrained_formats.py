@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.cli import main
+from cli import main
 from instances import read_instance, write_instance
 from instances.units import parse_memory_size
 from pipecert import InputError, Instance

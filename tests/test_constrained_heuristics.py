@@ -9,7 +9,7 @@ groups, data-only edges and caps:
   backward along the order);
 * every order generator yields unit orders;
 * every changed heuristic returns a feasible partition no better than OPT, or no partition
-  when brute force says infeasible; the local search, the pair re-split and the polish keep
+  when brute force says infeasible; the local search and the polish keep
   feasibility;
 * on the shared dnn-partitioning training graphs every method gives feasible partitions at
   k = 2..64 within a few percent of the peer DP's optima (``PIPECERT_SHARED``).
@@ -40,7 +40,6 @@ from heuristics.decoder import (
     stage_major_order,
 )
 from heuristics.local_search import refine_partition
-from heuristics.resplit import resplit_partition
 from heuristics.slicing import check_topological, kernel_arrays, slice_order
 from pipecert.errors import InputError
 from pipecert.instance import Instance
@@ -269,7 +268,7 @@ def test_run_reports_infeasible_and_unsupported_bases() -> None:
 
 
 @pytest.mark.parametrize("i", range(32))
-def test_local_search_and_resplit_keep_feasibility(i: int) -> None:
+def test_local_search_keeps_feasibility(i: int) -> None:
     inst = cases()[i]
     gen = RNG(i)
     for k in (2, 3, 4):
@@ -288,8 +287,6 @@ def test_local_search_and_resplit_keep_feasibility(i: int) -> None:
         out, st = refine_partition(inst, start, k)
         assert not check_feasible(inst, out, k=k)
         assert evaluate(inst, out) <= before + 1e-9 and evaluate(inst, out) >= opt(i, k) - 1e-9
-        res, _ = resplit_partition(inst, start, k)
-        assert not check_feasible(inst, res, k=k) and evaluate(inst, res) <= before + 1e-9
         # the stage-major order of a feasible partition is a unit order it is a slicing of
         o = stage_major_order(inst, out.stage_of)
         check_topological(inst, o)

@@ -277,7 +277,7 @@ def test_measure_times_each_stage() -> None:
 
 # -------------------------------------------------------------------------------- the CLI
 def _cli(argv: list[str], capsys: Any) -> tuple[int, str, str]:
-    from experiments.cli import main
+    from cli import main
 
     code = main(argv)
     out, err = capsys.readouterr()

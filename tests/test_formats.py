@@ -641,7 +641,7 @@ def test_every_reader_states_units(tmp_path, shared_instances):
 
 
 def test_info_prints_units_and_input_work(tmp_path, shared_instances, capsys):
-    from experiments.cli import main
+    from cli import main
 
     f = shared_instances / LG / "resnet50_inference.json"
     assert main(["info", str(f)]) == 0

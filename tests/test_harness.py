@@ -277,7 +277,7 @@ def test_resume_skips_finished_cells(tmp_path, plugin):
 def test_sigkill_mid_grid_then_resume_completes_every_cell_exactly_once(tmp_path, plugin):
     """Kill ``pipecert run`` with SIGKILL while cells are running; the database stays
     readable, keeps every finished row, and ``--resume`` runs only the missing cells."""
-    from experiments.cli._common import load_instance  # noqa: F401  (CLI importable)
+    from cli._common import load_instance  # noqa: F401  (CLI importable)
     from instances import write_instance
 
     gdir = tmp_path / "graphs"
@@ -286,7 +286,7 @@ def test_sigkill_mid_grid_then_resume_completes_every_cell_exactly_once(tmp_path
         write_instance(random_dag(i, 6, name=f"g{i}"), gdir / f"g{i}.json")
     trace = tmp_path / "trace.txt"
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "experiments", "run", "-i", str(gdir), "-k", "2,3",
+    cmd = [sys.executable, "-m", "cli", "run", "-i", str(gdir), "-k", "2,3",
            "--heuristic", f"t5_slice[sleep=0.4,trace={str(trace)!r}]",
            "--bound", "combinatorial", "--plugin", "t5plug", "-j", "1",
            "--time-limit", "5", "-o", str(out), "--no-figures", "--no-report",
@@ -329,7 +329,7 @@ def test_sigkill_mid_grid_then_resume_completes_every_cell_exactly_once(tmp_path
     heur_keys = {r[0] for r in rows if r[4].startswith("t5_slice")}
     ran_after = len(trace.read_text().splitlines()) - ran_before
     assert ran_after == len(heur_keys - set(before))  # only the unfinished heuristics ran
-    check = subprocess.run([sys.executable, "-m", "experiments", "results", "check", str(db)],
+    check = subprocess.run([sys.executable, "-m", "cli", "results", "check", str(db)],
                            capture_output=True, text=True, timeout=60)
     assert check.returncode == 0 and "OK" in check.stdout
 
@@ -360,7 +360,7 @@ def test_run_command_end_to_end_report_figures_resolved_config(tmp_path):
     """The README's main-job path on a tiny grid: store, resolved config, report on stdout,
     figures, and the results commands on the store."""
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "experiments", "run", "-i", "default/tiny-chain-8",
+    cmd = [sys.executable, "-m", "cli", "run", "-i", "default/tiny-chain-8",
            "-i", "default/tiny-comm-10", "-k", "2,3", "--heuristic", "input_order",
            "--heuristic", "dfs_order", "--bound", "combinatorial", "--bound", "node_bound",
            "-j", "2", "--time-limit", "20", "-o", str(out), "--name", "tiny"]
@@ -374,7 +374,7 @@ def test_run_command_end_to_end_report_figures_resolved_config(tmp_path):
               "figures/fig_a_bounds.png", "figures/table1_bounds.tex"):
         assert (out / f).is_file(), f
     db = str(out / "results.sqlite")
-    exp = subprocess.run([sys.executable, "-m", "experiments", "results", "export", db,
+    exp = subprocess.run([sys.executable, "-m", "cli", "results", "export", db,
                           "-o", str(tmp_path / "runs.csv")], capture_output=True, text=True,
                          timeout=60)
     assert exp.returncode == 0 and len((tmp_path / "runs.csv").read_text().splitlines()) == 17

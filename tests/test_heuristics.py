@@ -448,40 +448,7 @@ def test_brkga_biased_seeds_decode_to_the_seeded_orders() -> None:
     assert evaluate(inst, res.partition) <= seeds + 1e-9
 
 
-# ------------------------------------------------------------ pair re-splitting
-def test_resplit_pair_finds_the_best_two_stage_split_of_a_pair() -> None:
-    from heuristics.resplit import resplit_pair
-
-    for i, inst in enumerate(small_cases(12, seed=21, max_nodes=7)):
-        # the optimum at k=2 is the best split of the single pair (0, 1)
-        opt, _ = brute_force(inst, 2)
-        stage = np.zeros(inst.n_nodes, dtype=np.int64)
-        stage[inst.topo_order[inst.n_nodes // 2:]] = 1
-        val, nodes_a, _ = resplit_pair(inst, stage, 0)
-        assert nodes_a is not None
-        new = np.ones(inst.n_nodes, dtype=np.int64)
-        new[nodes_a] = 0
-        part = Partition(new, 2)
-        assert not check_feasible(inst, part, k=2), i
-        assert math.isclose(evaluate(inst, part), val, rel_tol=1e-9, abs_tol=1e-9)
-        assert math.isclose(val, opt, rel_tol=1e-9, abs_tol=1e-9), i
-
-
-def test_resplit_partition_never_worsens_and_stays_feasible() -> None:
-    from heuristics.resplit import resplit_partition
-
-    for i, inst in enumerate(small_cases(10, seed=4, max_nodes=8)):
-        k = 2 + i % 3
-        opt, _ = brute_force(inst, k)
-        order = dfs_order(inst)
-        _, cuts = slice_order(inst, order, k)
-        start = Partition.from_slices(order, cuts.tolist(), k)
-        out, st = resplit_partition(inst, start, k)
-        assert not check_feasible(inst, out, k=k)
-        assert opt - 1e-9 <= evaluate(inst, out) <= evaluate(inst, start) + 1e-9
-        assert st["rs_after"] == evaluate(inst, out)
-
-
+# ------------------------------------------------------------ brkga polish
 def test_brkga_resplit_polish_is_exposed_and_never_worse() -> None:
     inst = dnn_chain(2, 60)
     plain = Brkga(population=8, generations=3).solve(inst, 6, Budget(), RNG(0))
@@ -531,7 +498,6 @@ def test_tube_wider_than_the_stage_count_is_the_whole_lattice_so_it_finds_opt() 
 
 
 def test_tube_shifts_every_cut_at_once_where_pair_resplits_are_stuck() -> None:
-    from heuristics.resplit import resplit_partition
     from heuristics.tube import tube_search
 
     # a 12-node chain of unit work, no communication: stages of 2, 3, 3, 4 nodes cost 4;
@@ -540,8 +506,7 @@ def test_tube_shifts_every_cut_at_once_where_pair_resplits_are_stuck() -> None:
     inst = Instance(list(range(n)), [1.0] * n, [0.0] * n, [(i, i + 1) for i in range(n - 1)])
     stage = np.repeat([0, 1, 2, 3], [2, 3, 3, 4])
     start = Partition(stage, 4)
-    stuck, _ = resplit_partition(inst, start, 4)
-    assert evaluate(inst, stuck) == 4.0
+    assert evaluate(inst, start) == 4.0
     out, st = tube_search(inst, start, 4, width=0)
     assert evaluate(inst, out) == 3.0
     # a chain's down-sets are its prefixes, all in the tube: the DP was the full exact DP

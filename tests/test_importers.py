@@ -349,7 +349,7 @@ def test_bad_factories_get_clear_errors(factory_module) -> None:
 def test_cli_import_torch_then_solve_graph_and_onnx(factory_module, tmp_path, capsys) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("onnxscript")
-    from experiments.cli import main
+    from cli import main
     from instances.io import read_instance
 
     out, onnx_path = tmp_path / "tiny.json.gz", tmp_path / "tiny.onnx"
@@ -373,7 +373,7 @@ def test_cli_import_torch_then_solve_graph_and_onnx(factory_module, tmp_path, ca
 @pytest.mark.torch
 def test_cli_import_torch_bad_factory_exits_2(factory_module, capsys) -> None:
     pytest.importorskip("torch")
-    from experiments.cli import main
+    from cli import main
 
     assert main(["import-torch", "tiny_factory:missing"]) == 2
     err = capsys.readouterr().err
@@ -435,7 +435,7 @@ def _relu_with_symbolic_batch(onnx: Any, path: Path) -> Path:
 
 def test_cli_onnx_options_bind_batch_and_hardware(tmp_path, capsys) -> None:
     onnx = pytest.importorskip("onnx")
-    from experiments.cli import main
+    from cli import main
 
     f = _relu_with_symbolic_batch(onnx, tmp_path / "sym.onnx")
     assert main(["info", str(f)]) == 2  # a symbolic batch needs --batch-size
@@ -452,7 +452,7 @@ def test_cli_onnx_options_bind_batch_and_hardware(tmp_path, capsys) -> None:
 def test_onnx_records_units_cost_model_and_the_default_hardware(tmp_path, capsys) -> None:
     """docs/guide/formats.md: an ONNX file priced as a100 unless told otherwise says so."""
     onnx = pytest.importorskip("onnx")
-    from experiments.cli import main
+    from cli import main
     from instances.io import read_instance
 
     f = _relu_with_symbolic_batch(onnx, tmp_path / "m.onnx")

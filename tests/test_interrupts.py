@@ -1,7 +1,7 @@
 """Interrupts: SIGINT / SIGTERM stop ``pipecert solve`` cleanly (docs/guide/solve.md).
 
 The unit tests drive the process-wide cancel flag (:mod:`pipecert.cancel`) in-process; the
-CLI tests send real signals to ``python -m experiments solve`` at several moments (early,
+CLI tests send real signals to ``python -m cli solve`` at several moments (early,
 during the heuristics, during a MIP, during max flow) and check the exit code (130), the
 partition file and the bound printed.
 """
@@ -131,7 +131,7 @@ def _solve_and_signal(tmp_path: Path, sig: int, args: list[str], *, at: float | 
     """Run ``solve --json``, send ``sig`` at ``at`` s (or ``wait`` s after a stderr line)."""
     out_file = tmp_path / "part.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments", "solve", *args, "-o", str(out_file), "--json"],
+        [sys.executable, "-m", "cli", "solve", *args, "-o", str(out_file), "--json"],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     err_lines: list[str] = []
@@ -212,7 +212,7 @@ def test_harness_interrupted_keeps_finished_rows_and_resumes(tmp_path, sig):
     import sqlite3
 
     out = tmp_path / "grid"
-    cmd = [sys.executable, "-m", "experiments", "run", "-i", "suite:default", "-k", "2",
+    cmd = [sys.executable, "-m", "cli", "run", "-i", "suite:default", "-k", "2",
            "--heuristic", "bfs_order", "--bound", "combinatorial", "-j", "1",
            "--time-limit", "5", "-o", str(out), "--no-figures", "--no-report",
            "--no-progress"]

@@ -283,7 +283,7 @@ def test_meta_device_module_ismaterialised(factories) -> None:
 
 
 def test_cli_profile_then_solve(factories, tmp_path, capsys) -> None:
-    from experiments.cli import main
+    from cli import main
     from instances.io import read_instance
 
     out = tmp_path / "mlp.json.gz"
@@ -313,7 +313,7 @@ def test_cli_profile_then_solve(factories, tmp_path, capsys) -> None:
 ])
 def test_cli_bad_options_exit_2_with_one_line(factories, monkeypatch, capsys, argv,
                                               needle) -> None:
-    from experiments.cli import main
+    from cli import main
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert main(["profile", "prof_factories:mlp", *argv]) == 2
@@ -328,7 +328,7 @@ def test_cli_bad_options_exit_2_with_one_line(factories, monkeypatch, capsys, ar
     ("prof_factories:on_meta_uninitialisable", "no initialiser"),
 ])
 def test_cli_bad_factory_exits_2(factories, capsys, spec, needle) -> None:
-    from experiments.cli import main
+    from cli import main
 
     assert main(["profile", spec, "--repeats", "1", "--bandwidth", "1e9"]) == 2
     err = capsys.readouterr().err

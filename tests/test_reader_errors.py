@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.cli import main
+from cli import main
 from instances import read_instance, write_instance
 from pipecert import InputError
 from pipecert.testing import worked_example
@@ -132,10 +132,10 @@ def test_deeply_nested_text_proto(tmp_path):
 
 
 def test_deep_json_from_the_command_line_exits_2_without_traceback(tmp_path):
-    """The exact reproduction of the issue: ``python -m experiments info deep.json``."""
+    """The exact reproduction of the issue: ``python -m cli info deep.json``."""
     f = deep_json(tmp_path / "deep.json")
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    res = subprocess.run([sys.executable, "-m", "experiments", "info", str(f)], cwd=REPO,
+    res = subprocess.run([sys.executable, "-m", "cli", "info", str(f)], cwd=REPO,
                          capture_output=True, text=True, env=env, timeout=120)
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and "Traceback" not in res.stderr

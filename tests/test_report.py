@@ -105,11 +105,11 @@ def test_markdown_latex_and_csv(tmp_path):
 
 def test_report_command(tmp_path):
     _store(tmp_path).close()
-    out = subprocess.run([sys.executable, "-m", "experiments", "report",
+    out = subprocess.run([sys.executable, "-m", "cli", "report",
                           str(tmp_path / "r.sqlite"), "--format", "tex"],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and r"\begin{table}" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "experiments", "report",
+    bad = subprocess.run([sys.executable, "-m", "cli", "report",
                           str(tmp_path / "none.sqlite")], capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "none.sqlite" in bad.stderr

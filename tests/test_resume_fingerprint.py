@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.cli import main
+from cli import main
 from experiments.store import ResultsStore
 from instances import read_instance, write_instance
 from pipecert import Instance

@@ -26,7 +26,7 @@ def _env() -> dict[str, str]:
 
 
 def _pipecert(*args, cwd=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "experiments", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, cwd=cwd, env=_env())
 
 
@@ -154,7 +154,7 @@ def test_ctrl_c_keeps_the_finished_runs_and_writes_the_partition(tmp_path):
 
     out_file = tmp_path / "part.json"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments", "solve", "models/llama-3-8b", "-k", "16",
+        [sys.executable, "-m", "cli", "solve", "models/llama-3-8b", "-k", "16",
          "--time-limit", "300", "-o", str(out_file), "--json"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
     assert proc.stderr is not None
@@ -286,7 +286,7 @@ def test_a_failed_write_still_prints_the_result(tmp_path, monkeypatch, capfd):
     """The output is checked before the work; should the write still fail, the computed
     result is printed (with its partition inline) and the error is one line, exit 2."""
     import pipecert.partition_file as pfile
-    from experiments.cli import main
+    from cli import main
 
     def refuse(path, obj):
         raise PermissionError(13, "Permission denied", str(path))

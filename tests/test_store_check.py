@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from experiments.cli import main
+from cli import main
 from experiments.config import load_config
 from experiments.harness import InstanceEntry, run_grid
 from experiments.store import ResultsStore, run_key

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.cli import main as cli_main
+from cli import main as cli_main
 from experiments.records import RunRecord
 from experiments.scripts import bounds_table, heuristics_table
 from experiments.store import ResultsStore, run_key

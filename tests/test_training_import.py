@@ -16,7 +16,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from experiments.cli import main  # noqa: E402
+from cli import main  # noqa: E402
 from instances import read_instance  # noqa: E402
 from instances.costmodel import CostModel, HardwareProfile  # noqa: E402
 from instances.torch_import import backward_flops, import_module  # noqa: E402

@@ -53,7 +53,7 @@ def test_entries_are_training_graphs_with_a_cap(entry):
 
 
 def test_info_reads_a_suite_entry(capsys):
-    from experiments.cli import main
+    from cli import main
 
     assert main(["info", f"{SUITE}/gpt2-layers"]) == 0
     out = capsys.readouterr().out

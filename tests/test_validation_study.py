@@ -84,7 +84,7 @@ def test_calibrate_rejects_bad_input(kw: dict[str, Any], match: str) -> None:
 
 def test_calibrate_cli(tmp_path: Path, capsys: Any, monkeypatch: Any) -> None:
     import runtime.calibrate as cal
-    from experiments.cli import main
+    from cli import main
 
     monkeypatch.setattr(cal, "GEMM_SIZES", (16,))
     monkeypatch.setattr(cal, "COPY_BYTES", 1 << 16)

@@ -1,6 +1,6 @@
 """The ``pipecert`` command line.
 
-Each sub-command is one module ``experiments/cli/cmd_<name>.py`` defining::
+Each sub-command is one module ``cli/cmd_<name>.py`` defining::
 
     COMMAND = "name"          # the sub-command
     HELP = "one line"         # shown by pipecert --help

@@ -62,8 +62,8 @@ def _num(x: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.cli._common import check_measurement_args
-    from experiments.cli.cmd_import_torch import _parse_option
+    from cli._common import check_measurement_args
+    from cli.cmd_import_torch import _parse_option
     from runtime.bench import bench_stages, export_for_bench
     from runtime.profile import resolve_device
 

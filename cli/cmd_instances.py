@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from experiments.cli._common import format_table
+from cli._common import format_table
 
 COMMAND = "instances"
 HELP = "list the bundled instance suites, or the instances of one suite"

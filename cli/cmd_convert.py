@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 
-from experiments.cli._common import add_instance_options, load_instance
+from cli._common import add_instance_options, load_instance
 
 COMMAND = "convert"
 HELP = "convert a graph file (e.g. PipeDream, REGAL) to native JSON (.json, .json.gz)"

@@ -28,7 +28,7 @@ import math
 import sys
 from typing import Any
 
-from experiments.cli._common import (
+from cli._common import (
     add_instance_options,
     add_variant_options,
     describe_cost_model,

@@ -67,7 +67,7 @@ def _fmt_bytes(n: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.cli.cmd_import_torch import _parse_option
+    from cli.cmd_import_torch import _parse_option
     from runtime.export import export_from_files
 
     options = (dict(_parse_option(o) for o in args.option) if args.option is not None

@@ -39,7 +39,7 @@ HELP = "partition a graph into k stages: best partition, certified lower bound a
 
 
 def _epilog() -> str:
-    from experiments.cli._common import status_legend
+    from cli._common import status_legend
 
     return ("statuses of the method runs:\n" + "\n".join(f"  {ln}" for ln in status_legend())
             + "\n\nexit codes: 0 done, 1 no feasible partition found (not proven "
@@ -59,7 +59,7 @@ SOLVER_PACKAGES = ("highspy", "ortools", "scipy", "cvxpy", "pyscipopt", "gurobip
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """MODEL, k, the portfolio and its budget, output options."""
-    from experiments.cli._common import add_instance_options, add_variant_options
+    from cli._common import add_instance_options, add_variant_options
 
     p.add_argument("model", metavar="MODEL",
                    help="graph file (any supported format) or bundled id SUITE/NAME")
@@ -202,7 +202,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from experiments.cli._common import (
+    from cli._common import (
         check_writable,
         fmt,
         load_instance,
@@ -290,7 +290,7 @@ def _run(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace, inst: Any, k: int, res: Any, out_path: Path,
             unit: str) -> int:
     """Write the partition file and print the result; the exit code."""
-    from experiments.cli._common import (
+    from cli._common import (
         describe_cost_model,
         first_line,
         fmt,

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from experiments.cli._common import (
+from cli._common import (
     add_instance_options,
     add_variant_options,
     fmt,

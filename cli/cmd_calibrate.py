@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.cli._common import check_measurement_args
+    from cli._common import check_measurement_args
 
     check_measurement_args(args)
     from runtime.calibrate import calibrate, profile_toml, write_profile

@@ -64,8 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from experiments.cli._common import check_measurement_args
-    from experiments.cli.cmd_import_torch import _parse_option
+    from cli._common import check_measurement_args
+    from cli.cmd_import_torch import _parse_option
     from instances import write_instance
 
     if os.getcwd() not in sys.path:
