@@ -271,7 +271,7 @@ class MipFormulation(Formulation):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Give an ``__init__(self, *, own..., **shared)`` the merged signature (class notes)."""
         super().__init_subclass__(**kwargs)
-        init = cls.__dict__.get("__init__")
+        init = vars(cls).get("__init__")  # the class's own __init__, not an inherited one
         if init is None:
             return
         sig = inspect.signature(init)
