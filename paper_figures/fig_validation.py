@@ -159,15 +159,18 @@ def summary_table(study: Mapping[str, Any]) -> tuple[list[str], list[list[str]],
     cells = study.get("cells", [])
     s = summarise(cells)
     head = ["cost model", "median abs. bottleneck error", "median abs. shape error",
-            "right bottleneck stage", "median (max) regret of its split"]
+            "right bottleneck stage (median shortfall)", "median (max) regret of its split"]
     rows = [[LABELS.get(cm, cm), f"{s[cm]['median_abs_error']:.1%}",
-             f"{s[cm]['median_abs_shape_error']:.1%}", f"{s[cm]['agree']}/{s[cm]['cells']}",
+             f"{s[cm]['median_abs_shape_error']:.1%}",
+             f"{s[cm]['agree']}/{s[cm]['cells']} ({s[cm]['median_named_gap']:.1%})",
              f"{s[cm]['median_regret']:.1%} ({s[cm]['max_regret']:.1%})"]
             for cm in COST_MODELS if cm in s]
     noise = study.get("noise_summary") or {}
-    caption = ("Per cost model, over the splits it chose (models x levels x k): regret = the "
-               "split's measured bottleneck over the best measured bottleneck of the three "
-               "cost models' splits, minus 1.")
+    caption = ("Per cost model, over the splits it chose (models x levels x k): shortfall "
+               "= how much faster, by the clock, the stage the model names as the bottleneck "
+               "is than the slowest stage (0 when it names the slowest); regret = the split's "
+               "measured bottleneck over the best measured bottleneck of the three cost "
+               "models' splits, minus 1.")
     if noise:
         caption += (f" Noise floor: a split timed twice moves by {noise['retime']:.1%} per "
                     f"stage (median), a model profiled twice by {noise['reprofile']:.1%}.")

@@ -398,8 +398,11 @@ def run_study(out: str | Path, *, models: Mapping[str, Mapping[str, Any]] | None
 def summarise(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Per cost model: bottleneck errors and agreement over the cells it chose the split of.
 
-    Returns ``{cost_model: {"cells", "agree", "median_abs_error", "max_abs_error",
-    "median_abs_shape_error", "max_abs_shape_error", "median_regret"}}`` where the regret
+    Returns ``{cost_model: {"cells", "agree", "median_named_gap", "median_abs_error",
+    "max_abs_error", "median_abs_shape_error", "max_abs_shape_error", "median_regret",
+    "max_regret"}}``. ``median_named_gap`` is the median of 1 - (measured time of the stage
+    the model names as the bottleneck) / (measured bottleneck): 0 when it names the slowest
+    stage, small when it names a stage the clock finds nearly as slow. The regret
     of a cell is its split's measured bottleneck over the best measured bottleneck among
     the cost models' splits of the same (model, level, k), minus 1.
     """
@@ -418,8 +421,11 @@ def summarise(cells: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         shape = [abs(c["bottleneck"][cm]["shape_error"]) for c in mine]
         regret = [c["split_measured_max_ms"] / best[(c["model"], c["level"], c["k"])] - 1
                   for c in mine]
+        named = [1 - c["bottleneck"][cm]["measured_at_predicted_ms"]
+                 / c["bottleneck"][cm]["measured_max_ms"] for c in mine]
         out[cm] = {"cells": len(mine),
                    "agree": sum(bool(c["bottleneck"][cm]["agrees"]) for c in mine),
+                   "median_named_gap": statistics.median(named),
                    "median_abs_error": statistics.median(errs), "max_abs_error": max(errs),
                    "median_abs_shape_error": statistics.median(shape),
                    "max_abs_shape_error": max(shape),

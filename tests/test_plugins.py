@@ -83,14 +83,13 @@ def test_the_improver_improves_a_one_stage_incumbent(plugins: dict[str, ModuleTy
         inst, 3, context=SolveContext(upper_bound=evaluate(inst, start), partition=start))
     assert out.incumbent is not None and out.incumbent < evaluate(inst, start)
     assert out.incumbent >= brute_force(inst, 3)[0]
-    assert out.stats["start"] == "context"
+    assert out.stats["start"] == "incumbent"
 
 
 # ------------------------------------------------------------------ pipecert run --plugin
 def _cli_module() -> str:
-    """The command line's package: ``cli`` once it is a top-level layer, else the older
-    ``experiments`` (``python -m MODULE`` is ``pipecert``)."""
-    return "cli" if (REPO / "cli" / "__main__.py").is_file() else "experiments"
+    """The command line's package (``python -m cli`` is ``pipecert``)."""
+    return "cli"
 
 
 def test_pipecert_run_loads_the_plugins(tmp_path: Path,
@@ -137,7 +136,7 @@ def _doc_blocks() -> list[str]:
 
 
 @pytest.mark.parametrize(("plugin", "method"), [("work_slices.py", "solve"),
-                                                ("boundary_moves.py", "solve"),
+                                                ("boundary_moves.py", "improve"),
                                                 ("pigeonhole_bound.py", "lower_bound")])
 def test_the_worked_examples_are_the_tested_files(plugin: str, method: str) -> None:
     """The code of each worked example in docs/extending.md compiles, and the body of its

@@ -1,25 +1,26 @@
 """An out-of-tree improvement step in one file: move nodes across stage boundaries.
 
-The step refines the incumbent partition of the run context (``SolveContext.partition``,
-the best partition known when the step runs); without one it starts from a single stage.
-Every candidate is checked with :func:`pipecert.check_feasible` and scored with
-:func:`pipecert.evaluate`, the framework's reference functions, so the step handles every
-constraint (co-location groups, memory caps, data-only edges) without modelling any.
-The worked example of docs/extending.md; tests/test_plugins.py runs it through the
-contract suite (``ImproverContract``) and ``pipecert run``.
+The step subclasses :class:`heuristics.Improver`: it refines the incumbent partition of the
+run context (``SolveContext.partition``, the best partition known when the step runs; the
+base class checks it is feasible), and without one it first runs its starting heuristic
+(``start``, here the input order sliced exactly, or the ``base`` parameter). Every candidate
+is checked with :func:`pipecert.check_feasible` and scored with :func:`pipecert.evaluate`,
+the framework's reference functions, so the step handles every constraint (co-location
+groups, memory caps, data-only edges) without modelling any. The worked example of
+docs/extending.md; tests/test_plugins.py runs it through the contract suite
+(``ImproverContract``) and ``pipecert run``.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
-from heuristics import HEURISTICS, Heuristic
+from heuristics import HEURISTICS, Improver
 from pipecert import (
     CONSTRAINTS,
     Budget,
-    HeuristicResult,
     Instance,
     Partition,
     SolveContext,
@@ -30,17 +31,19 @@ from pipecert import (
 
 
 @HEURISTICS.register
-class BoundaryMoves(Heuristic):
+class BoundaryMoves(Improver):
     """Refine the incumbent by moving one node at a time to an adjacent stage.
 
     A move is kept when the partition stays feasible and its bottleneck drops (first
     improvement, in node order); passes repeat until none improves, ``max_passes`` or the
-    budget. The result is never worse than the incumbent it starts from.
+    budget. The result is never worse than the partition it starts from.
 
     Parameters
     ----------
     max_passes : int
         Cap on passes over the nodes.
+    base : str, optional
+        Heuristic whose partition is improved instead of the context's incumbent.
     """
 
     name = "boundary_moves"
@@ -48,27 +51,22 @@ class BoundaryMoves(Heuristic):
     deterministic: ClassVar[bool] = True
     handles: ClassVar[frozenset[str]] = frozenset(CONSTRAINTS)
 
-    def __init__(self, *, max_passes: int = 20) -> None:
+    def __init__(self, *, max_passes: int = 20, base: str | None = None) -> None:
         self.max_passes = max_passes
+        self.base = base
 
-    def solve(
+    def improve(
         self,
         instance: Instance,
         k: int,
+        partition: Partition,
         budget: Budget,
         rng: np.random.Generator,
         context: SolveContext | None = None,
-    ) -> HeuristicResult:
-        """Start from ``context.partition`` (else one stage) and apply improving moves."""
-        if context is not None and context.partition is not None:
-            start, origin = context.partition, "context"
-        else:
-            start, origin = Partition(np.zeros(instance.n_nodes, dtype=np.int64), k), "one stage"
-        if check_feasible(instance, start, k=k):  # without an incumbent, under a memory cap
-            return HeuristicResult(None, Status.NO_SOLUTION,
-                                   {"reason": f"the start ({origin}) is infeasible"})
-        stage = start.stage_of.copy()
-        best = evaluate(instance, start)
+    ) -> tuple[Partition, Status, dict[str, Any]]:
+        """Apply improving single-node moves to the feasible ``partition``."""
+        stage = partition.stage_of.copy()
+        best = evaluate(instance, partition)
         moves = passes = 0
         improved = True
         while improved and passes < self.max_passes and not budget.expired():
@@ -86,5 +84,4 @@ class BoundaryMoves(Heuristic):
                         best, moves, improved = value, moves + 1, True
                         break  # keep the move
                     stage[v] = s  # undo
-        return HeuristicResult(Partition(stage, k), Status.FEASIBLE,
-                               {"start": origin, "moves": moves, "passes": passes})
+        return Partition(stage, k), Status.FEASIBLE, {"moves": moves, "passes": passes}
