@@ -462,6 +462,7 @@ def segment_value(
     lower: float = 0.0,
     hint: list[tuple[int, int]] | None = None,
     smin: F64 | None = None,
+    cand: F64 | None = None,
 ) -> tuple[float, list[tuple[int, int]]]:
     """``min over splits of 0..L-1 into <= k runs of max g(run)`` (Algorithm 1's recurrence).
 
@@ -471,6 +472,15 @@ def segment_value(
     ``lower`` must be known to be <= the answer and ``m`` is the largest value on a feasible
     split (``hint``, a previous split, or the single run ``0..L-1``). ``smin`` is
     :func:`row_suffix_min` of ``g`` (kept up to date by the caller, computed if not given).
+
+    ``cand`` (optional) is a sorted array that contains every entry of ``g`` in
+    ``[lower, m]`` and possibly other values (kept by the caller across refinements,
+    :meth:`formulations.path_bound.ChainState.candidates`); it replaces the ``O(L^2 log L)``
+    selection and sort of the entries per call by two binary searches. The result is the same:
+    feasibility of a threshold is monotone in ``T``, the answer ``a*`` is a candidate and
+    feasible, so the smallest feasible candidate ``c`` has ``c <= a*``; a split with every
+    run ``<= c`` gives ``a* <= c``. Hence ``c = a*`` for any superset, and the split returned
+    is the fewest-runs split at ``T = a*`` either way.
 
     Returns
     -------
@@ -494,8 +504,12 @@ def segment_value(
         cnt, runs = min_runs_dp(g, lower, k, smin)
         if cnt <= k:
             return max(float(g[i, j]) for i, j in runs), runs
-    sel = g[(g >= lower) & (g <= m)]
-    cand = np.unique(sel)
+    if cand is None:
+        cand = np.unique(g[(g >= lower) & (g <= m)])
+    else:
+        cand = cand[np.searchsorted(cand, lower, "left"):np.searchsorted(cand, m, "right")]
+        if cand.size == 0 or cand[-1] != m:  # pragma: no cover - caller broke the contract
+            raise ValueError("segment_value: cand does not hold the entries of g")
     # invariant: cand[hi] feasible (m is), every entry below cand[lo] infeasible or absent
     lo, hi = 0, cand.size - 1
     best_runs: list[tuple[int, int]] = []

@@ -163,11 +163,53 @@ class ChainState:
     #: runs no single block can hold (memory cap), or None without an active cap
     mem_over: NDArray[np.bool_] | None = None
 
+    #: ``single()`` kept in step with ``g`` (None until first asked for)
+    _single: NDArray[np.float64] | None = None
+    #: sorted candidate values, a superset of the finite entries of ``g`` (then ``+inf``),
+    #: and the values written since it was last merged (:meth:`candidates`)
+    _cand: NDArray[np.float64] | None = None
+    _pending: list[float] = field(default_factory=list)
+
     def single(self) -> NDArray[np.float64]:
         """``g`` for single runs: ``+inf`` where the memory cap forbids the run."""
         if self.mem_over is None:
             return self.g
-        return np.where(self.mem_over, np.inf, self.g)
+        if self._single is None:
+            self._single = np.where(self.mem_over, np.inf, self.g)
+        return self._single
+
+    def set_entry(self, i: int, j: int, value: float) -> None:
+        """Raise ``g[i, j]`` to ``value`` (an exact max-flow value) and keep the derived
+        tables (``exact``, ``smin``, :meth:`single`, :meth:`candidates`) in step."""
+        new = max(float(self.g[i, j]), float(value))
+        self.g[i, j] = new
+        self.exact[i, j] = True
+        if self._single is not None and self.mem_over is not None and not self.mem_over[i, j]:
+            self._single[i, j] = new
+        if self._cand is not None and math.isfinite(new):
+            self._pending.append(new)
+        self.update_smin(i, j)
+
+    def candidates(self) -> NDArray[np.float64]:
+        """Sorted, duplicate-free superset of the finite values of ``g``, then ``+inf``.
+
+        Built once in ``O(L^2 log L)``; afterwards each call merges only the values written
+        by :meth:`set_entry` since the last call (``O(N + p log p)`` for ``p`` new values,
+        a memory move instead of a sort of all ``L^2`` entries). Values that were raised stay
+        in as stale candidates: :func:`formulations._spine.segment_value` only needs a
+        superset of the entries (see there).
+        """
+        if self._cand is None:
+            vals = self.g[np.isfinite(self.g)]
+            self._cand = np.append(np.unique(vals), np.inf)
+            self._pending = []
+        elif self._pending:
+            new = np.unique(np.asarray(self._pending, dtype=np.float64))
+            self._pending = []
+            pos = np.searchsorted(self._cand, new)
+            fresh = self._cand[np.minimum(pos, self._cand.size - 1)] != new
+            self._cand = np.insert(self._cand, pos[fresh], new[fresh])
+        return self._cand
 
     def update_smin(self, i: int, j: int) -> None:
         """Keep ``smin[i, p] = min(single()[i, p:])`` after ``g[i, j]`` changed."""
@@ -287,7 +329,8 @@ def refine_chain(
         return state.values[k]
     value = lower
     while True:
-        value, runs = segment_value(state.single(), k, lower, hint, state.smin)
+        value, runs = segment_value(state.single(), k, lower, hint, state.smin,
+                                    cand=state.candidates())
         lower, hint = value, runs
         state.values[k] = max(state.values.get(k, 0.0), value)
         state.splits[k] = runs
@@ -311,12 +354,7 @@ def refine_chain(
         }
         todo = sorted(more, key=lambda r: -state.g[r])
         for i, j in todo:
-            res = net.solve_classes(run_classes(state.a, state.d, i, j))
-            state.max_flows += 1
-            state.g[i, j] = max(state.g[i, j], res.value)
-            state.exact[i, j] = True
-            # keep smin[i, p] = min(g[i, p:]) for p <= j (entries after j did not change)
-            state.update_smin(i, j)
+            _refine_entry(net, state, i, j)
             if budget.expired():
                 break
     return state.values[k]
@@ -325,9 +363,8 @@ def refine_chain(
 def _refine_entry(net, state: ChainState, i: int, j: int) -> None:  # type: ignore[no-untyped-def]
     res = net.solve_classes(run_classes(state.a, state.d, i, j))
     state.max_flows += 1
-    state.g[i, j] = max(state.g[i, j], res.value)
-    state.exact[i, j] = True
-    state.update_smin(i, j)
+    # keeps smin[i, p] = min(g[i, p:]) for p <= j (entries after j did not change)
+    state.set_entry(i, j, res.value)
 
 
 def refine_pairs(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from formulations import FORMULATIONS
-from formulations._maxflow import ENGINES, CutNetwork, block_costs_exact
+from formulations._maxflow import ENGINES, CutNetwork, block_costs_exact, network_for
 from formulations._spine import (
     chain_indices,
     heaviest_path,
@@ -17,7 +17,8 @@ from formulations._spine import (
     segment_value,
 )
 from formulations.node_bound import NodeBound, node_bounds
-from formulations.path_bound import PathBound
+from formulations.path_bound import PathBound, _refine_entry, chain_states
+from formulations.path_bound import clear_cache as clear_path_cache
 from pipecert.instance import Instance
 from pipecert.partition import block_cost
 from pipecert.results import Budget, SolveContext
@@ -247,3 +248,42 @@ def test_both_bounds_are_registered_and_default_constructible() -> None:
         FORMULATIONS.make(name)
     with pytest.raises(ValueError, match="unknown path weight"):
         PathBound(paths="bogus").lower_bound(worked_example(), 2, Budget(1.0))
+
+
+def test_segment_value_with_a_stale_candidate_superset_is_unchanged() -> None:
+    # cand = every entry plus stale values (old entries that were raised) gives the same
+    # value and split as the selection from g itself
+    rng = np.random.default_rng(21)
+    for _ in range(80):
+        L = int(rng.integers(1, 12))
+        g = np.triu(rng.integers(0, 20, size=(L, L)).astype(float))
+        g[np.tril_indices(L, -1)] = np.inf
+        stale = rng.integers(0, 40, size=int(rng.integers(0, 10))).astype(float) + 0.5
+        cand = np.append(np.unique(np.concatenate([g[np.isfinite(g)], stale])), np.inf)
+        for k in (1, 2, 3, 5, 13):
+            assert segment_value(g, k, cand=cand) == segment_value(g, k)
+            assert segment_value(g, k)[0] == _dp_reference(g, k)
+
+
+def test_chain_state_candidates_stay_a_superset_of_the_entries() -> None:
+    inst = dnn_chain(3, 60, regime="comm")
+    nodes = node_bounds(inst)
+    clear_path_cache()
+    (st, *_) = chain_states(inst, ("work",), 1000, nodes.lower)
+    net = network_for(inst, "auto")
+    rng = np.random.default_rng(5)
+    L = st.g.shape[0]
+    for _ in range(3):
+        for _ in range(15):
+            i = int(rng.integers(0, L))
+            j = int(rng.integers(i, L))
+            _refine_entry(net, st, i, j)
+        cand = st.candidates()
+        finite = st.g[np.isfinite(st.g)]
+        assert np.all(np.diff(cand) > 0) and cand[-1] == np.inf
+        assert np.isin(finite, cand).all()
+        assert np.array_equal(st.single(), st.g if st.mem_over is None
+                              else np.where(st.mem_over, np.inf, st.g))
+        for k in (2, 4, 8):
+            assert segment_value(st.single(), k, cand=cand) == segment_value(st.single(), k)
+    clear_path_cache()
