@@ -88,6 +88,9 @@ Computation
   that are still estimates exactly by max flow; repeat until the split uses exact entries only
   (then the value equals the DP on exact ``g``) or the budget ends. Entries stay cached per
   graph (``context.cache`` and a bounded module memo), so the runs of every ``k`` share the work.
+  Each chain also keeps its sorted DP thresholds (a superset of the entries, new max-flow
+  values merged in, :meth:`ChainState.candidates`) and its memory-masked table, so a round
+  costs two binary searches instead of a sort of all ``L^2`` entries (same value and split).
 
 * Budget: checked before every max flow, between DP rounds and between chains; one max flow
   took at most 84 ms on a 60,000-node graph, so a 30 s limit ends within ~0.1 s of it
