@@ -265,8 +265,12 @@ def test_segment_value_with_a_stale_candidate_superset_is_unchanged() -> None:
             assert segment_value(g, k)[0] == _dp_reference(g, k)
 
 
-def test_chain_state_candidates_stay_a_superset_of_the_entries() -> None:
+@pytest.mark.parametrize("capped", [False, True], ids=["no-cap", "memory-cap"])
+def test_chain_state_candidates_stay_a_superset_of_the_entries(capped: bool) -> None:
     inst = dnn_chain(3, 60, regime="comm")
+    if capped:  # a cap that forbids the long runs: single() masks them
+        mem = np.ones(inst.n_nodes)
+        inst = inst.replace(memory=mem, memory_limit=float(mem.sum()) / 4)
     nodes = node_bounds(inst)
     clear_path_cache()
     (st, *_) = chain_states(inst, ("work",), 1000, nodes.lower)
@@ -286,4 +290,5 @@ def test_chain_state_candidates_stay_a_superset_of_the_entries() -> None:
                               else np.where(st.mem_over, np.inf, st.g))
         for k in (2, 4, 8):
             assert segment_value(st.single(), k, cand=cand) == segment_value(st.single(), k)
+    assert (st.mem_over is not None and bool(st.mem_over.any())) == capped
     clear_path_cache()
