@@ -68,7 +68,14 @@ layers ``b`` with ``W - w(I') < (k - b + 1) U`` (its BFS keeps ``w(I \\ I') < U`
 start with none is skipped. (A relative slack of 1e-9 covers the rounding of the work
 sums; only values ``< U`` are ever sought, so nothing that could improve on ``U`` is
 lost.) On balanced splits this confines the starts of layer ``b`` to a band of width
-``~U`` around ``w(I') = (b - 1) U``. If nothing below ``U`` exists, the
+``~U`` around ``w(I') = (b - 1) U``. *Threshold passes*: the DP with ``U = T`` (any
+``T``) computes the least value over the chains whose blocks all cost ``< T``, so if it
+finds a value ``< T`` that value is OPT, and otherwise OPT ``>= T``. Since a smaller ``U``
+prunes far more, on lattices of at least ``_T_SEARCH_MIN_IDEALS`` ideals (``k >= 3``,
+finite incumbent, non-negative work and charges) the DP first runs passes with ``T =
+L (1 + 0.005 * 2^i)``, ``L = max(W / k, max unit work) <= OPT``, below the incumbent,
+stopping at the first that finds a value ``< T``; the last pass is the plain one with the
+incumbent. If nothing below ``U`` exists, the
 incumbent is optimal; without an incumbent, ``D[k][V] = inf`` proves that no partition
 into at most ``k`` stages meets the cap (``Status.INFEASIBLE`` with ``stats["reason"]``).
 
@@ -205,6 +212,10 @@ __all__ = ["DownsetDP", "reduce_instance", "lift_partition", "downset_solve", "s
            "reductions"]
 
 _ONE = np.uint64(1)
+#: the threshold passes of the DP (:func:`downset_solve`): only on lattices this large
+_T_SEARCH_MIN_IDEALS = 2000
+#: first threshold above the lower bound (relative), doubled each pass
+_T_SEARCH_STEP = 0.005
 
 _Reduction = tuple[Instance, NDArray[np.int64], NDArray[np.int64]]
 #: :func:`reduce_instance` and :func:`reduce_units` of the last graphs (by fingerprint).
@@ -1043,18 +1054,39 @@ def downset_solve(
     total_w, total_m = float(ud.wU.sum()), float(ud.mU.sum())
     # the remainder-work pruning needs f(B) >= w(B) >= 0 (non-negative work and charges)
     rem_ok = bool((ud.wU >= 0).all() and (args[3] >= 0).all())
+    # thresholds: a pass with ``U = T`` finds OPT exactly if OPT < T and proves OPT >= T
+    # otherwise; smaller T prunes far more, so T climbs from the lower bound
+    # max(W / k, max unit work) (valid when rem_ok: every block costs at least its work)
+    # to the incumbent, the last pass being the plain one
+    thresholds = [U0]
+    if rem_ok and kk >= 3 and n_id >= _T_SEARCH_MIN_IDEALS and math.isfinite(U0):
+        lo_t = max(total_w / kk, float(ud.wU.max()))
+        step = _T_SEARCH_STEP
+        while lo_t > 0 and lo_t * (1.0 + step) < U0:
+            thresholds.insert(-1, lo_t * (1.0 + step))
+            step *= 2.0
     pairs = 0
-    a = 0
     t1 = time.perf_counter()
-    while a < n_id:
-        if budget.expired():
-            stats.update(reason="time limit in the down-set DP", pairs=pairs)
-            return Status.TIME_LIMIT, None, stats
-        a1 = min(n_id, a + max(1, chunk // 10))
-        pairs += _dp(a, a1, full, kk, Uarr, total_w, total_m, ud.cap, wI, fI, mI, bits,
-                     eptr, ev, edst, D, par, stamp, queue, fc, lbv, mc, rem_ok, ud.wU, ud.mU,
-                     *args)
-        a = a1
+    for i, T in enumerate(thresholds):
+        if i > 0:  # a fresh DP for the next threshold
+            D[:] = np.inf
+            D[0, :] = 0.0
+            par[:] = -2
+            stamp[:] = -1
+        Uarr[0] = T
+        a = 0
+        while a < n_id:
+            if budget.expired():
+                stats.update(reason="time limit in the down-set DP", pairs=pairs)
+                return Status.TIME_LIMIT, None, stats
+            a1 = min(n_id, a + max(1, chunk // 10))
+            pairs += _dp(a, a1, full, kk, Uarr, total_w, total_m, ud.cap, wI, fI, mI, bits,
+                         eptr, ev, edst, D, par, stamp, queue, fc, lbv, mc, rem_ok, ud.wU,
+                         ud.mU, *args)
+            a = a1
+        if D[full, kk] < T:
+            break
+    stats["threshold_passes"] = i + 1
     stats["pairs"] = int(pairs)
     stats["dp_time_s"] = time.perf_counter() - t1
     val = D[full, kk]

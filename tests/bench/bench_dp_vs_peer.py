@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ks = [int(x) for x in args.ks.split(",")]
     bad = 0
     print(f"{'graph':22s} {'k':>3s} {'status':10s} {'pipecert':>12s} {'ms':>9s} "
-          f"{'ideals':>6s} {'peer':>12s} {'peer_s':>8s} {'agree':5s}")
+          f"{'ideals':>6s} {'peer':>12s} {'peer_ms':>9s} {'agree':5s}")
     with tempfile.TemporaryDirectory() as tmp:
         for graph in args.graphs.split(","):
             path = root / f"{graph}.json"
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                 pstr = note or ("-" if pv is None else f"{pv:.6f}")
                 print(f"{graph:22s} {k:3d} {out.status.value:10s} {val:>12s} "
                       f"{1e3 * best:9.1f} {out.stats.get('n_ideals', '-')!s:>6s} "
-                      f"{pstr:>12s} {ps:8.2f} {agree:5s}", flush=True)
+                      f"{pstr:>12s} {1e3 * ps:9.1f} {agree:5s}", flush=True)
     return 1 if bad else 0
 
 
