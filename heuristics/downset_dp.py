@@ -73,7 +73,7 @@ lost.) On balanced splits this confines the starts of layer ``b`` to a band of w
 finds a value ``< T`` that value is OPT, and otherwise OPT ``>= T``. Since a smaller ``U``
 prunes far more, on lattices of at least ``_T_SEARCH_MIN_IDEALS`` ideals (``k >= 3``,
 finite incumbent, non-negative work and charges) the DP first runs passes with ``T =
-L (1 + 0.005 * 2^i)``, ``L = max(W / k, max unit work) <= OPT``, below the incumbent,
+L (1 + 0.005 * 1.5^i)``, ``L = max(W / k, max unit work) <= OPT``, below the incumbent,
 stopping at the first that finds a value ``< T``; the last pass is the plain one with the
 incumbent. If nothing below ``U`` exists, the
 incumbent is optimal; without an incumbent, ``D[k][V] = inf`` proves that no partition
@@ -214,8 +214,10 @@ __all__ = ["DownsetDP", "reduce_instance", "lift_partition", "downset_solve", "s
 _ONE = np.uint64(1)
 #: the threshold passes of the DP (:func:`downset_solve`): only on lattices this large
 _T_SEARCH_MIN_IDEALS = 2000
-#: first threshold above the lower bound (relative), doubled each pass
+#: first threshold above the lower bound (relative); the step grows by ``_T_GROW`` per pass
 _T_SEARCH_STEP = 0.005
+#: growth of the threshold step per pass
+_T_GROW = 1.5
 
 _Reduction = tuple[Instance, NDArray[np.int64], NDArray[np.int64]]
 #: :func:`reduce_instance` and :func:`reduce_units` of the last graphs (by fingerprint).
@@ -1064,7 +1066,7 @@ def downset_solve(
         step = _T_SEARCH_STEP
         while lo_t > 0 and lo_t * (1.0 + step) < U0:
             thresholds.insert(-1, lo_t * (1.0 + step))
-            step *= 2.0
+            step *= _T_GROW
     pairs = 0
     t1 = time.perf_counter()
     for i, T in enumerate(thresholds):
