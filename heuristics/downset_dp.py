@@ -59,7 +59,23 @@ does not expand an ``I`` with ``lb(I) >= U``: no superset can give a block cheap
 ``U``. The block memory ``m(I \\ I')`` is monotone in ``I`` too (for a fixed ``I'``), so
 the BFS does not expand an ``I`` whose block is over the cap: every superset's block is
 over it as well, hence infeasible, and nothing reachable only through it is lost. A
-start ``I'`` with ``D[k-1][I'] >= U`` is skipped. If nothing below ``U`` exists, the
+start ``I'`` with ``D[k-1][I'] >= U`` is skipped. *Remainder work*: with non-negative
+work and charges every block costs at least its work, so a chain whose blocks all cost
+``< U`` has ``W - w(I) < (k - b) U`` after its ``b``-th block ``I`` (the ``k - b`` blocks
+left hold ``V \\ I``; empty ones cost 0). A push ``D[b][I] <- max(D[b-1][I'], f(I \\ I'))``
+is therefore skipped when ``W - w(I) >= (k - b) U``, and a start ``I'`` serves only the
+layers ``b`` with ``W - w(I') < (k - b + 1) U`` (its BFS keeps ``w(I \\ I') < U``); a
+start with none is skipped. (A relative slack of 1e-9 covers the rounding of the work
+sums; only values ``< U`` are ever sought, so nothing that could improve on ``U`` is
+lost.) On balanced splits this confines the starts of layer ``b`` to a band of width
+``~U`` around ``w(I') = (b - 1) U``. *Threshold passes*: the DP with ``U = T`` (any
+``T``) computes the least value over the chains whose blocks all cost ``< T``, so if it
+finds a value ``< T`` that value is OPT, and otherwise OPT ``>= T``. Since a smaller ``U``
+prunes far more, on lattices of at least ``_T_SEARCH_MIN_IDEALS`` ideals (``k >= 3``,
+finite incumbent, non-negative work and charges) the DP first runs passes with ``T =
+L (1 + 0.005 * 1.5^i)``, ``L = max(W / k, max unit work) <= OPT``, below the incumbent,
+stopping at the first that finds a value ``< T``; the last pass is the plain one with the
+incumbent. If nothing below ``U`` exists, the
 incumbent is optimal; without an incumbent, ``D[k][V] = inf`` proves that no partition
 into at most ``k`` stages meets the cap (``Status.INFEASIBLE`` with ``stats["reason"]``).
 
@@ -196,6 +212,12 @@ __all__ = ["DownsetDP", "reduce_instance", "lift_partition", "downset_solve", "s
            "reductions"]
 
 _ONE = np.uint64(1)
+#: the threshold passes of the DP (:func:`downset_solve`): only on lattices this large
+_T_SEARCH_MIN_IDEALS = 2000
+#: first threshold above the lower bound (relative); the step grows by ``_T_GROW`` per pass
+_T_SEARCH_STEP = 0.005
+#: growth of the threshold step per pass
+_T_GROW = 1.5
 
 _Reduction = tuple[Instance, NDArray[np.int64], NDArray[np.int64]]
 #: :func:`reduce_instance` and :func:`reduce_units` of the last graphs (by fingerprint).
@@ -680,8 +702,8 @@ def _ideal_costs(n_id, bits, fpar, fv, wU, mU, mptr, midx, unit_of, comm, outdeg
 
 @nb.njit(cache=True)
 def _dp(a0, a1, full, kk, Uarr, total_w, total_m, cap, wI, fI, mI, bits, eptr, ev, edst, D,  # type: ignore[no-untyped-def]
-        par, stamp, queue, fc, lbv, mc, wU, mU, mptr, midx, unit_of, comm, outdeg, pred_ptr,
-        pred_idx, succ_ptr, succ_idx, mark, tok):
+        par, stamp, queue, fc, lbv, mc, rem_ok, wU, mU, mptr, midx, unit_of, comm, outdeg,
+        pred_ptr, pred_idx, succ_ptr, succ_idx, mark, tok):
     """DP pushes from ideals ``a0..a1-1`` (in BFS order, so each row is final when used).
 
     Layer 1 is ``D[1][I] = f(I)`` and the last layer only targets ``V`` with
@@ -718,6 +740,17 @@ def _dp(a0, a1, full, kk, Uarr, total_w, total_m, cap, wI, fI, mI, bits, eptr, e
         bstart = kk - 1
         while bstart > 2 and row[bstart - 2] < U:
             bstart -= 1
+        # remainder work: a block of layer b from ``a`` to ``Q`` helps only if the
+        # kk - b blocks after it can hold ``V \ Q`` below ``U``, which needs
+        # ``W - w(Q) < (kk - b) U`` (every block costs at least its work); ``w(Q) <
+        # w(a) + U`` inside the BFS, so layer b needs ``W - w(a) < (kk - b + 1) U``
+        Ut = U + 1e-9 * (U + total_w)  # slack for the rounding of the work sums
+        bend = kk - 1
+        if rem_ok:
+            while bend >= bstart and not (total_w - wI[a] < (kk - bend + 1) * Ut):
+                bend -= 1
+            if bend < bstart:
+                continue
         stamp[a] = a
         fc[a] = 0.0
         lbv[a] = 0.0
@@ -751,7 +784,9 @@ def _dp(a0, a1, full, kk, Uarr, total_w, total_m, cap, wI, fI, mI, bits, eptr, e
                 pairs += 1
                 if f < U and Q != full:
                     rq = D[Q]
-                    for b in range(bstart, kk):
+                    for b in range(bstart, bend + 1):
+                        if rem_ok and not (total_w - wI[Q] < (kk - b) * Ut):
+                            break
                         val = row[b - 1]
                         if f > val:
                             val = f
@@ -1019,17 +1054,41 @@ def downset_solve(
     args = ud.cost_args()
     wI, fI, mI = _ideal_costs(n_id, bits, fpar, fv, ud.wU, ud.mU, *args)
     total_w, total_m = float(ud.wU.sum()), float(ud.mU.sum())
+    # the remainder-work pruning needs f(B) >= w(B) >= 0 (non-negative work and charges)
+    rem_ok = bool((ud.wU >= 0).all() and (args[3] >= 0).all())
+    # thresholds: a pass with ``U = T`` finds OPT exactly if OPT < T and proves OPT >= T
+    # otherwise; smaller T prunes far more, so T climbs from the lower bound
+    # max(W / k, max unit work) (valid when rem_ok: every block costs at least its work)
+    # to the incumbent, the last pass being the plain one
+    thresholds = [U0]
+    if rem_ok and kk >= 3 and n_id >= _T_SEARCH_MIN_IDEALS and math.isfinite(U0):
+        lo_t = max(total_w / kk, float(ud.wU.max()))
+        step = _T_SEARCH_STEP
+        while lo_t > 0 and lo_t * (1.0 + step) < U0:
+            thresholds.insert(-1, lo_t * (1.0 + step))
+            step *= _T_GROW
     pairs = 0
-    a = 0
     t1 = time.perf_counter()
-    while a < n_id:
-        if budget.expired():
-            stats.update(reason="time limit in the down-set DP", pairs=pairs)
-            return Status.TIME_LIMIT, None, stats
-        a1 = min(n_id, a + max(1, chunk // 10))
-        pairs += _dp(a, a1, full, kk, Uarr, total_w, total_m, ud.cap, wI, fI, mI, bits,
-                     eptr, ev, edst, D, par, stamp, queue, fc, lbv, mc, ud.wU, ud.mU, *args)
-        a = a1
+    for i, T in enumerate(thresholds):
+        if i > 0:  # a fresh DP for the next threshold
+            D[:] = np.inf
+            D[0, :] = 0.0
+            par[:] = -2
+            stamp[:] = -1
+        Uarr[0] = T
+        a = 0
+        while a < n_id:
+            if budget.expired():
+                stats.update(reason="time limit in the down-set DP", pairs=pairs)
+                return Status.TIME_LIMIT, None, stats
+            a1 = min(n_id, a + max(1, chunk // 10))
+            pairs += _dp(a, a1, full, kk, Uarr, total_w, total_m, ud.cap, wI, fI, mI, bits,
+                         eptr, ev, edst, D, par, stamp, queue, fc, lbv, mc, rem_ok, ud.wU,
+                         ud.mU, *args)
+            a = a1
+        if D[full, kk] < T:
+            break
+    stats["threshold_passes"] = i + 1
     stats["pairs"] = int(pairs)
     stats["dp_time_s"] = time.perf_counter() - t1
     val = D[full, kk]
