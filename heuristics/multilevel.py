@@ -8,11 +8,15 @@ The scheme of the multilevel graph partitioners (Karypis & Kumar, SIAM J. Sci. C
 2. **Coarsening.** Each pass contracts a matching of ordering edges ``u -> v`` (each node in at
    most one contracted pair) where ``u`` has one ordering successor or ``v`` one ordering
    predecessor in the current graph, heaviest communication first, while the pair's work
-   stays within ``cluster_share * W / k``. The quotient graph stays a DAG: with
+   stays within ``cluster_share * W / k`` (and the memory of the pair within
+   ``2 * cluster_share`` times the cap). The quotient graph stays a DAG: with
    ``outdeg(u) = 1`` a pair can only be left from ``v`` (and entered at ``u`` or ``v``); with
    ``indeg(v) = 1`` it can only be entered at ``u``; either way the walk inside a pair from
    where a quotient cycle enters to where it leaves is a path of the current graph, so a
-   quotient cycle would expand to a cycle of the current graph. A coarse node's work is the
+   quotient cycle would expand to a cycle of the current graph. When such a matching
+   contracts less than 5% of the nodes (wide graphs), the pass pairs consecutive nodes of a
+   depth-first topological order instead (:func:`coarsen_along_order`; intervals of a
+   topological order, so the quotient is again a DAG). A coarse node's work is the
    sum of its members'; its communication is the sum of ``c(u)`` over its members with a
    data consumer outside it; a coarse data (precedence) edge joins two coarse nodes holding
    the ends of a data (precedence) edge. Passes repeat until at most ``coarse_nodes`` nodes
@@ -56,7 +60,7 @@ from pipecert.instance import Instance
 from pipecert.partition import Partition, evaluate
 from pipecert.results import Budget, HeuristicResult, SolveContext, Status
 
-__all__ = ["Multilevel", "coarsen_once", "quotient"]
+__all__ = ["Multilevel", "coarsen_along_order", "coarsen_once", "quotient"]
 
 IntArray = NDArray[np.int64]
 
@@ -110,6 +114,50 @@ def coarsen_once(inst: Instance, cap: float, mem_cap: float = math.inf
             if mate[v] >= 0:
                 cluster[mate[v]] = nc
             nc += 1
+    return cluster, nc
+
+
+def coarsen_along_order(inst: Instance, cap: float, mem_cap: float = math.inf
+                        ) -> tuple[IntArray, int]:
+    """One pass along a depth-first topological order: ``(cluster_of, n_clusters)``.
+
+    Pairs nodes at consecutive positions of the order, left to right, each node in at most
+    one pair, pairs joined by an ordering edge first, then any consecutive pair, within the
+    work cap ``cap`` and the memory cap ``mem_cap``. Every coarse node is an interval of a
+    topological order, so every ordering edge goes to the same or a later interval and the
+    quotient is a DAG (module docstring, step 2).
+    """
+    from heuristics.decoder import dfs_order
+
+    n = inst.n_nodes
+    order = np.asarray(dfs_order(inst), dtype=np.int64)
+    a, b = order[:-1], order[1:]
+    work = np.asarray(inst.work, dtype=np.float64)
+    ok = work[a] + work[b] <= cap
+    if inst.memory is not None:
+        mem = np.asarray(inst.memory, dtype=np.float64)
+        ok &= mem[a] + mem[b] <= mem_cap
+    keys = np.unique(np.asarray(inst.all_src, dtype=np.int64) * n
+                     + np.asarray(inst.all_dst, dtype=np.int64))
+    linked = np.isin(a * n + b, keys)
+    taken = np.zeros(n, dtype=bool)
+    cluster = np.full(n, -1, dtype=np.int64)
+    for want_link in (True, False):
+        for i in np.flatnonzero(ok & linked if want_link else ok).tolist():
+            if not taken[i] and not taken[i + 1]:
+                taken[i] = taken[i + 1] = True
+                cluster[a[i]] = cluster[b[i]] = -2 - i  # the pair's first position
+    nc = 0
+    pos_cluster = np.full(n, -1, dtype=np.int64)
+    for v in order.tolist():
+        c = int(cluster[v])
+        if c <= -2 and pos_cluster[-2 - c] >= 0:
+            cluster[v] = pos_cluster[-2 - c]
+            continue
+        if c <= -2:
+            pos_cluster[-2 - c] = nc
+        cluster[v] = nc
+        nc += 1
     return cluster, nc
 
 
@@ -196,15 +244,20 @@ class Multilevel(Heuristic):
             unit = np.asarray(red.unit_of, dtype=np.int64)
             maps.append(unit)
             levels.append(quotient(red, unit, red.n_units))
+        n_interval = 0
         while levels[-1].n_nodes > self.coarse_nodes and not budget.expired():
             cur = levels[-1]
             cluster, nc = coarsen_once(cur, cap, mem_cap)
+            if cur.n_nodes - nc < max(1, cur.n_nodes // 20):  # matchings stall: intervals
+                cluster, nc = coarsen_along_order(cur, cap, mem_cap)
+                n_interval += 1
             if cur.n_nodes - nc < max(1, cur.n_nodes // 100):
                 break
             maps.append(cluster)
             levels.append(quotient(cur, cluster, nc))
         stats: dict[str, Any] = {"levels": len(levels), "n_reduced": red.n_nodes,
                                  "n_coarse": levels[-1].n_nodes,
+                                 "interval_passes": n_interval,
                                  "coarsen_s": time.perf_counter() - t0}
         coarse = levels[-1]
         stage, how = self._solve_coarse(coarse, k, budget, rng, stats)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from heuristics import HEURISTICS
-from heuristics.multilevel import Multilevel, coarsen_once, quotient
+from heuristics.multilevel import Multilevel, coarsen_along_order, coarsen_once, quotient
 from pipecert import Budget, Partition, SolveContext, check_feasible, evaluate
 from pipecert.contract import HeuristicContract
 from pipecert.instance import Instance
@@ -21,8 +21,10 @@ class TestMultilevel(HeuristicContract):
         return Multilevel(**request.param)
 
 
-def _levels(inst: Instance, cap: float, mem_cap: float) -> list[tuple[Instance, np.ndarray]]:
-    """Every level of the coarsening (units first), with the map from the level below."""
+def _levels(inst: Instance, cap: float, mem_cap: float, intervals: bool
+            ) -> list[tuple[Instance, np.ndarray]]:
+    """Every level of the coarsening (units first), with the map from the level below:
+    matchings, or (``intervals``) pairs along a topological order."""
     out = []
     cur = inst
     if cur.n_units < cur.n_nodes:
@@ -30,7 +32,7 @@ def _levels(inst: Instance, cap: float, mem_cap: float) -> list[tuple[Instance, 
         cur = quotient(cur, unit, cur.n_units)
         out.append((cur, unit))
     while cur.n_nodes > 1:
-        cluster, nc = coarsen_once(cur, cap, mem_cap)
+        cluster, nc = (coarsen_along_order if intervals else coarsen_once)(cur, cap, mem_cap)
         if nc == cur.n_nodes:
             break
         cur = quotient(cur, cluster, nc)  # raises on a cycle
@@ -44,14 +46,15 @@ CASES = ([random_dag(s, 40, edge_prob=0.08) for s in range(6)]
          + [random_constrained_dag(s, 30, edge_prob=0.1, memory="tight") for s in range(6)])
 
 
+@pytest.mark.parametrize("intervals", [False, True], ids=["matching", "intervals"])
 @pytest.mark.parametrize("inst", CASES, ids=lambda i: i.name)
-def test_lift_is_feasible_and_no_worse_than_coarse(inst: Instance) -> None:
+def test_lift_is_feasible_and_no_worse_than_coarse(inst: Instance, intervals: bool) -> None:
     """Coarsening contracts something, every quotient is a DAG, and a partition of any level
     (a random slicing of its topological order) lifted to the fine graph is feasible when it
     is feasible on its level, with a re-scored value at most its coarse value."""
     rng = np.random.default_rng(0)
     levels = _levels(inst, cap=np.inf, mem_cap=np.inf
-                     if inst.memory_limit is None else inst.memory_limit)
+                     if inst.memory_limit is None else inst.memory_limit, intervals=intervals)
     assert levels and levels[-1][0].n_nodes < inst.n_nodes
     for depth, (coarse, _) in enumerate(levels):
         for k in (2, 3):
