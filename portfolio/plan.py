@@ -96,6 +96,7 @@ DEFAULT_PLAN: tuple[Step, ...] = (
     Step(StepKind.HEURISTIC, "input_order", 0.05),
     Step(StepKind.BOUND, "combinatorial", 0.01, if_gap_open=False),
     Step(StepKind.BOUND, "node_bound", 0.10),
+    Step(StepKind.HEURISTIC, "multilevel", 0.15),
     Step(StepKind.HEURISTIC, "brkga-100", 0.10),
     Step(StepKind.REFINE, "local_search", 0.05),
     Step(StepKind.REFINE, REFINE_TUBE, 0.05),
