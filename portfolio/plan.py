@@ -98,7 +98,7 @@ DEFAULT_PLAN: tuple[Step, ...] = (
     Step(StepKind.BOUND, "node_bound", 0.10),
     # multilevel: the best partition at 120 s, before -> after (2 cores, shared): llama-405b
     # k=32 131,386 -> 15,813, jamba k=8 65,600 -> 5,392, jamba k=32 16,868 -> 14,753,
-    # mamba k=8 1,590 -> 1,590 (issue 15)
+    # mamba k=8 1,590 -> 1,590 (pipecert solve --time-limit 120, 2026-11-28)
     Step(StepKind.HEURISTIC, "multilevel", 0.15),
     Step(StepKind.HEURISTIC, "brkga-100", 0.10),
     Step(StepKind.REFINE, "local_search", 0.05),
